@@ -1,0 +1,14 @@
+"""gameserver: an authoritative real-time multiplayer game-state server.
+
+The public API for game authors is small: subclass :class:`Room`, declare
+:class:`Entity` types, and serve with :func:`create_app` or the
+``gameserver`` command.
+"""
+
+from .app import create_app
+from .config import Settings
+from .room import InvalidInput, JoinRefused, Player, Room
+from .state import Entity
+
+__all__ = ["Entity", "InvalidInput", "JoinRefused", "Player", "Room", "Settings", "create_app"]
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""``gameserver`` / ``python -m gameserver``: parse settings, build the app, serve on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ConfigError, Settings, load
+
+log = logging.getLogger("gameserver")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load(argv)
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"gameserver: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:  # uvloop does not build on Windows; asyncio's own loop still works
+        asyncio.run(serve(app, settings))
+    else:
+        uvloop.run(serve(app, settings))
+    return 0
+
+
+async def serve(app: web.Application, settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    print(f"gameserver: serving on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

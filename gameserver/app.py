@@ -1,0 +1,95 @@
+"""The aiohttp application: routes, start-up and shutdown, shared registries."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import http_api, protocol
+from .config import ConfigError, Settings
+from .games.arena import Arena
+from .keys import BACKGROUND, MANAGER, SETTINGS
+from .room import Room
+from .rooms import Limits, RoomManager
+from .ws import game_socket
+
+BUILTIN_GAMES: tuple[type[Room], ...] = (Arena,)
+
+
+def static_dir() -> Path:
+    """The browser client: inside the installed package, or beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_static", here.parent / "static"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    raise FileNotFoundError("the browser client (static/) is missing from this installation")
+
+
+def load_game(spec: str) -> type[Room]:
+    """``module:Class`` to a Room subclass."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--games {spec!r}: expected module:Class")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--games {spec!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Room)):
+        raise ConfigError(f"--games {spec!r}: not a gameserver.Room subclass")
+    return cls
+
+
+def create_app(settings: Settings | None = None,
+               games: tuple[type[Room], ...] | None = None) -> web.Application:
+    settings = settings or Settings()
+    if games is None:
+        games = BUILTIN_GAMES + tuple(load_game(spec) for spec in settings.games)
+    app = web.Application(client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app[MANAGER] = RoomManager(
+        games, tick_rate=settings.tick_rate,
+        limits=Limits(max_rooms=settings.max_rooms, max_players=settings.max_players,
+                      reservation_ttl=settings.reservation_ttl,
+                      empty_room_grace=settings.empty_room_grace,
+                      max_catch_up=settings.max_catch_up,
+                      send_high_water=settings.send_high_water,
+                      send_low_water=settings.send_high_water // 4,
+                      stall_timeout=settings.stall_timeout))
+    app[BACKGROUND] = set()
+    app.cleanup_ctx.append(_rooms_lifecycle)
+    app.on_shutdown.append(_going_away)
+
+    static = static_dir()
+    app.router.add_get("/", _index(static))
+    app.router.add_get("/rooms", http_api.list_rooms)
+    app.router.add_get("/games", http_api.list_games)
+    app.router.add_post("/matchmake", http_api.matchmake)
+    app.router.add_get("/ws", game_socket)
+    app.router.add_static("/static/", static, follow_symlinks=False)
+    return app
+
+
+def _index(static: Path) -> Any:
+    async def index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(static / "index.html")
+    return index
+
+
+async def _rooms_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[MANAGER].start()
+    yield
+    await app[MANAGER].stop(protocol.CLOSE_GOING_AWAY, "server shutting down")
+    if app[BACKGROUND]:
+        await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
+
+
+async def _going_away(app: web.Application) -> None:
+    """Tell every player before the sockets are torn down."""
+    await app[MANAGER].stop(protocol.CLOSE_GOING_AWAY, "server shutting down")
+    if app[BACKGROUND]:
+        await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

@@ -1,0 +1,171 @@
+"""Settings from flags and ``GAMESERVER_*`` environment variables, validated once.
+
+Each option is declared once in :data:`OPTIONS`; the command line, the
+environment and ``--help`` are all generated from that table. A flag beats
+the environment, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number, 0-65535 (0 picks a free one)")
+    return value
+
+
+def _tick_rate(text: str) -> float:
+    value = float(text)
+    if not 1 <= value <= 240:
+        raise ValueError("must be between 1 and 240 Hz")
+    return value
+
+
+def _log_level(text: str) -> str:
+    value = text.upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be debug, info, warning or error")
+    return value
+
+
+def _url(text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return text.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    many: bool = False  # repeatable flag; a comma-separated list in the environment
+
+    @property
+    def env(self) -> str:
+        return "GAMESERVER_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "127.0.0.1", "address to listen on (0.0.0.0 for every interface)"),
+    Option("port", _port, 8000, "TCP port to listen on"),
+    Option("public_url", _url, "",
+           "base URL clients reach this server at, used in WebSocket URLs "
+           "(default: taken from each request's Host header)"),
+    Option("tick_rate", _tick_rate, 20.0, "default room tick rate in Hz (a game may set its own)"),
+    Option("max_rooms", _positive(int), 1000, "rooms this process hosts at most"),
+    Option("max_players", _positive(int), 64, "cap on the players of any one room"),
+    Option("reservation_ttl", _positive(float), 10.0,
+           "seconds a seat reservation waits for its WebSocket"),
+    Option("empty_room_grace", _positive(float), 5.0,
+           "seconds an empty room lives before it is disposed"),
+    Option("max_message_size", _positive(int), 4096,
+           "largest WebSocket message a client may send, in bytes"),
+    Option("heartbeat", _positive(float), 15.0,
+           "seconds between WebSocket pings; a peer silent for half of it after a ping is dropped"),
+    Option("send_high_water", _positive(int), 65536,
+           "bytes queued for a client before it is treated as behind and skipped"),
+    Option("stall_timeout", _positive(float), 10.0,
+           "seconds a client may stay behind before it is disconnected"),
+    Option("max_catch_up", _positive(int), 3, "ticks run back to back after a stall before "
+                                               "dropping the rest"),
+    Option("games", str, (), "extra game rooms to serve, as module:Class (repeatable)",
+           many=True),
+    Option("log_level", _log_level, "INFO", "log level: debug, info, warning or error"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    tick_rate: float = 20.0
+    max_rooms: int = 1000
+    max_players: int = 64
+    reservation_ttl: float = 10.0
+    empty_room_grace: float = 5.0
+    max_message_size: int = 4096
+    heartbeat: float = 15.0
+    send_high_water: int = 65536
+    stall_timeout: float = 10.0
+    max_catch_up: int = 3
+    games: tuple[str, ...] = field(default_factory=tuple)
+    log_level: str = "INFO"
+
+
+assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS], "OPTIONS and Settings"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gameserver",
+        description="Authoritative real-time game server: fixed-tick rooms, msgpack state "
+                    "deltas over WebSockets. Every option can also be set with the environment "
+                    "variable named after it (a flag wins over the variable).",
+    )
+    for opt in OPTIONS:
+        parser.add_argument(opt.flag, dest=opt.name, metavar=opt.name.upper(),
+                            action="append" if opt.many else "store", default=None,
+                            help=f"{opt.help} [env {opt.env}] (default: {_show(opt.default)})")
+    return parser
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "none" if not value else ",".join(value)
+    return repr(value) if value == "" else str(value)
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+         ) -> Settings:
+    """Settings from ``argv`` and ``environ``; raises :class:`ConfigError` with every problem."""
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for opt in OPTIONS:
+        raw = args[opt.name]
+        source = opt.flag
+        if raw is None and opt.env in environ:
+            raw = environ[opt.env]
+            source = opt.env
+            if opt.many:
+                raw = [p.strip() for p in raw.split(",") if p.strip()]
+        if raw is None:
+            values[opt.name] = opt.default
+            continue
+        try:
+            values[opt.name] = (tuple(opt.parse(r) for r in raw) if opt.many
+                                else opt.parse(raw))
+        except ValueError as exc:
+            problems.append(f"{source}={raw!r}: {exc}")
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    return Settings(**values)

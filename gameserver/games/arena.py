@@ -1,0 +1,137 @@
+"""``arena``: the demo game. Players steer around a bounded field and collect orbs.
+
+Written only against the Room API. The movement rule (:func:`move`) is the
+one the browser client predicts with (``static/js/arena-rules.js``); the
+constants both use are sent in the welcome message (``client_config``), so
+there is one table of numbers: :data:`RULES`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from ..room import InvalidInput, Player, Room
+from ..state import Entity
+
+RULES: dict[str, int] = {
+    "width": 1600,
+    "height": 900,
+    "speed": 200,  # units per second
+    "player_radius": 20,
+    "orb_radius": 8,
+    "input_max": 100,  # an input is [dx, dy], each an int in -input_max..input_max
+    "max_orbs": 40,
+    "chat_max_len": 200,
+}
+CELL = 64  # orb grid cell; larger than player_radius + orb_radius
+
+
+class Avatar(Entity):
+    pid: int = 0  # the Player.id that owns it
+    x: int = 0
+    y: int = 0
+    score: int = 0
+    name: str = ""
+
+
+class Orb(Entity):
+    x: int = 0
+    y: int = 0
+
+
+def move(x: int, y: int, dx: int, dy: int, step: int, rules: dict[str, int]) -> tuple[int, int]:
+    """Apply one input to a position. Integer in, integer out; identical in JS.
+
+    A stick pushed less than ``input_max`` moves proportionally slower;
+    diagonals are normalised. Rounding is floor(v + 0.5) on both sides
+    (Python's round() and JS's Math.round() disagree on halves).
+    """
+    length = math.sqrt(dx * dx + dy * dy)
+    if length == 0:
+        return x, y
+    scale = step / max(length, rules["input_max"])
+    r = rules["player_radius"]
+    nx = x + math.floor(dx * scale + 0.5)
+    ny = y + math.floor(dy * scale + 0.5)
+    return (min(max(nx, r), rules["width"] - r), min(max(ny, r), rules["height"] - r))
+
+
+class Arena(Room):
+    game = "arena"
+    max_players = 16
+    entity_types = (Avatar, Orb)
+
+    def on_create(self, options: dict[str, Any]) -> None:
+        self.rules = dict(RULES)
+        self.step = math.floor(self.rules["speed"] * self.dt + 0.5)
+        wanted = options.get("max_players")
+        if type(wanted) is int and wanted > 0:
+            self.max_players = wanted  # type: ignore[misc]  (the server caps it)
+        self.random = random.Random(options.get("seed"))
+        self.orbs: dict[tuple[int, int], list[Orb]] = {}
+        self.orb_count = 0
+        self.spawn_every = max(1, round(0.25 / self.dt))  # an orb every 250 ms
+        self.set_metadata(mode="ffa")
+
+    def client_config(self) -> dict[str, Any]:
+        return {**self.rules, "step": self.step}
+
+    def on_join(self, player: Player) -> None:
+        r = self.rules["player_radius"]
+        avatar = Avatar(pid=player.id, name=player.name,
+                        x=self.random.randint(r, self.rules["width"] - r),
+                        y=self.random.randint(r, self.rules["height"] - r))
+        player.data["avatar"] = self.world.spawn(avatar)
+        self.broadcast("joined", [player.id, player.name])
+
+    def on_leave(self, player: Player, consented: bool) -> None:
+        self.world.remove(player.data.pop("avatar"))
+        self.broadcast("left", [player.id, player.name])
+
+    def validate_input(self, raw: Any) -> tuple[int, int]:
+        limit = self.rules["input_max"]
+        if (type(raw) is not list or len(raw) != 2
+                or type(raw[0]) is not int or type(raw[1]) is not int):
+            raise InvalidInput("arena input is [dx, dy], two integers")
+        # Clamp, don't refuse: a too-long vector is a stick pushed past its rim.
+        return (min(max(raw[0], -limit), limit), min(max(raw[1], -limit), limit))
+
+    def on_input(self, player: Player, data: tuple[int, int]) -> None:
+        avatar: Avatar = player.data["avatar"]
+        avatar.x, avatar.y = move(avatar.x, avatar.y, data[0], data[1], self.step, self.rules)
+        self._collect_orbs(avatar)
+
+    def on_message(self, player: Player, kind: str, body: Any) -> None:
+        if kind != "chat":
+            raise InvalidInput(f"arena takes no {kind!r} messages")
+        if type(body) is not str or not body.strip():
+            raise InvalidInput("a chat message is a non-empty string")
+        text = "".join(ch for ch in body if ch.isprintable()).strip()
+        if len(text) > self.rules["chat_max_len"]:
+            raise InvalidInput(f"chat messages are at most {self.rules['chat_max_len']} characters")
+        self.broadcast("chat", [player.id, player.name, text])
+
+    def update(self, dt: float) -> None:
+        if self.tick % self.spawn_every == 0 and self.orb_count < self.rules["max_orbs"]:
+            m = self.rules["orb_radius"] * 2
+            orb = self.world.spawn(Orb(x=self.random.randint(m, self.rules["width"] - m),
+                                       y=self.random.randint(m, self.rules["height"] - m)))
+            self.orbs.setdefault((orb.x // CELL, orb.y // CELL), []).append(orb)
+            self.orb_count += 1
+
+    def _collect_orbs(self, avatar: Avatar) -> None:
+        reach = self.rules["player_radius"] + self.rules["orb_radius"]
+        cx, cy = avatar.x // CELL, avatar.y // CELL
+        for gx in (cx - 1, cx, cx + 1):
+            for gy in (cy - 1, cy, cy + 1):
+                cell = self.orbs.get((gx, gy))
+                if not cell:
+                    continue
+                for orb in list(cell):
+                    if (orb.x - avatar.x) ** 2 + (orb.y - avatar.y) ** 2 <= reach * reach:
+                        cell.remove(orb)
+                        self.world.remove(orb)
+                        self.orb_count -= 1
+                        avatar.score += 1

@@ -1,0 +1,90 @@
+"""The HTTP JSON API: thin handlers over the room manager."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from . import protocol
+from .keys import MANAGER, SETTINGS
+from .rooms import MatchmakingError, clamp_name
+
+MAX_BODY = 4096
+
+
+def error(code: str, message: str, status: int) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    manager = request.app[MANAGER]
+    game = request.query.get("game") or None
+    rooms = await manager.directory.rooms(game)
+    return web.json_response({"rooms": [r.public_view() for r in rooms]})
+
+
+async def list_games(request: web.Request) -> web.Response:
+    manager = request.app[MANAGER]
+    return web.json_response({"games": sorted(manager.games),
+                              "protocol": protocol.PROTOCOL_VERSION})
+
+
+async def matchmake(request: web.Request) -> web.Response:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return error("bad_request", f"the body is limited to {MAX_BODY} bytes", 413)
+    try:
+        raw = await request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            return error("bad_request", f"the body is limited to {MAX_BODY} bytes", 413)
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return error("bad_request", "the body must be a JSON object", 400)
+    try:
+        params = _matchmake_params(body)
+        reservation = await request.app[MANAGER].matchmake(**params)
+    except MatchmakingError as exc:
+        return error(exc.code, exc.message, exc.status)
+    settings = request.app[SETTINGS]
+    return web.json_response({
+        "room_id": reservation.room_id,
+        "game": params["game"],
+        "name": reservation.name,
+        "token": reservation.token,
+        "ws_url": f"{ws_base(request, settings.public_url)}/ws?token={reservation.token}",
+        "expires_in": settings.reservation_ttl,
+        "protocol": protocol.PROTOCOL_VERSION,
+    })
+
+
+def _matchmake_params(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise MatchmakingError("bad_request", "the body must be a JSON object")
+    game = body.get("game")
+    if not isinstance(game, str) or not game:
+        raise MatchmakingError("bad_request", "'game' must be a game name")
+    mode = body.get("mode", "join_or_create")
+    room_id = body.get("room_id")
+    if room_id is not None and (not isinstance(room_id, str) or not 0 < len(room_id) <= 64):
+        raise MatchmakingError("bad_request", "'room_id' must be a room id string")
+    if mode == "join" and room_id is None and body.get("private"):
+        raise MatchmakingError("bad_request", "a private room is joined by its 'room_id'")
+    private = body.get("private", False)
+    if not isinstance(private, bool):
+        raise MatchmakingError("bad_request", "'private' must be true or false")
+    if private and mode != "create":
+        raise MatchmakingError("bad_request", "'private' goes with mode 'create'")
+    options = body.get("options", {})
+    if not isinstance(options, dict) or len(json.dumps(options)) > 1024:
+        raise MatchmakingError("bad_request", "'options' must be a small JSON object")
+    return {"game": game, "mode": mode, "room_id": room_id, "private": private,
+            "name": clamp_name(body.get("name")), "options": options}
+
+
+def ws_base(request: web.Request, public_url: str) -> str:
+    """``ws(s)://host[:port]`` for WebSocket URLs: the public URL, else this request's host."""
+    if public_url:
+        return "ws" + public_url.removeprefix("http")
+    scheme = "wss" if request.secure else "ws"
+    return f"{scheme}://{request.host}"

@@ -1,0 +1,15 @@
+"""Typed keys for what the aiohttp application shares between handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from .config import Settings
+from .rooms import RoomManager
+
+SETTINGS = web.AppKey("settings", Settings)
+MANAGER = web.AppKey("manager", RoomManager)
+BACKGROUND = web.AppKey("background", set[asyncio.Task[Any]])

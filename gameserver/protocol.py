@@ -1,0 +1,165 @@
+"""The wire protocol: message kinds, codes, and the codec. Pure, no I/O.
+
+Every WebSocket message is one binary frame holding one msgpack array whose
+first element is the message kind. ``docs/PROTOCOL.md`` is the normative
+description; this module is its executable form.
+
+Client messages are decoded with hard limits before anything else looks at
+them: a frame is hostile until :func:`decode_client` has returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+PROTOCOL_VERSION: Final = 1
+
+# Client -> server.
+C_INPUT: Final = 1  # [1, seq, input]
+C_MESSAGE: Final = 2  # [2, kind, body]
+C_PING: Final = 3  # [3, client_time]
+C_LEAVE: Final = 4  # [4]
+
+# Server -> client.
+S_WELCOME: Final = 10  # [10, version, room_id, game, player_id, tick_rate, schema, config]
+S_SNAPSHOT: Final = 11  # [11, ack, tick, entities, events]
+S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, events]
+S_PONG: Final = 13  # [13, client_time, tick]
+S_MESSAGE: Final = 14  # [14, kind, body]
+S_ERROR: Final = 15  # [15, code, message]
+
+# WebSocket close codes (1000-1011 are RFC 6455; 4000-4999 are ours).
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_UNSUPPORTED: Final = 1003
+CLOSE_POLICY: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_ROOM_CRASHED: Final = 1011
+CLOSE_PROTOCOL_ERROR: Final = 4000
+CLOSE_BAD_RESERVATION: Final = 4001
+CLOSE_ROOM_CLOSED: Final = 4002
+CLOSE_KICKED: Final = 4003
+CLOSE_JOIN_REFUSED: Final = 4004
+CLOSE_RATE_LIMITED: Final = 4005
+
+MAX_SEQ: Final = 2**32 - 1
+MAX_KIND_LEN: Final = 32
+MAX_CLIENT_MESSAGE: Final = 4096  # bytes; the WebSocket layer enforces it too
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be accepted. ``code`` is stable and documented."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    seq: int
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    kind: str
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    client_time: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    pass
+
+
+ClientMessage = Input | Message | Ping | Leave
+
+_unpack_kwargs: Final = {
+    "raw": False,
+    "strict_map_key": True,
+    "use_list": True,
+    "max_str_len": MAX_CLIENT_MESSAGE,
+    "max_bin_len": MAX_CLIENT_MESSAGE,
+    "max_array_len": 256,
+    "max_map_len": 64,
+    "max_ext_len": 0,
+}
+
+
+def decode_client(data: bytes) -> ClientMessage:
+    """Decode and shape-check one client frame. Raises :class:`ProtocolError`.
+
+    This checks the envelope only; the room validates the ``input`` and
+    ``body`` payloads with the game's own rules.
+    """
+    if len(data) > MAX_CLIENT_MESSAGE:
+        raise ProtocolError("message_too_big", f"messages are limited to {MAX_CLIENT_MESSAGE} B")
+    try:
+        msg = msgpack.unpackb(data, **_unpack_kwargs)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError("bad_msgpack", f"not a valid msgpack message: {exc}") from None
+    if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
+        raise ProtocolError("bad_message", "a message is an array starting with its kind")
+    kind = msg[0]
+    if kind == C_INPUT:
+        if len(msg) != 3:
+            raise ProtocolError("bad_message", "input is [1, seq, input]")
+        seq = msg[1]
+        if type(seq) is not int or not 0 < seq <= MAX_SEQ:
+            raise ProtocolError("bad_seq", "input seq must be an integer in 1..2^32-1")
+        return Input(seq, msg[2])
+    if kind == C_MESSAGE:
+        if len(msg) != 3 or type(msg[1]) is not str or not 0 < len(msg[1]) <= MAX_KIND_LEN:
+            raise ProtocolError("bad_message", "message is [2, kind, body], kind a short string")
+        return Message(msg[1], msg[2])
+    if kind == C_PING:
+        if len(msg) != 2 or not isinstance(msg[1], int | float) or isinstance(msg[1], bool):
+            raise ProtocolError("bad_message", "ping is [3, client_time]")
+        return Ping(msg[1])
+    if kind == C_LEAVE:
+        return Leave()
+    raise ProtocolError("unknown_kind", f"unknown message kind {kind!r}")
+
+
+_packb = msgpack.Packer(autoreset=True, use_bin_type=True).pack
+
+
+def encode(*items: Any) -> bytes:
+    """Encode one server message: ``encode(S_PONG, t, tick)``."""
+    return _packb(items)
+
+
+def encode_error(code: str, message: str) -> bytes:
+    return _packb((S_ERROR, code, message))
+
+
+# Updates (snapshots and deltas) carry one per-player field, the input ack, in
+# second place. The rest of the message is encoded once per tick and shared:
+# a player's frame is ``header + packb(ack) + shared_tail``, a concatenation
+# that is itself valid msgpack. See ``broadcast.py``.
+SNAPSHOT_HEADER: Final = bytes((0x95, S_SNAPSHOT))  # fixarray(5), kind
+DELTA_HEADER: Final = bytes((0x98, S_DELTA))  # fixarray(8), kind
+
+
+def encode_snapshot_tail(tick: int, entities: list[Any], events: list[Any]) -> bytes:
+    return _packb(tick) + _packb(entities) + _packb(events)
+
+
+def encode_delta_tail(
+    tick: int,
+    base_tick: int,
+    created: list[Any],
+    changed: list[Any],
+    removed: list[int],
+    events: list[Any],
+) -> bytes:
+    return b"".join(_packb(x) for x in (tick, base_tick, created, changed, removed, events))

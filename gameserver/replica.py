@@ -1,0 +1,96 @@
+"""A client's copy of a room's world, rebuilt from snapshots and deltas. Pure.
+
+This is the reference decoder for the update messages in docs/PROTOCOL.md:
+tests use it to check that deltas reproduce the server's state, and the load
+test's sampled bots use it to follow the game. The browser client's
+``static/js/replica.js`` is the same algorithm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol import S_DELTA, S_SNAPSHOT
+
+
+class ReplicaError(Exception):
+    """An update that does not fit the replica (a protocol violation by the server)."""
+
+
+@dataclass(slots=True)
+class ReplicaEntity:
+    id: int
+    type: str
+    values: dict[str, Any]
+    type_index: int
+
+
+@dataclass
+class Replica:
+    """Entities by id, with their field values, as of ``tick``."""
+
+    schema: list[Any]
+    tick: int = -1
+    ack: int = 0
+    entities: dict[int, ReplicaEntity] = field(default_factory=dict)
+    events: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._types = [(name, [f for f, _ in fields], [k for _, k in fields])
+                       for name, fields in self.schema]
+
+    def apply(self, message: list[Any]) -> None:
+        """Apply one decoded snapshot or delta message."""
+        kind = message[0]
+        if kind == S_SNAPSHOT:
+            _, self.ack, self.tick, records, events = message
+            self.entities = {}
+            self._create(records)
+        elif kind == S_DELTA:
+            _, self.ack, tick, base, created, changed, removed, events = message
+            if base != self.tick:
+                raise ReplicaError(f"delta from tick {base} applied to tick {self.tick}")
+            self.tick = tick
+            for eid in removed:
+                if self.entities.pop(eid, None) is None:
+                    raise ReplicaError(f"removed unknown entity {eid}")
+            self._create(created)
+            self._change(changed)
+        else:
+            raise ReplicaError(f"not an update message: kind {kind}")
+        self.events = events
+
+    def _create(self, records: list[Any]) -> None:
+        i, n = 0, len(records)
+        while i < n:
+            eid, type_index = records[i], records[i + 1]
+            name, fields, _ = self._types[type_index]
+            end = i + 2 + len(fields)
+            values = dict(zip(fields, records[i + 2:end], strict=True))
+            self.entities[eid] = ReplicaEntity(eid, name, values, type_index)
+            i = end
+
+    def _change(self, records: list[Any]) -> None:
+        i, n = 0, len(records)
+        while i < n:
+            eid, mask = records[i], records[i + 1]
+            i += 2
+            entity = self.entities.get(eid)
+            if entity is None:
+                raise ReplicaError(f"changed unknown entity {eid}")
+            _, fields, kinds = self._types[entity.type_index]
+            bit = 0
+            while mask:
+                if mask & 1:
+                    name = fields[bit]
+                    value = records[i]
+                    i += 1
+                    entity.values[name] = (entity.values[name] + value
+                                           if kinds[bit] == "i" else value)
+                mask >>= 1
+                bit += 1
+
+    def view(self) -> dict[int, tuple[str, dict[str, Any]]]:
+        """A plain comparable picture: ``{id: (type, {field: value})}``."""
+        return {e.id: (e.type, dict(e.values)) for e in self.entities.values()}

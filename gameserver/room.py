@@ -1,0 +1,229 @@
+"""The Room API: what a game author subclasses. Pure: no sockets, no event loop.
+
+A room owns a :class:`~gameserver.state.World` and its players. The framework
+calls the hooks below; the game writes rules only::
+
+    class Tag(Room):
+        game = "tag"
+        max_players = 8
+        entity_types = (Runner,)
+
+        def on_join(self, player):
+            player.data["runner"] = self.world.spawn(Runner())
+
+        def validate_input(self, raw):
+            ...  # return the parsed input or raise InvalidInput
+
+        def on_input(self, player, data):
+            ...  # applied in order, once per tick at most per input credit
+
+        def update(self, dt):
+            ...  # the fixed step
+
+Hook order for a player: ``on_join_request`` (may raise :class:`JoinRefused`),
+``on_join``, then any number of ``on_input`` / ``on_message``, then
+``on_leave``. For the room: ``on_create`` first, ``on_dispose`` last, and
+``update`` once per tick in between.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from . import protocol
+from .state import Entity, World
+
+
+class JoinRefused(Exception):
+    """Raised by ``on_join_request`` to refuse a player; the message is shown to them."""
+
+
+class InvalidInput(ValueError):
+    """Raised by ``validate_input`` or ``on_message``: the sender gets an error, nothing else."""
+
+
+class Player:
+    """One seat in a room, from join to leave."""
+
+    __slots__ = ("_credit", "_inputs", "_last_seq", "_send", "ack", "data", "id", "name",
+                 "options")
+
+    def __init__(self, player_id: int, name: str, options: dict[str, Any] | None = None) -> None:
+        self.id = player_id
+        self.name = name
+        self.options = options or {}
+        self.data: dict[str, Any] = {}  # the game's own per-player state
+        self.ack = 0  # the last input seq applied
+        self._inputs: deque[protocol.Input] = deque()
+        self._last_seq = 0
+        self._credit = 0
+        self._send: Callable[[bytes], None] = _discard
+
+    def __repr__(self) -> str:
+        return f"Player(id={self.id}, name={self.name!r})"
+
+
+def _discard(_: bytes) -> None:
+    pass
+
+
+class Room:
+    """Base class of a game room. Override the hooks; call the helpers."""
+
+    # -- set by the game ------------------------------------------------------
+    game: ClassVar[str] = ""  # the name rooms are created and matched by
+    max_players: ClassVar[int] = 8
+    tick_rate: ClassVar[float | None] = None  # None: the server's --tick-rate
+    entity_types: ClassVar[tuple[type[Entity], ...]] = ()
+    max_pending_inputs: ClassVar[int] = 32  # queued inputs per player before refusing more
+    input_burst: ClassVar[int] = 3  # inputs a player may bank to catch up after jitter
+
+    def __init__(self, room_id: str, tick_rate: float, options: dict[str, Any] | None = None,
+                 private: bool = False) -> None:
+        if not self.game:
+            raise TypeError(f"{type(self).__name__} must set the class attribute 'game'")
+        self.room_id = room_id
+        self.rate = tick_rate
+        self.dt = 1.0 / tick_rate
+        self.options = options or {}
+        self.private = private
+        self.locked = False
+        self.metadata: dict[str, Any] = {}
+        self.world = World(self.entity_types)
+        self.players: dict[int, Player] = {}
+        self.tick = 0
+        self._events: list[Any] = []
+        self._next_player_id = 1
+        self._base_tick = 0
+        self._last_events: list[Any] = []
+        self.on_listing_change: Callable[[], None] = _nothing  # set by the runtime
+        self.on_kick: Callable[[Player, str], None] = lambda _p, _r: None
+
+    # -- hooks (override) -------------------------------------------------------
+
+    def on_create(self, options: dict[str, Any]) -> None:
+        """The room was created with the matchmaking ``options``."""
+
+    def on_join_request(self, player: Player) -> None:
+        """Raise :class:`JoinRefused` to turn the player away."""
+
+    def on_join(self, player: Player) -> None:
+        """The player holds a seat and will get a snapshot with the next update."""
+
+    def validate_input(self, raw: Any) -> Any:
+        """Check and convert a raw input payload; raise :class:`InvalidInput` if bad."""
+        return raw
+
+    def on_input(self, player: Player, data: Any) -> None:
+        """Apply one validated input of ``player``; called in seq order during a tick."""
+
+    def on_message(self, player: Player, kind: str, body: Any) -> None:
+        """A typed message from a player; raise :class:`InvalidInput` to refuse it."""
+        raise InvalidInput(f"this room takes no {kind!r} messages")
+
+    def update(self, dt: float) -> None:
+        """Advance the game by one fixed step of ``dt`` seconds."""
+
+    def on_leave(self, player: Player, consented: bool) -> None:
+        """The player left (``consented``) or was disconnected."""
+
+    def on_dispose(self) -> None:
+        """The room is going away; release what it holds."""
+
+    def client_config(self) -> dict[str, Any]:
+        """Game constants the client needs (sent in the welcome message)."""
+        return {}
+
+    # -- helpers (call) ---------------------------------------------------------
+
+    def broadcast(self, kind: str, body: Any) -> None:
+        """Send an event to every player with the next update (encoded once)."""
+        self._events.append([kind, body])
+
+    def send(self, player: Player, kind: str, body: Any) -> None:
+        """Send a message to one player now."""
+        player._send(protocol.encode(protocol.S_MESSAGE, kind, body))
+
+    def set_metadata(self, **values: Any) -> None:
+        """Update the metadata shown in the room listing."""
+        self.metadata.update(values)
+        self.on_listing_change()
+
+    def lock(self) -> None:
+        """Stop matchmaking from placing new players here."""
+        self.locked = True
+        self.on_listing_change()
+
+    def unlock(self) -> None:
+        self.locked = False
+        self.on_listing_change()
+
+    def kick(self, player: Player, reason: str = "kicked") -> None:
+        self.on_kick(player, reason)
+
+    # -- framework internals ------------------------------------------------------
+
+    def _add_player(self, name: str, options: dict[str, Any]) -> Player:
+        """Seat a player: ``on_join_request`` then ``on_join``. May raise JoinRefused."""
+        player = Player(self._next_player_id, name, options)
+        self.on_join_request(player)
+        self._next_player_id += 1
+        self.players[player.id] = player
+        self.on_join(player)
+        return player
+
+    def _remove_player(self, player: Player, consented: bool) -> None:
+        if self.players.pop(player.id, None) is not None:
+            self.on_leave(player, consented)
+
+    def _queue_input(self, player: Player, seq: int, raw: Any) -> None:
+        """Validate and queue one input. Raises ProtocolError or InvalidInput."""
+        if seq <= player._last_seq:
+            raise protocol.ProtocolError(
+                "stale_seq", f"input seq {seq} is not after {player._last_seq}")
+        if len(player._inputs) >= self.max_pending_inputs:
+            raise protocol.ProtocolError(
+                "input_overflow", f"more than {self.max_pending_inputs} inputs are pending")
+        data = self.validate_input(raw)
+        player._last_seq = seq
+        player._inputs.append(protocol.Input(seq, data))
+
+    def _step(self) -> None:
+        """One fixed step: apply queued inputs (one per earned credit), then ``update``."""
+        burst = self.input_burst
+        for player in list(self.players.values()):
+            credit = min(player._credit + 1, burst)
+            inputs = player._inputs
+            while inputs and credit:
+                item = inputs.popleft()
+                credit -= 1
+                self.on_input(player, item.data)
+                player.ack = item.seq
+            player._credit = credit
+        self.update(self.dt)
+        self.tick += 1
+
+    def _collect(self) -> tuple[int, int, bytes]:
+        """This update's ``(tick, base_tick, shared delta tail)``; marks the world sent."""
+        created, changed, removed = self.world.collect()
+        events, self._events = self._events, []
+        base, self._base_tick = self._base_tick, self.tick
+        tail = protocol.encode_delta_tail(self.tick, base, created, changed, removed, events)
+        self._last_events = events
+        return self.tick, base, tail
+
+    def _snapshot_tail(self) -> bytes:
+        """The full state as of the last ``_collect``, for joiners and resyncs."""
+        return protocol.encode_snapshot_tail(self._base_tick, self.world.snapshot(),
+                                             self._last_events)
+
+    def _welcome(self, player: Player) -> bytes:
+        return protocol.encode(
+            protocol.S_WELCOME, protocol.PROTOCOL_VERSION, self.room_id, self.game, player.id,
+            self.rate, self.world.schema(), self.client_config())
+
+
+def _nothing() -> None:
+    pass

@@ -1,0 +1,228 @@
+"""The room manager: game registry, matchmaking, and the rooms this process hosts.
+
+Matchmaking answers with a seat *reservation*: a one-time, unguessable
+token that holds a seat for ``reservation_ttl`` seconds until the player's
+WebSocket redeems it. Seats are counted by the :class:`Directory`, atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .broadcast import Broadcaster
+from .directory import Directory, MemoryDirectory, Reservation, RoomListing
+from .room import Room
+from .runtime import RoomRuntime
+
+log = logging.getLogger("gameserver.rooms")
+
+MODES = ("join_or_create", "create", "join")
+
+
+class MatchmakingError(Exception):
+    """A matchmaking request that cannot be served; ``code`` is stable and documented."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rooms: int = 1000  # rooms hosted by this process
+    max_players: int = 64  # cap on any room's max_players
+    reservation_ttl: float = 10.0
+    empty_room_grace: float = 5.0
+    max_catch_up: int = 3
+    send_high_water: int = 64 * 1024
+    send_low_water: int = 16 * 1024
+    stall_timeout: float = 10.0
+
+
+class RoomManager:
+    def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = 20.0,
+                 limits: Limits | None = None, directory: Directory | None = None,
+                 node: str = "local") -> None:
+        self.games: dict[str, type[Room]] = {}
+        for cls in games:
+            self.register(cls)
+        self.tick_rate = tick_rate
+        self.limits = limits or Limits()
+        self.directory: Directory = directory or MemoryDirectory()
+        self.node = node
+        self.runtimes: dict[str, RoomRuntime] = {}
+        self.accepting = True
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def register(self, cls: type[Room]) -> None:
+        if not cls.game:
+            raise ValueError(f"{cls.__name__} has no 'game' name")
+        if cls.game in self.games and self.games[cls.game] is not cls:
+            raise ValueError(f"game {cls.game!r} is registered twice")
+        self.games[cls.game] = cls
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._housekeeping = asyncio.get_running_loop().create_task(
+            self._keep_house(), name="rooms:housekeeping")
+
+    async def stop(self, code: int, reason: str) -> None:
+        """Close every room (players get ``code``), then stop housekeeping."""
+        self.accepting = False
+        for runtime in list(self.runtimes.values()):
+            runtime.close(code, reason)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+
+    async def _keep_house(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def sweep(self) -> None:
+        """Expire reservations; dispose rooms empty for longer than the grace."""
+        await self.directory.expire()
+        now = time.monotonic()
+        for runtime in list(self.runtimes.values()):
+            if runtime.empty_since is None or now - runtime.empty_since < \
+                    self.limits.empty_room_grace:
+                continue
+            listing = await self.directory.get(runtime.room_id)
+            if listing is None or listing.seats == 0:
+                log.info("room %s is empty; disposing it", runtime.room_id)
+                runtime.close()
+            else:  # a reservation is on its way: give it its time
+                runtime.empty_since = now
+
+    # -- matchmaking -----------------------------------------------------------
+
+    async def matchmake(self, game: str, mode: str, *, name: str, room_id: str | None = None,
+                        private: bool = False, options: dict[str, Any] | None = None
+                        ) -> Reservation:
+        if not self.accepting:
+            raise MatchmakingError("server_draining", "this server is shutting down", 503)
+        if mode not in MODES:
+            raise MatchmakingError("bad_request", f"mode must be one of {', '.join(MODES)}")
+        cls = self.games.get(game)
+        if cls is None:
+            raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
+        options = options or {}
+        if mode == "create":
+            runtime = self._create(cls, private, options)
+            return await self._reserve(runtime.room_id, name, options)
+        if room_id is not None:
+            if mode != "join":
+                raise MatchmakingError("bad_request", "room_id goes with mode 'join'")
+            listing = await self.directory.get(room_id)
+            if listing is None or listing.game != game:
+                raise MatchmakingError("no_such_room", f"no {game} room {room_id!r}", 404)
+            return await self._reserve(room_id, name, options)
+        # Oldest joinable public room first; a lost race for its last seat moves on.
+        for listing in await self.directory.rooms(game):
+            if listing.joinable:
+                with contextlib.suppress(MatchmakingError):
+                    return await self._reserve(listing.room_id, name, options)
+        if mode == "join":
+            raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
+        runtime = self._create(cls, private, options)
+        return await self._reserve(runtime.room_id, name, options)
+
+    def _create(self, cls: type[Room], private: bool, options: dict[str, Any]) -> RoomRuntime:
+        if len(self.runtimes) >= self.limits.max_rooms:
+            raise MatchmakingError("too_many_rooms",
+                                   f"this server hosts its limit of {self.limits.max_rooms} rooms",
+                                   503)
+        room_id = secrets.token_urlsafe(6)
+        room = cls(room_id, cls.tick_rate or self.tick_rate, options, private)
+        room.on_create(options)  # may lower max_players, e.g. from the options
+        room.max_players = max(1, min(room.max_players, self.limits.max_players))  # type: ignore[misc]
+        limits = self.limits
+        runtime = RoomRuntime(
+            room, Broadcaster(limits.send_high_water, limits.send_low_water,
+                              limits.stall_timeout),
+            max_catch_up=limits.max_catch_up, on_closed=self._closed)
+        self.runtimes[room_id] = runtime
+        listing = RoomListing(room_id, cls.game, room.max_players, private=private,
+                              locked=room.locked, metadata=dict(room.metadata), node=self.node)
+        # The in-memory directory answers at once; a remote one is awaited by _reserve's caller.
+        self._spawn(self.directory.add(listing))
+        room.on_listing_change = lambda: self._spawn(self.directory.update(
+            room_id, locked=room.locked, metadata=dict(room.metadata)))
+        runtime.start()
+        log.info("created %s room %s%s", cls.game, room_id, " (private)" if private else "")
+        return runtime
+
+    async def _reserve(self, room_id: str, name: str, options: dict[str, Any]) -> Reservation:
+        await self._settle()
+        reservation = Reservation(secrets.token_urlsafe(24), room_id, name, options,
+                                  time.monotonic() + self.limits.reservation_ttl)
+        refused = await self.directory.reserve(room_id, reservation)
+        if refused == "room_full":
+            raise MatchmakingError("room_full", "the room is full", 409)
+        if refused == "room_locked":
+            raise MatchmakingError("room_locked", "the room takes no new players", 409)
+        if refused is not None:
+            raise MatchmakingError("no_such_room", f"no room {room_id!r}", 404)
+        return reservation
+
+    # -- sockets -----------------------------------------------------------------
+
+    async def redeem(self, token: str) -> tuple[Reservation, RoomRuntime] | None:
+        """The reservation behind ``token`` and its room, if both are alive (single use)."""
+        reservation = await self.directory.redeem(token)
+        if reservation is None:
+            return None
+        runtime = self.runtimes.get(reservation.room_id)
+        if runtime is None or runtime.closed:
+            await self.directory.release(reservation.room_id)
+            return None
+        return reservation, runtime
+
+    async def seat_freed(self, runtime: RoomRuntime) -> None:
+        await self.directory.release(runtime.room_id)
+
+    def _closed(self, runtime: RoomRuntime) -> None:
+        self.runtimes.pop(runtime.room_id, None)
+        self._spawn(self.directory.remove(runtime.room_id))
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _settle(self) -> None:
+        """Wait for directory writes this process has started (adds, updates)."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [r.info() for r in self.runtimes.values()]
+
+
+def clamp_name(raw: Any, default: str = "player") -> str:
+    """A display name: a string of 1-24 printable characters."""
+    if not isinstance(raw, str):
+        return default
+    name = "".join(ch for ch in raw if ch.isprintable()).strip()[:24]
+    return name or default
+

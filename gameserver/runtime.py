@@ -1,0 +1,175 @@
+"""A live room: its tick task, its connections, and the dispatch of client messages.
+
+This is where the pure pieces meet the event loop: the :class:`Ticker` says
+when, the :class:`Room` steps and yields a delta, the :class:`Broadcaster`
+writes it. It knows nothing of aiohttp: a connection is a transport and a
+close callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import protocol
+from .broadcast import Broadcaster, Connection, Transport
+from .protocol import ProtocolError
+from .room import InvalidInput, Player, Room
+from .ticker import Ticker, TickStats
+
+log = logging.getLogger("gameserver.room")
+
+
+class RoomRuntime:
+    def __init__(self, room: Room, broadcaster: Broadcaster, *, max_catch_up: int = 3,
+                 on_closed: Callable[[RoomRuntime], Any] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.room = room
+        self.broadcaster = broadcaster
+        self.connections: dict[int, Connection] = {}
+        self.max_catch_up = max_catch_up
+        self.stats = TickStats(1.0 / room.rate)
+        self.clock = clock
+        self.ticker: Ticker | None = None
+        self.started_at = 0.0
+        self.empty_since: float | None = time.monotonic()
+        self.closed = False
+        self.crashed: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._on_closed = on_closed
+        room.on_kick = self._kick
+
+    @property
+    def room_id(self) -> str:
+        return self.room.room_id
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started_at = self.clock()
+        self.ticker = Ticker(self.room.rate, self.started_at, self.max_catch_up)
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"room:{self.room.room_id}")
+
+    async def _run(self) -> None:
+        assert self.ticker is not None
+        ticker, stats, room, clock = self.ticker, self.stats, self.room, self.clock
+        sleep = asyncio.sleep
+        try:
+            while True:
+                delay = ticker.next_deadline - clock()
+                if delay > 0:
+                    await sleep(delay)
+                steps = ticker.due(clock())
+                if not steps:
+                    continue
+                began = clock()
+                for _ in range(steps):
+                    room._step()
+                _, _, tail = room._collect()
+                self.broadcaster.send(self.connections.values(), tail, room._snapshot_tail,
+                                      time.monotonic())
+                stats.record(clock() - began)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.crashed = exc
+            log.exception("room %s (%s) crashed; closing it", room.room_id, room.game)
+            self.close(protocol.CLOSE_ROOM_CRASHED, "room crashed")
+
+    def close(self, code: int = protocol.CLOSE_ROOM_CLOSED, reason: str = "room closed") -> None:
+        """Stop ticking, disconnect everyone with ``code``, run ``on_dispose``. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        for conn in list(self.connections.values()):
+            conn.close(code, reason)
+        self.connections.clear()
+        try:
+            self.room.on_dispose()
+        except Exception:
+            log.exception("room %s: on_dispose raised", self.room.room_id)
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- players -----------------------------------------------------------------
+
+    def connect(self, transport: Transport, name: str, options: dict[str, Any],
+                close: Callable[[int, str], None]) -> Connection:
+        """Seat a player on this socket and send the welcome. May raise JoinRefused."""
+        player = self.room._add_player(name, options)
+        conn = Connection(transport, player, close)
+        self.connections[player.id] = conn
+        self.empty_since = None
+        conn.send_now(self.room._welcome(player))
+        return conn
+
+    def disconnect(self, conn: Connection, consented: bool) -> None:
+        if self.connections.pop(conn.player.id, None) is None:
+            return
+        conn.player._send = _discard
+        try:
+            self.room._remove_player(conn.player, consented)
+        except Exception as exc:
+            self._crash_from_hook(exc)
+        if not self.connections:
+            self.empty_since = time.monotonic()
+
+    def receive(self, conn: Connection, data: bytes) -> None:
+        """Handle one binary frame from a player. Bad input gets an error to the sender only."""
+        player = conn.player
+        try:
+            msg = protocol.decode_client(data)
+            if type(msg) is protocol.Input:
+                self.room._queue_input(player, msg.seq, msg.data)
+            elif type(msg) is protocol.Ping:
+                conn.send_now(protocol.encode(protocol.S_PONG, msg.client_time, self.room.tick))
+            elif type(msg) is protocol.Message:
+                self.room.on_message(player, msg.kind, msg.body)
+            else:
+                conn.close(protocol.CLOSE_NORMAL, "left")
+        except ProtocolError as exc:
+            conn.send_now(protocol.encode_error(exc.code, exc.message))
+        except InvalidInput as exc:
+            conn.send_now(protocol.encode_error("invalid_input", str(exc)))
+        except Exception as exc:  # the game's own code failed: that is the room's crash
+            self._crash_from_hook(exc)
+
+    def _crash_from_hook(self, exc: Exception) -> None:
+        self.crashed = exc
+        log.error("room %s (%s) crashed in a hook; closing it", self.room.room_id,
+                  self.room.game, exc_info=exc)
+        self.close(protocol.CLOSE_ROOM_CRASHED, "room crashed")
+
+    def _kick(self, player: Player, reason: str) -> None:
+        conn = self.connections.get(player.id)
+        if conn is not None:
+            conn.close(protocol.CLOSE_KICKED, reason)
+
+    # -- observation -----------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        elapsed = self.clock() - self.started_at if self.started_at else 0.0
+        return {
+            "room_id": self.room.room_id,
+            "game": self.room.game,
+            "players": len(self.connections),
+            "tick": self.room.tick,
+            "tick_rate": self.room.rate,
+            "achieved_rate": round(self.stats.count / elapsed, 3) if elapsed > 1 else None,
+            "ticks": self.stats.summary(),
+            "dropped_ticks": self.ticker.dropped if self.ticker else 0,
+        }
+
+
+def _discard(_: bytes) -> None:
+    pass

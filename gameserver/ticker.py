@@ -1,0 +1,79 @@
+"""The fixed-step clock and its statistics. Pure: the caller supplies the time.
+
+Tick ``n`` is due at ``start + n * interval``: deadlines are absolute, so a
+late wake-up or a slow tick never shifts the ones after it (no drift). After a
+stall, at most ``max_catch_up`` ticks run back to back; the rest are dropped,
+by whole intervals, so the schedule keeps its phase (Fix Your Timestep's
+spiral-of-death clamp).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+
+class Ticker:
+    def __init__(self, rate: float, start: float, max_catch_up: int = 3) -> None:
+        if not 0 < rate <= 1000:
+            raise ValueError(f"tick rate must be in (0, 1000] Hz, got {rate}")
+        if max_catch_up < 1:
+            raise ValueError("max_catch_up must be at least 1")
+        self.rate = rate
+        self.interval = 1.0 / rate
+        self.max_catch_up = max_catch_up
+        self.start = start
+        self._n = 0  # index of the next tick to run
+        self.dropped = 0  # ticks skipped by the catch-up cap
+
+    @property
+    def next_deadline(self) -> float:
+        return self.start + self._n * self.interval
+
+    def due(self, now: float) -> int:
+        """How many ticks to run now (0 if the next deadline is still ahead).
+
+        Calling it consumes those ticks: the caller must run them.
+        """
+        behind = now - self.next_deadline
+        if behind < 0:
+            return 0
+        n = math.floor(behind / self.interval) + 1
+        if n > self.max_catch_up:
+            self.dropped += n - self.max_catch_up
+            self._n += n - self.max_catch_up
+            n = self.max_catch_up
+        self._n += n
+        return n
+
+
+class TickStats:
+    """Tick work durations over a sliding window, and running counters."""
+
+    def __init__(self, interval: float, window: int = 1200) -> None:
+        self.interval = interval
+        self.count = 0
+        self.overruns = 0  # ticks whose work took longer than one interval
+        self._durations: deque[float] = deque(maxlen=window)
+
+    def record(self, seconds: float) -> None:
+        self.count += 1
+        self._durations.append(seconds)
+        if seconds > self.interval:
+            self.overruns += 1
+
+    def percentile(self, p: float) -> float:
+        """The p-th percentile (0-100) of recent durations, in seconds; 0 if none."""
+        if not self._durations:
+            return 0.0
+        ordered = sorted(self._durations)
+        k = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
+        return ordered[k]
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "count": self.count,
+            "overruns": self.overruns,
+            "p50_ms": round(self.percentile(50) * 1000, 3),
+            "p99_ms": round(self.percentile(99) * 1000, 3),
+        }
