@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None,
     app.router.add_get("/", _index(static))
     app.router.add_get("/rooms", http_api.list_rooms)
     app.router.add_get("/games", http_api.list_games)
+    app.router.add_get("/stats", http_api.stats)
     app.router.add_post("/matchmake", http_api.matchmake)
     app.router.add_get("/ws", game_socket)
     app.router.add_static("/static/", static, follow_symlinks=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any
 
 from aiohttp import web
@@ -88,3 +90,16 @@ def ws_base(request: web.Request, public_url: str) -> str:
         return "ws" + public_url.removeprefix("http")
     scheme = "wss" if request.secure else "ws"
     return f"{scheme}://{request.host}"
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Process and per-room tick statistics (no room ids: private rooms stay private)."""
+    manager = request.app[MANAGER]
+    rooms = [{k: v for k, v in info.items() if k != "room_id"} for info in manager.summary()]
+    cpu = os.times()
+    return web.json_response({
+        "process": {"pid": os.getpid(), "cpu_user_s": cpu.user, "cpu_system_s": cpu.system,
+                    "monotonic": time.monotonic()},
+        "rooms": rooms,
+        "players": sum(r["players"] for r in rooms),
+    })
