@@ -63,6 +63,7 @@ class RoomManager:
         self.accepting = True
         self._housekeeping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def register(self, cls: type[Room]) -> None:
         if not cls.game:
@@ -126,7 +127,7 @@ class RoomManager:
             raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
         options = options or {}
         if mode == "create":
-            runtime = self._create(cls, private, options)
+            runtime = await self._create(cls, private, options)
             return await self._reserve(runtime.room_id, name, options)
         if room_id is not None:
             if mode != "join":
@@ -135,24 +136,33 @@ class RoomManager:
             if listing is None or listing.game != game:
                 raise MatchmakingError("no_such_room", f"no {game} room {room_id!r}", 404)
             return await self._reserve(room_id, name, options)
-        # Oldest joinable public room first; a lost race for its last seat moves on.
-        for listing in await self.directory.rooms(game):
-            if listing.joinable:
-                with contextlib.suppress(MatchmakingError):
-                    return await self._reserve(listing.room_id, name, options)
-        if mode == "join":
-            raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
-        runtime = self._create(cls, private, options)
-        return await self._reserve(runtime.room_id, name, options)
+        # One find-or-create at a time per game in this process, so a burst of requests
+        # packs rooms instead of each creating its own.
+        async with self._locks.setdefault(game, asyncio.Lock()):
+            # Oldest joinable public room first; a lost race for its last seat moves on.
+            for listing in await self.directory.rooms(game):
+                if listing.joinable:
+                    with contextlib.suppress(MatchmakingError):
+                        return await self._reserve(listing.room_id, name, options)
+            if mode == "join":
+                raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
+            runtime = await self._create(cls, private, options)
+            return await self._reserve(runtime.room_id, name, options)
 
-    def _create(self, cls: type[Room], private: bool, options: dict[str, Any]) -> RoomRuntime:
+    async def _create(self, cls: type[Room], private: bool, options: dict[str, Any]
+                      ) -> RoomRuntime:
         if len(self.runtimes) >= self.limits.max_rooms:
             raise MatchmakingError("too_many_rooms",
                                    f"this server hosts its limit of {self.limits.max_rooms} rooms",
                                    503)
         room_id = secrets.token_urlsafe(6)
-        room = cls(room_id, cls.tick_rate or self.tick_rate, options, private)
-        room.on_create(options)  # may lower max_players, e.g. from the options
+        try:
+            room = cls(room_id, cls.tick_rate or self.tick_rate, options, private)
+            room.on_create(options)  # may lower max_players, e.g. from the options
+        except Exception:
+            log.exception("creating a %s room failed", cls.game)
+            raise MatchmakingError("create_failed", f"the {cls.game} room could not be created",
+                                   500) from None
         room.max_players = max(1, min(room.max_players, self.limits.max_players))  # type: ignore[misc]
         limits = self.limits
         runtime = RoomRuntime(
@@ -162,8 +172,7 @@ class RoomManager:
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
-        # The in-memory directory answers at once; a remote one is awaited by _reserve's caller.
-        self._spawn(self.directory.add(listing))
+        await self.directory.add(listing)
         room.on_listing_change = lambda: self._spawn(self.directory.update(
             room_id, locked=room.locked, metadata=dict(room.metadata)))
         runtime.start()
@@ -171,7 +180,6 @@ class RoomManager:
         return runtime
 
     async def _reserve(self, room_id: str, name: str, options: dict[str, Any]) -> Reservation:
-        await self._settle()
         reservation = Reservation(secrets.token_urlsafe(24), room_id, name, options,
                                   time.monotonic() + self.limits.reservation_ttl)
         refused = await self.directory.reserve(room_id, reservation)
@@ -209,11 +217,6 @@ class RoomManager:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _settle(self) -> None:
-        """Wait for directory writes this process has started (adds, updates)."""
-        if self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def summary(self) -> list[dict[str, Any]]:
         return [r.info() for r in self.runtimes.values()]

@@ -28,17 +28,18 @@ class Ticker:
 
     @property
     def next_deadline(self) -> float:
-        return self.start + self._n * self.interval
+        return self.start + self._n / self.rate
 
     def due(self, now: float) -> int:
         """How many ticks to run now (0 if the next deadline is still ahead).
 
         Calling it consumes those ticks: the caller must run them.
         """
-        behind = now - self.next_deadline
-        if behind < 0:
+        # Count in tick indices, not float sums, so rounding never shifts a deadline.
+        passed = math.floor((now - self.start) * self.rate + 1e-9) + 1
+        n = passed - self._n
+        if n <= 0:
             return 0
-        n = math.floor(behind / self.interval) + 1
         if n > self.max_catch_up:
             self.dropped += n - self.max_catch_up
             self._n += n - self.max_catch_up

@@ -1,0 +1,55 @@
+"""Client messages are decoded with limits and shape checks before anything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+
+from gameserver import protocol
+from gameserver.protocol import ProtocolError, decode_client
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"\xc1", "bad_msgpack"),  # a never-used msgpack byte
+    (b"\x92\x01", "bad_msgpack"),  # truncated
+    (msgpack.packb({"a": 1}), "bad_message"),
+    (msgpack.packb([]), "bad_message"),
+    (msgpack.packb(["input"]), "bad_message"),
+    (msgpack.packb([99]), "unknown_kind"),
+    (msgpack.packb([1, 0, [0, 0]]), "bad_seq"),
+    (msgpack.packb([1, -1, [0, 0]]), "bad_seq"),
+    (msgpack.packb([1, 2**32, [0, 0]]), "bad_seq"),
+    (msgpack.packb([1, "1", [0, 0]]), "bad_seq"),
+    (msgpack.packb([1, 1]), "bad_message"),
+    (msgpack.packb([2, "", "x"]), "bad_message"),
+    (msgpack.packb([2, "k" * 33, "x"]), "bad_message"),
+    (msgpack.packb([3, "now"]), "bad_message"),
+    (msgpack.packb([1, 1, "x" * 5000]), "message_too_big"),
+    (b"\xdd\xff\xff\xff\xff", "bad_msgpack"),  # an array claiming 4 billion items
+    (msgpack.packb({1: 2}), "bad_msgpack"),  # non-string map keys
+])
+def test_bad_frames_get_a_stable_code(data: bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        decode_client(data)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize(("items", "expected"), [
+    ([1, 7, [100, -5]], protocol.Input(7, [100, -5])),
+    ([2, "chat", "hi"], protocol.Message("chat", "hi")),
+    ([3, 12.5], protocol.Ping(12.5)),
+    ([4], protocol.Leave()),
+])
+def test_good_frames_decode(items: list[Any], expected: Any) -> None:
+    assert decode_client(msgpack.packb(items)) == expected
+
+
+def test_update_frames_concatenate_into_valid_msgpack() -> None:
+    tail = protocol.encode_delta_tail(9, 8, [1, 0, 5], [2, 3, 1, -1], [4], [["chat", "x"]])
+    message = msgpack.unpackb(protocol.DELTA_HEADER + msgpack.packb(300) + tail)
+    assert message == [protocol.S_DELTA, 300, 9, 8, [1, 0, 5], [2, 3, 1, -1], [4], [["chat", "x"]]]
+    snap = protocol.encode_snapshot_tail(9, [1, 0, 5], [])
+    assert msgpack.unpackb(protocol.SNAPSHOT_HEADER + b"\x00" + snap) == \
+        [protocol.S_SNAPSHOT, 0, 9, [1, 0, 5], []]

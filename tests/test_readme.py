@@ -1,0 +1,55 @@
+"""The README's promises: its example game runs, and its settings table is complete."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gameserver import Settings, create_app
+from gameserver.app import BUILTIN_GAMES, load_game
+from gameserver.config import OPTIONS
+
+from .client import Player
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_every_setting_is_documented() -> None:
+    for opt in OPTIONS:
+        assert f"`{opt.flag}`" in README and f"`{opt.env}`" in README, opt.name
+
+
+def test_it_starts_with_the_two_commands() -> None:
+    commands = re.search(r"```sh\n(.*?)```", README, re.S).group(1)  # type: ignore[union-attr]
+    assert commands.splitlines()[0].startswith("pip install . && gameserver")
+    assert commands.splitlines()[1].startswith("pip install '.[test]' && python -m pytest")
+
+
+async def test_the_example_game_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     aiohttp_server: Callable[..., Any]) -> None:
+    source = re.search(r"```python\n(.*?)```", README, re.S).group(1)  # type: ignore[union-attr]
+    (tmp_path / "coins.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        coins = load_game("coins:Coins")
+        server = await aiohttp_server(create_app(Settings(), (*BUILTIN_GAMES, coins)),
+                                      host="127.0.0.1")
+        base = str(server.make_url("")).rstrip("/")
+        async with aiohttp.ClientSession() as session:
+            ann = await Player.join(session, base, game="coins", name="ann")
+            assert ann.tick_rate == 10
+            await ann.until(lambda: bool(ann.replica.entities))
+            (coin,) = ann.replica.entities.values()
+            await ann.send(1, 1, "right")
+            await ann.send(1, 2, "sideways")
+            await ann.until(lambda: ann.replica.ack == 1 and bool(ann.errors))
+            assert coin.values == {"x": 51, "y": 50, "owner": "ann"}
+            assert ann.errors[0][1:] == ["invalid_input", "input is 'left' or 'right'"]
+    finally:
+        sys.modules.pop("coins", None)
