@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import ConfigError, Settings, load
+from .keys import MANAGER
 
 log = logging.getLogger("gameserver")
 
@@ -36,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def serve(app: web.Application, settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(app, access_log=None,
+                           shutdown_timeout=max(0.5, settings.shutdown_timeout / 2))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -50,9 +52,15 @@ async def serve(app: web.Application, settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
-        log.info("shutting down")
     finally:
-        await runner.cleanup()
+        # Refuse new players at once; then tell every player (1001), dispose rooms, close.
+        app[MANAGER].accepting = False
+        log.info("shutting down (at most %.0f s)", settings.shutdown_timeout)
+        try:
+            await asyncio.wait_for(runner.cleanup(), settings.shutdown_timeout)
+        except TimeoutError:
+            log.error("shutdown took longer than %.0f s; exiting anyway",
+                      settings.shutdown_timeout)
 
 
 if __name__ == "__main__":

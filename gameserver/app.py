@@ -13,7 +13,8 @@ from aiohttp import web
 from . import http_api, protocol
 from .config import ConfigError, Settings
 from .games.arena import Arena
-from .keys import BACKGROUND, MANAGER, SETTINGS
+from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
+from .limits import AddressCounter
 from .room import Room
 from .rooms import Limits, RoomManager
 from .ws import game_socket
@@ -59,8 +60,12 @@ def create_app(settings: Settings | None = None,
                       max_catch_up=settings.max_catch_up,
                       send_high_water=settings.send_high_water,
                       send_low_water=settings.send_high_water // 4,
-                      stall_timeout=settings.stall_timeout))
+                      stall_timeout=settings.stall_timeout,
+                      reconnect_grace=settings.reconnect_grace,
+                      max_reservations=settings.max_reservations))
     app[BACKGROUND] = set()
+    app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
+                                    [n for n in settings.ip_limit_exempt if n])
     app.cleanup_ctx.append(_rooms_lifecycle)
     app.on_shutdown.append(_going_away)
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgpack
 
-from .protocol import DELTA_HEADER, SNAPSHOT_HEADER
+from .protocol import CLOSE_STALLED, DELTA_HEADER, SNAPSHOT_HEADER
 from .room import Player
 
 _OP_BINARY = 0x82  # FIN + binary opcode
@@ -52,7 +52,7 @@ class Transport(Protocol):
 class Connection:
     """One player's socket as the send path sees it."""
 
-    __slots__ = ("behind_since", "close", "player", "synced", "transport")
+    __slots__ = ("behind_since", "close", "leaving", "player", "synced", "transport")
 
     def __init__(self, transport: Transport, player: Player,
                  close: Callable[[int, str], None]) -> None:
@@ -61,6 +61,7 @@ class Connection:
         self.close = close  # schedules a WebSocket close with a code and reason
         self.synced = False  # has this socket got a baseline the next delta applies to?
         self.behind_since: float | None = None
+        self.leaving = False  # the player asked to leave, or was kicked: no reconnection
         player._send = self.send_now
 
     def send_now(self, payload: bytes) -> None:
@@ -112,7 +113,7 @@ class Broadcaster:
                     if now - conn.behind_since > self.stall_timeout:
                         conn.behind_since = None  # report once
                         stats.closed_stalled += 1
-                        conn.close(4006, "stalled: not reading updates")
+                        conn.close(CLOSE_STALLED, "stalled: not reading updates")
                     stats.skipped += 1
                     continue
                 conn.behind_since = None

@@ -8,6 +8,7 @@ the environment, which beats the default.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -40,6 +41,25 @@ def _tick_rate(text: str) -> float:
     if not 1 <= value <= 240:
         raise ValueError("must be between 1 and 240 Hz")
     return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _network(text: str) -> str:
+    if text.lower() == "none":
+        return ""
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+def _origin(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or text.count("/") != 2:
+        raise ValueError("must be an origin like https://game.example or http://host:8080")
+    return text.lower()
 
 
 def _log_level(text: str) -> str:
@@ -95,6 +115,26 @@ OPTIONS: tuple[Option, ...] = (
            "seconds a client may stay behind before it is disconnected"),
     Option("max_catch_up", _positive(int), 3, "ticks run back to back after a stall before "
                                                "dropping the rest"),
+    Option("reconnect_grace", _non_negative, 20.0,
+           "seconds a dropped player's seat is kept for a reconnection (0: no reconnection)"),
+    Option("shutdown_timeout", _positive(float), 10.0,
+           "seconds a graceful shutdown may take before the process exits anyway"),
+    Option("rate_limit_messages", _positive(float), 60.0,
+           "messages per second a connection may send (bursts of twice that)"),
+    Option("rate_limit_bytes", _positive(int), 65536,
+           "bytes per second a connection may send (bursts of twice that)"),
+    Option("max_connections_per_ip", _positive(int), 64,
+           "open WebSockets per client address (exempt networks excepted)"),
+    Option("ip_limit_exempt", _network, ("127.0.0.0/8", "::1/128"),
+           "networks exempt from the per-address limit (repeatable; 'none' for none)",
+           many=True),
+    Option("max_reservations", _positive(int), 10000,
+           "seat reservations waiting for their WebSocket, at most"),
+    Option("allowed_origins", _origin, (),
+           "browser origins allowed to matchmake and connect, e.g. https://game.example "
+           "(repeatable); same-origin and loopback pages are always allowed", many=True),
+    Option("auth_secret", str, "",
+           "HMAC secret for signed join tokens; when set, POST /matchmake requires one"),
     Option("games", str, (), "extra game rooms to serve, as module:Class (repeatable)",
            many=True),
     Option("log_level", _log_level, "INFO", "log level: debug, info, warning or error"),
@@ -116,6 +156,15 @@ class Settings:
     send_high_water: int = 65536
     stall_timeout: float = 10.0
     max_catch_up: int = 3
+    reconnect_grace: float = 20.0
+    shutdown_timeout: float = 10.0
+    rate_limit_messages: float = 60.0
+    rate_limit_bytes: int = 65536
+    max_connections_per_ip: int = 64
+    ip_limit_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_reservations: int = 10000
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    auth_secret: str = field(default="", repr=False)
     games: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "INFO"
 

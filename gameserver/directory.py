@@ -45,6 +45,7 @@ class Reservation:
     name: str
     options: dict[str, Any]
     expires_at: float  # time.monotonic() deadline
+    auth: dict[str, Any] | None = None  # claims of the player's signed join token
 
 
 class Directory(Protocol):
@@ -68,6 +69,9 @@ class Directory(Protocol):
     async def expire(self) -> list[str]:
         """Drop expired reservations, freeing their seats; returns the affected room ids."""
         ...
+    async def pending(self) -> int:
+        """Reservations not yet redeemed or expired."""
+        ...
 
 
 class MemoryDirectory:
@@ -78,8 +82,7 @@ class MemoryDirectory:
         self._reservations: dict[str, Reservation] = {}
         self._clock = clock
 
-    @property
-    def pending(self) -> int:
+    async def pending(self) -> int:
         return len(self._reservations)
 
     async def add(self, listing: RoomListing) -> None:

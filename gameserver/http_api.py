@@ -10,7 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from . import protocol
+from .auth import AuthError, verify
 from .keys import MANAGER, SETTINGS
+from .origin import origin_allowed, refuse_origin
 from .rooms import MatchmakingError, clamp_name
 
 MAX_BODY = 4096
@@ -34,6 +36,9 @@ async def list_games(request: web.Request) -> web.Response:
 
 
 async def matchmake(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings.allowed_origins):
+        return refuse_origin()
     if request.content_length is not None and request.content_length > MAX_BODY:
         return error("bad_request", f"the body is limited to {MAX_BODY} bytes", 413)
     try:
@@ -45,10 +50,13 @@ async def matchmake(request: web.Request) -> web.Response:
         return error("bad_request", "the body must be a JSON object", 400)
     try:
         params = _matchmake_params(body)
+        if settings.auth_secret:
+            claims = _authenticate(request, body, settings.auth_secret)
+            params["auth"] = claims
+            params["name"] = clamp_name(claims.get("name"), params["name"])
         reservation = await request.app[MANAGER].matchmake(**params)
     except MatchmakingError as exc:
         return error(exc.code, exc.message, exc.status)
-    settings = request.app[SETTINGS]
     return web.json_response({
         "room_id": reservation.room_id,
         "game": params["game"],
@@ -58,6 +66,19 @@ async def matchmake(request: web.Request) -> web.Response:
         "expires_in": settings.reservation_ttl,
         "protocol": protocol.PROTOCOL_VERSION,
     })
+
+
+def _authenticate(request: web.Request, body: dict[str, Any], secret: str) -> dict[str, Any]:
+    """The claims of the signed join token in ``Authorization: Bearer`` or ``"auth"``."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else body.get("auth")
+    if not token:
+        raise MatchmakingError("auth_required", "this server requires a signed join token "
+                               "('auth' field or Authorization: Bearer)", 401)
+    try:
+        return verify(token, secret)
+    except AuthError as exc:
+        raise MatchmakingError(exc.code, exc.message, 401) from None
 
 
 def _matchmake_params(body: Any) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from .config import Settings
+from .limits import AddressCounter
 from .rooms import RoomManager
 
 SETTINGS = web.AppKey("settings", Settings)
 MANAGER = web.AppKey("manager", RoomManager)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[Any]])
+ADDRESSES = web.AppKey("addresses", AddressCounter)

@@ -24,7 +24,8 @@ C_PING: Final = 3  # [3, client_time]
 C_LEAVE: Final = 4  # [4]
 
 # Server -> client.
-S_WELCOME: Final = 10  # [10, version, room_id, game, player_id, tick_rate, schema, config]
+S_WELCOME: Final = 10  # [10, version, room_id, game, player_id, tick_rate, schema, config,
+#                           reconnect_token]
 S_SNAPSHOT: Final = 11  # [11, ack, tick, entities, events]
 S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, events]
 S_PONG: Final = 13  # [13, client_time, tick]
@@ -44,6 +45,8 @@ CLOSE_ROOM_CLOSED: Final = 4002
 CLOSE_KICKED: Final = 4003
 CLOSE_JOIN_REFUSED: Final = 4004
 CLOSE_RATE_LIMITED: Final = 4005
+CLOSE_STALLED: Final = 4006
+CLOSE_REPLACED: Final = 4007  # the player reconnected on another socket
 
 MAX_SEQ: Final = 2**32 - 1
 MAX_KIND_LEN: Final = 32

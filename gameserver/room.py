@@ -47,14 +47,17 @@ class InvalidInput(ValueError):
 class Player:
     """One seat in a room, from join to leave."""
 
-    __slots__ = ("_credit", "_inputs", "_last_seq", "_send", "ack", "data", "id", "name",
-                 "options")
+    __slots__ = ("_credit", "_inputs", "_last_seq", "_send", "ack", "auth", "connected", "data",
+                 "id", "name", "options")
 
-    def __init__(self, player_id: int, name: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, player_id: int, name: str, options: dict[str, Any] | None = None,
+                 auth: dict[str, Any] | None = None) -> None:
         self.id = player_id
         self.name = name
         self.options = options or {}
+        self.auth = auth  # the claims of a signed join token, when the server requires one
         self.data: dict[str, Any] = {}  # the game's own per-player state
+        self.connected = True  # False while dropped and awaiting a reconnection
         self.ack = 0  # the last input seq applied
         self._inputs: deque[protocol.Input] = deque()
         self._last_seq = 0
@@ -126,8 +129,14 @@ class Room:
     def update(self, dt: float) -> None:
         """Advance the game by one fixed step of ``dt`` seconds."""
 
+    def on_drop(self, player: Player) -> None:
+        """The player's connection was lost; their seat is kept for a reconnection."""
+
+    def on_rejoin(self, player: Player) -> None:
+        """A dropped player reconnected; they get a snapshot with the next update."""
+
     def on_leave(self, player: Player, consented: bool) -> None:
-        """The player left (``consented``) or was disconnected."""
+        """The player left (``consented``), or dropped and did not come back in time."""
 
     def on_dispose(self) -> None:
         """The room is going away; release what it holds."""
@@ -165,9 +174,10 @@ class Room:
 
     # -- framework internals ------------------------------------------------------
 
-    def _add_player(self, name: str, options: dict[str, Any]) -> Player:
+    def _add_player(self, name: str, options: dict[str, Any],
+                    auth: dict[str, Any] | None = None) -> Player:
         """Seat a player: ``on_join_request`` then ``on_join``. May raise JoinRefused."""
-        player = Player(self._next_player_id, name, options)
+        player = Player(self._next_player_id, name, options, auth)
         self.on_join_request(player)
         self._next_player_id += 1
         self.players[player.id] = player
@@ -177,6 +187,18 @@ class Room:
     def _remove_player(self, player: Player, consented: bool) -> None:
         if self.players.pop(player.id, None) is not None:
             self.on_leave(player, consented)
+
+    def _drop_player(self, player: Player) -> None:
+        """Keep the seat, forget what was in flight: the client resends after the ack."""
+        player.connected = False
+        player._inputs.clear()
+        player._last_seq = player.ack
+        player._credit = 0
+        self.on_drop(player)
+
+    def _rejoin_player(self, player: Player) -> None:
+        player.connected = True
+        self.on_rejoin(player)
 
     def _queue_input(self, player: Player, seq: int, raw: Any) -> None:
         """Validate and queue one input. Raises ProtocolError or InvalidInput."""
@@ -219,10 +241,10 @@ class Room:
         return protocol.encode_snapshot_tail(self._base_tick, self.world.snapshot(),
                                              self._last_events)
 
-    def _welcome(self, player: Player) -> bytes:
+    def _welcome(self, player: Player, reconnect_token: str | None) -> bytes:
         return protocol.encode(
             protocol.S_WELCOME, protocol.PROTOCOL_VERSION, self.room_id, self.game, player.id,
-            self.rate, self.world.schema(), self.client_config())
+            self.rate, self.world.schema(), self.client_config(), reconnect_token)
 
 
 def _nothing() -> None:

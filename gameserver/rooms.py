@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .broadcast import Broadcaster
+from .counters import Counters
 from .directory import Directory, MemoryDirectory, Reservation, RoomListing
-from .room import Room
+from .room import Player, Room
 from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.rooms")
@@ -46,6 +47,8 @@ class Limits:
     send_high_water: int = 64 * 1024
     send_low_water: int = 16 * 1024
     stall_timeout: float = 10.0
+    reconnect_grace: float = 20.0
+    max_reservations: int = 10000
 
 
 class RoomManager:
@@ -60,10 +63,14 @@ class RoomManager:
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.runtimes: dict[str, RoomRuntime] = {}
+        self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
         self._housekeeping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        # Reconnection tokens: single use, rotated at every (re)connection.
+        self._reconnect: dict[str, tuple[str, int]] = {}
+        self._reconnect_of: dict[tuple[str, int], str] = {}
 
     def register(self, cls: type[Room]) -> None:
         if not cls.game:
@@ -82,6 +89,7 @@ class RoomManager:
         """Close every room (players get ``code``), then stop housekeeping."""
         self.accepting = False
         for runtime in list(self.runtimes.values()):
+            runtime.room.locked = True
             runtime.close(code, reason)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -103,12 +111,16 @@ class RoomManager:
         await self.directory.expire()
         now = time.monotonic()
         for runtime in list(self.runtimes.values()):
+            for player_id in runtime.expire_drops(now):
+                self.forget_player(runtime.room_id, player_id)
+                await self.directory.release(runtime.room_id)
             if runtime.empty_since is None or now - runtime.empty_since < \
                     self.limits.empty_room_grace:
                 continue
             listing = await self.directory.get(runtime.room_id)
             if listing is None or listing.seats == 0:
-                log.info("room %s is empty; disposing it", runtime.room_id)
+                log.info("room %s is empty; disposing it", runtime.room_id,
+                         extra={"room_id": runtime.room_id})
                 runtime.close()
             else:  # a reservation is on its way: give it its time
                 runtime.empty_since = now
@@ -116,8 +128,8 @@ class RoomManager:
     # -- matchmaking -----------------------------------------------------------
 
     async def matchmake(self, game: str, mode: str, *, name: str, room_id: str | None = None,
-                        private: bool = False, options: dict[str, Any] | None = None
-                        ) -> Reservation:
+                        private: bool = False, options: dict[str, Any] | None = None,
+                        auth: dict[str, Any] | None = None) -> Reservation:
         if not self.accepting:
             raise MatchmakingError("server_draining", "this server is shutting down", 503)
         if mode not in MODES:
@@ -126,16 +138,20 @@ class RoomManager:
         if cls is None:
             raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
         options = options or {}
+        if await self.directory.pending() >= self.limits.max_reservations:
+            raise MatchmakingError("too_many_reservations",
+                                   "too many players are joining at once; retry shortly", 503)
+        seat = (name, options, auth)
         if mode == "create":
             runtime = await self._create(cls, private, options)
-            return await self._reserve(runtime.room_id, name, options)
+            return await self._reserve(runtime.room_id, *seat)
         if room_id is not None:
             if mode != "join":
                 raise MatchmakingError("bad_request", "room_id goes with mode 'join'")
             listing = await self.directory.get(room_id)
             if listing is None or listing.game != game:
                 raise MatchmakingError("no_such_room", f"no {game} room {room_id!r}", 404)
-            return await self._reserve(room_id, name, options)
+            return await self._reserve(room_id, *seat)
         # One find-or-create at a time per game in this process, so a burst of requests
         # packs rooms instead of each creating its own.
         async with self._locks.setdefault(game, asyncio.Lock()):
@@ -143,11 +159,11 @@ class RoomManager:
             for listing in await self.directory.rooms(game):
                 if listing.joinable:
                     with contextlib.suppress(MatchmakingError):
-                        return await self._reserve(listing.room_id, name, options)
+                        return await self._reserve(listing.room_id, *seat)
             if mode == "join":
                 raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
             runtime = await self._create(cls, private, options)
-            return await self._reserve(runtime.room_id, name, options)
+            return await self._reserve(runtime.room_id, *seat)
 
     async def _create(self, cls: type[Room], private: bool, options: dict[str, Any]
                       ) -> RoomRuntime:
@@ -168,7 +184,9 @@ class RoomManager:
         runtime = RoomRuntime(
             room, Broadcaster(limits.send_high_water, limits.send_low_water,
                               limits.stall_timeout),
-            max_catch_up=limits.max_catch_up, on_closed=self._closed)
+            max_catch_up=limits.max_catch_up, on_closed=self._closed,
+            reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token)
+        runtime.counters = self.counters  # metrics
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
@@ -176,12 +194,14 @@ class RoomManager:
         room.on_listing_change = lambda: self._spawn(self.directory.update(
             room_id, locked=room.locked, metadata=dict(room.metadata)))
         runtime.start()
-        log.info("created %s room %s%s", cls.game, room_id, " (private)" if private else "")
+        log.info("created %s room %s%s", cls.game, room_id, " (private)" if private else "",
+                 extra={"room_id": room_id})
         return runtime
 
-    async def _reserve(self, room_id: str, name: str, options: dict[str, Any]) -> Reservation:
+    async def _reserve(self, room_id: str, name: str, options: dict[str, Any],
+                       auth: dict[str, Any] | None) -> Reservation:
         reservation = Reservation(secrets.token_urlsafe(24), room_id, name, options,
-                                  time.monotonic() + self.limits.reservation_ttl)
+                                  time.monotonic() + self.limits.reservation_ttl, auth)
         refused = await self.directory.reserve(room_id, reservation)
         if refused == "room_full":
             raise MatchmakingError("room_full", "the room is full", 409)
@@ -204,11 +224,42 @@ class RoomManager:
             return None
         return reservation, runtime
 
-    async def seat_freed(self, runtime: RoomRuntime) -> None:
+    async def seat_freed(self, runtime: RoomRuntime, player_id: int | None = None) -> None:
+        if player_id is not None:
+            self.forget_player(runtime.room_id, player_id)
         await self.directory.release(runtime.room_id)
 
+    def _issue_token(self, runtime: RoomRuntime, player: Player) -> str | None:
+        if self.limits.reconnect_grace <= 0:
+            return None
+        self.forget_player(runtime.room_id, player.id)
+        token = secrets.token_urlsafe(24)
+        self._reconnect[token] = (runtime.room_id, player.id)
+        self._reconnect_of[(runtime.room_id, player.id)] = token
+        return token
+
+    def forget_player(self, room_id: str, player_id: int) -> None:
+        token = self._reconnect_of.pop((room_id, player_id), None)
+        if token is not None:
+            self._reconnect.pop(token, None)
+
+    def resume(self, token: str) -> tuple[RoomRuntime, Player] | None:
+        """The room and player a reconnection token is for (single use; None if stale)."""
+        key = self._reconnect.pop(token, None)
+        if key is None:
+            return None
+        del self._reconnect_of[key]
+        runtime = self.runtimes.get(key[0])
+        player = runtime.room.players.get(key[1]) if runtime and not runtime.closed else None
+        if runtime is None or player is None:
+            return None
+        return runtime, player
+
     def _closed(self, runtime: RoomRuntime) -> None:
-        self.runtimes.pop(runtime.room_id, None)
+        if self.runtimes.pop(runtime.room_id, None) is not None:
+            self.counters.fold(runtime)  # metrics: keep a closed room's counts
+        for player_id in list(runtime.room.players):
+            self.forget_player(runtime.room_id, player_id)
         self._spawn(self.directory.remove(runtime.room_id))
 
     # -- helpers -------------------------------------------------------------------

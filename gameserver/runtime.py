@@ -16,6 +16,7 @@ from typing import Any
 
 from . import protocol
 from .broadcast import Broadcaster, Connection, Transport
+from .counters import Counters
 from .protocol import ProtocolError
 from .room import InvalidInput, Player, Room
 from .ticker import Ticker, TickStats
@@ -26,12 +27,18 @@ log = logging.getLogger("gameserver.room")
 class RoomRuntime:
     def __init__(self, room: Room, broadcaster: Broadcaster, *, max_catch_up: int = 3,
                  on_closed: Callable[[RoomRuntime], Any] | None = None,
+                 reconnect_grace: float = 0.0,
+                 issue_token: Callable[[RoomRuntime, Player], str | None] | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.room = room
+        self.reconnect_grace = reconnect_grace
+        self.dropped: dict[int, float] = {}  # player id -> when it dropped (monotonic)
+        self._issue_token = issue_token or (lambda _runtime, _player: None)
         self.broadcaster = broadcaster
         self.connections: dict[int, Connection] = {}
         self.max_catch_up = max_catch_up
         self.stats = TickStats(1.0 / room.rate)
+        self.counters = Counters()  # metrics: the RoomManager shares its own (counters.py)
         self.clock = clock
         self.ticker: Ticker | None = None
         self.started_at = 0.0
@@ -77,7 +84,8 @@ class RoomRuntime:
             raise
         except Exception as exc:
             self.crashed = exc
-            log.exception("room %s (%s) crashed; closing it", room.room_id, room.game)
+            log.exception("room %s (%s) crashed; closing it", room.room_id, room.game,
+                          extra={"room_id": room.room_id})
             self.close(protocol.CLOSE_ROOM_CRASHED, "room crashed")
 
     def close(self, code: int = protocol.CLOSE_ROOM_CLOSED, reason: str = "room closed") -> None:
@@ -93,7 +101,8 @@ class RoomRuntime:
         try:
             self.room.on_dispose()
         except Exception:
-            log.exception("room %s: on_dispose raised", self.room.room_id)
+            log.exception("room %s: on_dispose raised", self.room.room_id,
+                          extra={"room_id": self.room.room_id})
         if self._on_closed is not None:
             self._on_closed(self)
 
@@ -104,25 +113,67 @@ class RoomRuntime:
     # -- players -----------------------------------------------------------------
 
     def connect(self, transport: Transport, name: str, options: dict[str, Any],
-                close: Callable[[int, str], None]) -> Connection:
+                close: Callable[[int, str], None], auth: dict[str, Any] | None = None
+                ) -> Connection:
         """Seat a player on this socket and send the welcome. May raise JoinRefused."""
-        player = self.room._add_player(name, options)
+        player = self.room._add_player(name, options, auth)
+        return self._attach(player, transport, close)
+
+    def resume(self, player: Player, transport: Transport, close: Callable[[int, str], None]
+               ) -> Connection:
+        """Put a dropped (or about to drop) player back on a new socket."""
+        old = self.connections.pop(player.id, None)
+        if old is not None:  # the client saw the drop before the server did
+            old.player._send = _discard
+            old.close(protocol.CLOSE_REPLACED, "replaced by a newer connection")
+        if self.dropped.pop(player.id, None) is not None or not player.connected:
+            self.room._rejoin_player(player)
+        self.counters.reconnections += 1  # metrics
+        return self._attach(player, transport, close)
+
+    def _attach(self, player: Player, transport: Transport, close: Callable[[int, str], None]
+                ) -> Connection:
         conn = Connection(transport, player, close)
         self.connections[player.id] = conn
         self.empty_since = None
-        conn.send_now(self.room._welcome(player))
+        conn.send_now(self.room._welcome(player, self._issue_token(self, player)))
         return conn
 
-    def disconnect(self, conn: Connection, consented: bool) -> None:
-        if self.connections.pop(conn.player.id, None) is None:
-            return
-        conn.player._send = _discard
-        try:
-            self.room._remove_player(conn.player, consented)
-        except Exception as exc:
-            self._crash_from_hook(exc)
+    def disconnect(self, conn: Connection, consented: bool) -> bool:
+        """The socket ended. Returns whether the player's seat is free now.
+
+        A player who did not mean to leave keeps the seat for ``reconnect_grace``.
+        """
+        player = conn.player
+        if self.connections.get(player.id) is not conn:
+            return False  # replaced by a reconnection, or the room closed
+        del self.connections[player.id]
+        player._send = _discard
         if not self.connections:
             self.empty_since = time.monotonic()
+        try:
+            if consented or conn.leaving or self.reconnect_grace <= 0:
+                self.room._remove_player(player, consented or conn.leaving)
+                return True
+            self.room._drop_player(player)
+            self.dropped[player.id] = time.monotonic()
+            return False
+        except Exception as exc:
+            self._crash_from_hook(exc)
+            return True
+
+    def expire_drops(self, now: float) -> list[int]:
+        """Remove dropped players whose grace is over; their ids (their seats are free)."""
+        expired = [pid for pid, at in self.dropped.items() if now - at >= self.reconnect_grace]
+        for pid in expired:
+            del self.dropped[pid]
+            player = self.room.players.get(pid)
+            if player is not None:
+                try:
+                    self.room._remove_player(player, consented=False)
+                except Exception as exc:
+                    self._crash_from_hook(exc)
+        return expired
 
     def receive(self, conn: Connection, data: bytes) -> None:
         """Handle one binary frame from a player. Bad input gets an error to the sender only."""
@@ -136,10 +187,13 @@ class RoomRuntime:
             elif type(msg) is protocol.Message:
                 self.room.on_message(player, msg.kind, msg.body)
             else:
+                conn.leaving = True
                 conn.close(protocol.CLOSE_NORMAL, "left")
         except ProtocolError as exc:
+            self.counters.reject(exc.code)  # metrics
             conn.send_now(protocol.encode_error(exc.code, exc.message))
         except InvalidInput as exc:
+            self.counters.reject("invalid_input")  # metrics
             conn.send_now(protocol.encode_error("invalid_input", str(exc)))
         except Exception as exc:  # the game's own code failed: that is the room's crash
             self._crash_from_hook(exc)
@@ -147,13 +201,16 @@ class RoomRuntime:
     def _crash_from_hook(self, exc: Exception) -> None:
         self.crashed = exc
         log.error("room %s (%s) crashed in a hook; closing it", self.room.room_id,
-                  self.room.game, exc_info=exc)
+                  self.room.game, exc_info=exc, extra={"room_id": self.room.room_id})
         self.close(protocol.CLOSE_ROOM_CRASHED, "room crashed")
 
     def _kick(self, player: Player, reason: str) -> None:
         conn = self.connections.get(player.id)
         if conn is not None:
+            conn.leaving = True
             conn.close(protocol.CLOSE_KICKED, reason)
+        elif player.id in self.dropped:  # kicked while away: no seat to come back to
+            self.dropped[player.id] = -1e18
 
     # -- observation -----------------------------------------------------------
 
@@ -163,6 +220,7 @@ class RoomRuntime:
             "room_id": self.room.room_id,
             "game": self.room.game,
             "players": len(self.connections),
+            "dropped": len(self.dropped),
             "tick": self.room.tick,
             "tick_rate": self.room.rate,
             "achieved_rate": round(self.stats.count / elapsed, 3) if elapsed > 1 else None,

@@ -10,7 +10,12 @@ spiral-of-death clamp).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
+
+# Upper bounds (seconds) of the tick-duration histogram buckets; one more counts the rest.
+TICK_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                   0.025, 0.05, 0.1, 0.25)
 
 
 class Ticker:
@@ -49,16 +54,25 @@ class Ticker:
 
 
 class TickStats:
-    """Tick work durations over a sliding window, and running counters."""
+    """Tick work durations over a sliding window, and running counters.
+
+    ``buckets`` and ``total`` are a fixed-bucket histogram of every tick
+    (bounds :data:`TICK_BUCKETS`; the last bucket is +Inf), exported as
+    ``gameserver_tick_duration_seconds``.
+    """
 
     def __init__(self, interval: float, window: int = 1200) -> None:
         self.interval = interval
         self.count = 0
         self.overruns = 0  # ticks whose work took longer than one interval
+        self.total = 0.0  # seconds of tick work, summed
+        self.buckets = [0] * (len(TICK_BUCKETS) + 1)
         self._durations: deque[float] = deque(maxlen=window)
 
     def record(self, seconds: float) -> None:
         self.count += 1
+        self.total += seconds
+        self.buckets[bisect_left(TICK_BUCKETS, seconds)] += 1
         self._durations.append(seconds)
         if seconds > self.interval:
             self.overruns += 1

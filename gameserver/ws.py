@@ -1,36 +1,58 @@
-"""The game socket: reservation token -> seat -> receive loop -> room."""
+"""The game socket: token -> seat -> receive loop -> room.
+
+``/ws?token=T`` redeems a seat reservation from ``POST /matchmake``;
+``/ws?reconnect=R`` puts a dropped player back in their seat with the
+reconnection token from their last welcome. Before the upgrade the origin
+and the per-address connection limit are checked; after it, every message
+passes the connection's rate limit before the room sees it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 
 from . import protocol
-from .keys import BACKGROUND, MANAGER, SETTINGS
+from .broadcast import Connection
+from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
+from .limits import RateLimiter, Verdict
+from .origin import origin_allowed, refuse_origin
 from .room import JoinRefused
+from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.ws")
 
 
-async def game_socket(request: web.Request) -> web.WebSocketResponse:
+async def game_socket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings.allowed_origins):
+        return refuse_origin()
+    addresses = request.app[ADDRESSES]
+    peer = request.remote or ""
+    if not addresses.acquire(peer):
+        return web.json_response(
+            {"error": "too_many_connections",
+             "message": f"at most {settings.max_connections_per_ip} connections per address"},
+            status=429)
+    try:
+        return await _serve(request)
+    finally:
+        addresses.release(peer)
+
+
+async def _serve(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     manager = request.app[MANAGER]
     # compress=False: per-message deflate would make every client's bytes different
-    # and cost ~17x the CPU of a plain send (docs/BENCHMARKS.md).
+    # and cost many times the CPU of a plain send (see README, "How it works").
     ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_message_size,
                                heartbeat=settings.heartbeat)
     await ws.prepare(request)
-    token = request.query.get("token", "")
-    found = await manager.redeem(token) if 0 < len(token) <= 64 else None
-    if found is None:
-        return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "bad_reservation",
-                             "the seat reservation is unknown, used or expired")
-    reservation, runtime = found
     transport = request.transport
     if transport is None or transport.is_closing():
-        await manager.seat_freed(runtime)
         return ws
     background = request.app[BACKGROUND]
 
@@ -40,29 +62,89 @@ async def game_socket(request: web.Request) -> web.WebSocketResponse:
         background.add(task)
         task.add_done_callback(background.discard)
 
+    reconnect = request.query.get("reconnect", "")
+    if reconnect:
+        resumed = manager.resume(reconnect) if len(reconnect) <= 64 else None
+        if resumed is None:
+            return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "reconnect_refused",
+                                 "the reconnection token is unknown or used, or the seat "
+                                 "was released")
+        runtime, player = resumed
+        conn = runtime.resume(player, transport, close)
+        log.info("player reconnected", extra={"room_id": runtime.room_id,
+                                              "player_id": player.id})
+    else:
+        token = request.query.get("token", "")
+        found = await manager.redeem(token) if 0 < len(token) <= 64 else None
+        if found is None:
+            return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "bad_reservation",
+                                 "the seat reservation is unknown, used or expired")
+        reservation, runtime = found
+        try:
+            conn = runtime.connect(transport, reservation.name, reservation.options, close,
+                                   reservation.auth)
+        except JoinRefused as exc:
+            await manager.seat_freed(runtime)
+            return await _refuse(ws, protocol.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
+        except Exception as exc:
+            await manager.seat_freed(runtime)
+            runtime._crash_from_hook(exc)
+            return await _refuse(ws, protocol.CLOSE_ROOM_CRASHED, "room_crashed",
+                                 "room crashed")
+        log.debug("player joined", extra={"room_id": runtime.room_id,
+                                          "player_id": conn.player.id})
+    consented = False
     try:
-        conn = runtime.connect(transport, reservation.name, reservation.options, close)
-    except JoinRefused as exc:
-        await manager.seat_freed(runtime)
-        return await _refuse(ws, protocol.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
-    except Exception as exc:
-        await manager.seat_freed(runtime)
-        runtime._crash_from_hook(exc)
-        return await _refuse(ws, protocol.CLOSE_ROOM_CRASHED, "room_crashed", "room crashed")
-    log.debug("player %s joined room %s", conn.player.id, runtime.room_id)
-    try:
-        async for msg in ws:
+        consented = await _receive_loop(ws, runtime, conn, settings.rate_limit_messages,
+                                        settings.rate_limit_bytes)
+    finally:
+        if runtime.disconnect(conn, consented=consented):
+            await manager.seat_freed(runtime, conn.player.id)
+        log.debug("socket closed (code %s)", ws.close_code,
+                  extra={"room_id": runtime.room_id, "player_id": conn.player.id})
+    return ws
+
+
+async def _receive_loop(ws: web.WebSocketResponse, runtime: RoomRuntime, conn: Connection,
+                        messages_per_s: float, bytes_per_s: float) -> bool:
+    """Feed the room until the socket ends. True if the client closed it with 1000.
+
+    (aiohttp reports a connection that simply vanished as 1000 or 1006 depending
+    on how it ended, so the client's own close frame is the only proof of intent.)
+    """
+    clock = time.monotonic
+    limiter = RateLimiter(messages_per_s, bytes_per_s, clock())
+    receive = runtime.receive
+    counters = runtime.counters  # metrics: plain ints, read at scrape time
+    while True:
+        msg = await ws.receive()
+        if msg.type is WSMsgType.BINARY:
+            data = msg.data
+        elif msg.type is WSMsgType.TEXT:
+            data = msg.data.encode()
+        elif msg.type is WSMsgType.CLOSE:
+            return msg.data == protocol.CLOSE_NORMAL
+        elif msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return False
+        else:
+            continue
+        counters.received_messages += 1  # metrics
+        counters.received_bytes += len(data)  # metrics
+        verdict = limiter.check(len(data), clock())
+        if verdict is Verdict.OK:
             if msg.type is WSMsgType.BINARY:
-                runtime.receive(conn, msg.data)
-            elif msg.type is WSMsgType.TEXT:
+                receive(conn, data)
+            else:
+                counters.reject("text_frame")  # metrics
                 conn.send_now(protocol.encode_error(
                     "text_frame", "send binary msgpack frames, not text"))
-    finally:
-        runtime.disconnect(conn, consented=ws.close_code == protocol.CLOSE_NORMAL)
-        await manager.seat_freed(runtime)
-        log.debug("player %s left room %s (close code %s)", conn.player.id,
-                  runtime.room_id, ws.close_code)
-    return ws
+        elif verdict is Verdict.LIMITED:
+            counters.reject("rate_limited")  # metrics
+            conn.send_now(protocol.encode_error(
+                "rate_limited", "too many messages: slow down or be disconnected"))
+        elif verdict is Verdict.CLOSE:
+            await ws.close(code=protocol.CLOSE_RATE_LIMITED, message=b"rate limit exceeded")
+            return False
 
 
 async def _refuse(ws: web.WebSocketResponse, close_code: int, code: str, message: str

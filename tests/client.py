@@ -36,8 +36,9 @@ class Player:
         self.ws = ws
         self.welcome = welcome
         (_, self.version, self.room_id, self.game, self.player_id, self.tick_rate,
-         schema, self.config) = welcome
+         schema, self.config, self.reconnect_token) = welcome
         self.replica = Replica(schema)
+        self.base = ""  # set by join(): the server's http(s) base URL
         self.updates: list[tuple[float, list[Any]]] = []  # (arrival time, message)
         self.messages: list[list[Any]] = []  # everything that is not an update
         self.errors: list[list[Any]] = []
@@ -99,6 +100,24 @@ class Player:
             if left <= 0:
                 raise TimeoutError("condition not met in time")
             await self.pump(left)
+
+    async def drain(self) -> None:
+        """Read whatever has already arrived."""
+        while True:
+            try:
+                await self.pump(0.02)
+            except TimeoutError:
+                return
+
+    def gapless(self) -> bool:
+        """Every update received so far followed the one before it, tick by tick."""
+        ticks = [u[1][2] for u in self.updates]
+        return ticks == list(range(ticks[0], ticks[0] + len(ticks))) if ticks else True
+
+    async def rate(self, seconds: float = 1.0) -> float:
+        """Updates per second arriving now (after draining what was already here)."""
+        await self.drain()
+        return await self.updates_for(seconds) / seconds
 
     async def updates_for(self, seconds: float) -> int:
         start = len(self.updates)

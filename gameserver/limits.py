@@ -1,0 +1,106 @@
+"""Per-connection and per-address limits. Pure: the caller supplies the time."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from enum import Enum
+
+
+class TokenBucket:
+    """``rate`` tokens per second, holding at most ``burst``."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = now
+
+    def take(self, amount: float, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return True
+        return False
+
+
+class Verdict(Enum):
+    OK = "ok"
+    LIMITED = "limited"  # drop this message, tell the sender (at most once a second)
+    SILENT = "silent"  # drop this message, the sender was told recently
+    CLOSE = "close"  # the sender kept flooding: disconnect
+
+
+class RateLimiter:
+    """Message and byte budgets for one connection.
+
+    A client over either budget has its messages dropped with an error; one
+    that is still over it ``patience`` seconds after the first refusal is closed.
+    """
+
+    __slots__ = ("_bytes", "_messages", "_told_at", "limited_since", "patience", "refused")
+
+    def __init__(self, messages_per_s: float, bytes_per_s: float, now: float,
+                 burst_s: float = 2.0, patience: float = 3.0) -> None:
+        self._messages = TokenBucket(messages_per_s, messages_per_s * burst_s, now)
+        self._bytes = TokenBucket(bytes_per_s, bytes_per_s * burst_s, now)
+        self.patience = patience
+        self.limited_since: float | None = None
+        self._told_at = -1e9
+        self.refused = 0
+
+    def check(self, size: int, now: float) -> Verdict:
+        # Take from both so that a flood of tiny messages cannot starve the byte
+        # check and the other way round.
+        ok = self._messages.take(1, now) & self._bytes.take(size, now)
+        if ok:
+            # One good second after a refusal forgives the client.
+            if self.limited_since is not None and now - self._told_at > 1.0:
+                self.limited_since = None
+            return Verdict.OK
+        self.refused += 1
+        if self.limited_since is None:
+            self.limited_since = now
+        elif now - self.limited_since > self.patience:
+            return Verdict.CLOSE
+        if now - self._told_at >= 1.0:
+            self._told_at = now
+            return Verdict.LIMITED
+        return Verdict.SILENT
+
+
+class AddressCounter:
+    """Open connections per peer address, with exempt networks (e.g. loopback)."""
+
+    def __init__(self, limit: int, exempt: Iterable[str] = ()) -> None:
+        self.limit = limit
+        self.exempt = [ipaddress.ip_network(n, strict=False) for n in exempt]
+        self.counts: dict[str, int] = {}
+
+    def _is_exempt(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.exempt)
+
+    def acquire(self, address: str) -> bool:
+        if self._is_exempt(address):
+            return True
+        count = self.counts.get(address, 0)
+        if count >= self.limit:
+            return False
+        self.counts[address] = count + 1
+        return True
+
+    def release(self, address: str) -> None:
+        if self._is_exempt(address):
+            return
+        count = self.counts.get(address, 0) - 1
+        if count > 0:
+            self.counts[address] = count
+        else:
+            self.counts.pop(address, None)

@@ -1,0 +1,68 @@
+"""Rate limits, address limits and signed join tokens, without sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from gameserver.auth import AuthError, sign, verify
+from gameserver.limits import AddressCounter, RateLimiter, TokenBucket, Verdict
+
+
+def test_token_bucket_allows_bursts_then_the_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=20, now=0.0)
+    assert sum(bucket.take(1, 0.0) for _ in range(30)) == 20
+    assert sum(bucket.take(1, 1.0) for _ in range(30)) == 10  # one second refills ten
+
+
+def test_a_flooder_is_told_then_closed_and_a_burst_is_forgiven() -> None:
+    limiter = RateLimiter(messages_per_s=10, bytes_per_s=10_000, now=0.0, patience=3.0)
+    verdicts = [limiter.check(10, 0.0) for _ in range(25)]
+    assert verdicts[:20] == [Verdict.OK] * 20
+    assert verdicts[20] is Verdict.LIMITED  # told once...
+    assert set(verdicts[21:]) == {Verdict.SILENT}  # ...not once per message
+    # Slowing down to the rate is forgiven.
+    assert all(limiter.check(10, 2.0 + i / 5) is Verdict.OK for i in range(10))
+    assert limiter.limited_since is None
+    # Flooding for longer than the patience closes the connection.
+    t, verdict = 10.0, Verdict.OK
+    while verdict is not Verdict.CLOSE and t < 20:
+        verdict = limiter.check(10, t)
+        t += 0.001
+    assert verdict is Verdict.CLOSE and 13.0 < t < 14.0
+
+
+def test_the_byte_budget_is_separate_from_the_message_budget() -> None:
+    limiter = RateLimiter(messages_per_s=1000, bytes_per_s=1000, now=0.0)
+    assert limiter.check(2000, 0.0) is Verdict.OK  # the burst is two seconds' worth
+    assert limiter.check(100, 0.0) is Verdict.LIMITED
+
+
+def test_address_counter_limits_all_but_exempt_networks() -> None:
+    counter = AddressCounter(2, exempt=["127.0.0.0/8", "::1/128"])
+    assert counter.acquire("10.1.1.1") and counter.acquire("10.1.1.1")
+    assert not counter.acquire("10.1.1.1")
+    assert counter.acquire("10.1.1.2")
+    counter.release("10.1.1.1")
+    assert counter.acquire("10.1.1.1")
+    assert all(counter.acquire("127.0.0.1") for _ in range(100))
+    assert all(counter.acquire("::1") for _ in range(100))
+    for _ in range(2):
+        counter.release("10.1.1.1")
+    counter.release("10.1.1.2")
+    assert counter.counts == {}
+
+
+def test_signed_tokens_verify_and_refuse_tampering_and_expiry() -> None:
+    token = sign({"sub": "42", "name": "ann", "exp": 2_000}, "s3cret")
+    assert verify(token, "s3cret", now=1_000)["name"] == "ann"
+    cases = {
+        "auth_invalid": [token + "x", token.replace(".", ".A"), "nodot", 42,
+                         sign({"sub": "42", "name": "ann", "exp": 2_000}, "other"),
+                         sign({"name": "ann", "exp": 2_000}, "s3cret")],
+        "auth_expired": [token],
+    }
+    for code, tokens in cases.items():
+        for bad in tokens:
+            with pytest.raises(AuthError) as err:
+                verify(bad, "s3cret", now=1_000 if code == "auth_invalid" else 3_000)
+            assert err.value.code == code, bad
