@@ -1,0 +1,380 @@
+"""One bot: a raw WebSocket client on an asyncio Protocol.
+
+Why not aiohttp's client: every received message there goes through a reader,
+a queue and a task wake-up before user code sees it. Here ``data_received``
+walks the frames of a read in place, so a bot that only counts costs one
+callback per read, whatever the number of frames in it. Most bots read the
+input ack straight from the update's first bytes (updates are
+``0x95|0x98, 11|12, ack, ...``); a sample decodes everything and keeps a
+:class:`~gameserver.replica.Replica` to check the state it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import os
+import random
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from gameserver import protocol
+from gameserver.replica import Replica, ReplicaError
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+_UPDATE_HEADS = (0x95, 0x98)  # fixarray(5) snapshot, fixarray(8) delta
+_UPDATE_KINDS = (protocol.S_SNAPSHOT, protocol.S_DELTA)
+
+# One masking key per process. RFC 6455 wants a fresh key per frame so that a
+# browser's frames cannot poison intermediary caches; between a bot and a
+# server on loopback there is no intermediary, and the server cannot tell.
+_MASK_KEY = os.urandom(4)
+_MASK_INTS = [int.from_bytes((_MASK_KEY * 32)[:n], "big") for n in range(126)]
+
+now = time.perf_counter
+
+
+def mask_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client frame (payloads under 126 bytes: all we ever send)."""
+    n = len(payload)
+    if n >= 126:
+        raise ValueError("bot frames are small")
+    masked = (int.from_bytes(payload, "big") ^ _MASK_INTS[n]).to_bytes(n, "big") if n else b""
+    return bytes((0x80 | opcode, 0x80 | n)) + _MASK_KEY + masked
+
+
+def pack_uint(n: int) -> bytes:
+    """msgpack's encoding of a non-negative int, without a call into msgpack."""
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return b"\xcc" + bytes((n,))
+    if n < 0x10000:
+        return b"\xcd" + n.to_bytes(2, "big")
+    return b"\xce" + n.to_bytes(4, "big")
+
+
+def read_ack(buf: bytes, p: int) -> int:
+    """The msgpack uint at ``buf[p]`` (the ack of an update); -1 if it is not one."""
+    a = buf[p]
+    if a < 0x80:
+        return a
+    if a == 0xCC:
+        return buf[p + 1]
+    if a == 0xCD:
+        return int.from_bytes(buf[p + 1:p + 3], "big")
+    if a == 0xCE:
+        return int.from_bytes(buf[p + 1:p + 5], "big")
+    return -1
+
+
+_INPUT_HEAD = bytes((0x93, protocol.C_INPUT))  # [1, seq, [dx, dy]]
+_LEAVE = msgpack.packb([protocol.C_LEAVE])
+
+
+class Shared:
+    """Per-worker sinks the bots of that worker write into (no per-bot lists)."""
+
+    __slots__ = ("closes", "latencies", "max_latency_ms", "on_disconnect", "random")
+
+    def __init__(self, seed: int) -> None:
+        self.latencies = array("f")  # input-to-ack, ms, since the last progress report
+        self.max_latency_ms = 0.0
+        self.random = random.Random(seed)
+        self.closes: dict[str, int] = {}
+        self.on_disconnect: Callable[[Bot], None] = lambda _b: None
+
+
+class Bot(asyncio.Protocol):
+    """A bot that counts frames and reads acks. See :class:`SampledBot` for the full decode."""
+
+    sampled = False
+
+    def __init__(self, index: int, shared: Shared, host: str, path: str) -> None:
+        self.index = index
+        self.shared = shared
+        self.transport: asyncio.Transport | None = None
+        self._request = self._handshake_request(host, path)
+        self._handshake: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        # nobody awaits it once a connect has timed out: don't log it as unretrieved
+        self._handshake.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._upgraded = False
+        self._buf = b""
+        self.welcome: list[Any] | None = None
+        self.closed = False
+        self.close_code: int | None = None
+        self.leaving = False
+        self.joined = False  # counted by its worker
+        # counters, read by the worker
+        self.updates = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.errors = 0  # ERROR messages from the server
+        self.ready = False  # an update has arrived: inputs may start
+        # inputs in flight: send times of seq acked+1, acked+2, ...
+        self.seq = 0
+        self.acked = 0
+        self._sent_at: deque[float] = deque()
+        self._dir = b""
+        self.dxdy = (0, 0)
+        self.turn()
+
+    # -- handshake -------------------------------------------------------------
+
+    def _handshake_request(self, host: str, path: str) -> bytes:
+        self._key = base64.b64encode(os.urandom(16))
+        return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {self._key.decode()}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self._request)  # type: ignore[union-attr]
+
+    async def welcomed(self, timeout: float) -> list[Any]:
+        """Wait for the upgrade and the welcome message."""
+        return await asyncio.wait_for(asyncio.shield(self._handshake), timeout)
+
+    def _fail_handshake(self, reason: str) -> None:
+        if not self._handshake.done():
+            self._handshake.set_exception(ConnectionError(reason))
+
+    def _upgrade(self, data: bytes) -> bytes | None:
+        self._buf += data
+        end = self._buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head, rest = self._buf[:end].decode("latin-1"), self._buf[end + 4:]
+        self._buf = b""
+        status = head.split("\r\n", 1)[0]
+        expected = base64.b64encode(hashlib.sha1(self._key + _WS_GUID).digest()).decode()
+        if " 101 " not in status + " " or expected not in head:
+            self._fail_handshake(f"upgrade refused: {status}")
+            self.transport.close()  # type: ignore[union-attr]
+            return None
+        self._upgraded = True
+        return rest
+
+    # -- receive ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        if not self._upgraded:
+            rest = self._upgrade(data)
+            if not rest:
+                return
+            data = rest
+        buf = self._buf + data if self._buf else data
+        n = len(buf)
+        pos = 0
+        while n - pos >= 2:
+            length = buf[pos + 1] & 0x7F  # server frames are never masked
+            head = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                head = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                head = 10
+            start = pos + head
+            end = start + length
+            if end > n:
+                break
+            opcode = buf[pos] & 0x0F
+            if opcode == _OP_BINARY:
+                if length > 3 and buf[start] in _UPDATE_HEADS and buf[start + 1] in _UPDATE_KINDS:
+                    self.on_update(buf, start, end)
+                else:
+                    self.on_message(buf[start:end])
+            elif opcode == _OP_PING:
+                self._send(mask_frame(_OP_PONG, buf[start:end]))
+            elif opcode == _OP_CLOSE:
+                code = int.from_bytes(buf[start:start + 2], "big") if length >= 2 else 1005
+                self._closed_by_server(code)
+                return
+            pos = end
+        self._buf = buf[pos:] if pos < n else b""
+
+    def on_update(self, buf: bytes, start: int, end: int) -> None:
+        self.updates += 1
+        self.ready = True
+        ack = read_ack(buf, start + 2)
+        if ack > self.acked:
+            self._acked(ack)
+
+    def _acked(self, ack: int) -> None:
+        t = now()
+        sent_at = self._sent_at
+        shared = self.shared
+        worst = 0.0
+        while sent_at and self.acked < ack:
+            self.acked += 1
+            ms = (t - sent_at.popleft()) * 1000.0
+            shared.latencies.append(ms)
+            if ms > worst:
+                worst = ms
+        self.acked = ack
+        if worst > shared.max_latency_ms:
+            shared.max_latency_ms = worst
+
+    def on_message(self, payload: bytes) -> None:
+        try:
+            msg = msgpack.unpackb(payload)
+        except Exception:
+            self.errors += 1
+            return
+        kind = msg[0] if isinstance(msg, list) and msg else None
+        if kind == protocol.S_WELCOME and self.welcome is None:
+            self.welcome = msg
+            if not self._handshake.done():
+                self._handshake.set_result(msg)
+        elif kind == protocol.S_ERROR:
+            self.errors += 1
+
+    def _closed_by_server(self, code: int) -> None:
+        self.close_code = code
+        self._send(mask_frame(_OP_CLOSE, code.to_bytes(2, "big")))
+        self._fail_handshake(f"closed before the welcome: {code}")
+        assert self.transport is not None
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._fail_handshake(f"connection lost: {exc}")
+        if self.welcome is not None:
+            self.shared.on_disconnect(self)
+
+    # -- send ------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(frame)
+            self.bytes_out += len(frame)
+
+    def turn(self) -> None:
+        """Pick a new stick direction (full push, any angle)."""
+        angle = self.shared.random.random() * math.tau
+        self.dxdy = (round(100 * math.cos(angle)), round(100 * math.sin(angle)))
+        self._dir = msgpack.packb(self.dxdy)
+
+    def send_input(self, t: float) -> None:
+        if not self.ready or self.closed or self.leaving:
+            return
+        self.seq += 1
+        self._send(mask_frame(_OP_BINARY, _INPUT_HEAD + pack_uint(self.seq) + self._dir))
+        self._sent_at.append(t)
+
+    def leave(self) -> None:
+        self.leaving = True
+        self._send(mask_frame(_OP_BINARY, _LEAVE))
+
+    def abort(self) -> None:
+        self.leaving = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class SampledBot(Bot):
+    """Decodes every update, applies it to a Replica, and checks its own avatar.
+
+    For ``arena`` the avatar's position after input ``ack`` is fully determined by
+    the spawn point and the inputs sent: the bot replays them with the game's own
+    rule and counts every disagreement with what the server reports.
+    """
+
+    sampled = True
+
+    def __init__(self, index: int, shared: Shared, host: str, path: str) -> None:
+        super().__init__(index, shared, host, path)
+        self.replica: Replica | None = None
+        self.replica_errors = 0
+        self.mismatches = 0
+        self.checked = 0
+        self.delta_bytes = 0  # payload bytes of deltas...
+        self.moved = 0  # ...and the entities whose fields changed in them
+        self._inputs: dict[int, tuple[int, int]] = {}
+        self._predicted: tuple[int, int] | None = None
+        self._predicted_ack = 0
+        self._avatar: int | None = None
+        self._move: Any = None
+
+    def on_message(self, payload: bytes) -> None:
+        super().on_message(payload)
+        if self.welcome is not None and self.replica is None:
+            # [10, version, room_id, game, player_id, tick_rate, schema, config, ...]
+            game, schema, config = self.welcome[3], self.welcome[6], self.welcome[7]
+            self.replica = Replica(schema)
+            if game == "arena":
+                from gameserver.games.arena import move
+                self._move = lambda x, y, d: move(x, y, d[0], d[1], config["step"], config)
+
+    def send_input(self, t: float) -> None:
+        seq = self.seq
+        super().send_input(t)
+        if self.seq != seq and self._move is not None:
+            self._inputs[self.seq] = self.dxdy
+
+    def on_update(self, buf: bytes, start: int, end: int) -> None:
+        super().on_update(buf, start, end)
+        if self.replica is None:
+            return
+        msg = msgpack.unpackb(buf[start:end])
+        try:
+            self.replica.apply(msg)
+        except ReplicaError:
+            self.replica_errors += 1
+            self.replica = None  # it cannot follow any more; stop checking
+            return
+        if msg[0] == protocol.S_DELTA:
+            self.delta_bytes += end - start
+            self.moved += _count_changed(msg[5])
+        if self._move is not None:
+            self._check_avatar(msg[1])
+
+    def _check_avatar(self, ack: int) -> None:
+        assert self.replica is not None and self.welcome is not None
+        entities = self.replica.entities
+        if self._avatar is None or self._avatar not in entities:
+            me = self.welcome[4]
+            self._avatar = next((e.id for e in entities.values()
+                                 if e.type == "Avatar" and e.values.get("pid") == me), None)
+            if self._avatar is None:
+                return
+        values = entities[self._avatar].values
+        if self._predicted is None:
+            if ack != 0:  # joined mid-way through its inputs: no baseline to replay from
+                self._move = None
+                return
+            self._predicted = (values["x"], values["y"])
+        while self._predicted_ack < ack:
+            self._predicted_ack += 1
+            d = self._inputs.pop(self._predicted_ack, (0, 0))
+            self._predicted = self._move(*self._predicted, d)
+        self.checked += 1
+        if (values["x"], values["y"]) != self._predicted:
+            self.mismatches += 1
+            self._predicted = (values["x"], values["y"])  # count each divergence once
+
+
+def _count_changed(records: list[Any]) -> int:
+    """Entities in a change record list ``id, mask, v...`` (one value per set bit)."""
+    i, n, count = 0, len(records), 0
+    while i < n:
+        i += 2 + records[i + 1].bit_count()
+        count += 1
+    return count

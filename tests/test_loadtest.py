@@ -1,0 +1,138 @@
+"""The load tester against a real server, and the pure helpers of the bench runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from loadtest import bench
+from loadtest.bot import _MASK_KEY, mask_frame, pack_uint, read_ack
+from loadtest.cli import write_reports
+from loadtest.options import Options, plan_groups, sampled_indices, split_groups
+from loadtest.procstat import parse_proc_stat
+from loadtest.runner import Runner
+from loadtest.stats import percentile
+
+REPORT_KEYS = ("connected", "failed", "disconnected", "latency_ms", "updates_per_s",
+               "bytes_in_per_client_s", "bytes_out_per_client_s", "server_tick_ms",
+               "duration_s", "options")
+
+
+async def _load(start_server: Callable[..., Any], **kw: Any) -> dict[str, Any]:
+    server = await start_server(max_players=64)
+    url = str(server.make_url("")).rstrip("/")
+    opts = Options(url=url, ramp=100.0, duration=3.0, warmup=0.5, input_rate=20.0,
+                   seed=7, quiet=True, **kw)
+    return await Runner(opts).run()
+
+
+def _check(report: dict[str, Any], players: int) -> None:
+    for key in REPORT_KEYS:
+        assert key in report, key
+    assert report["connected"] == players
+    assert report["failed"] == 0 and report["disconnected"] == 0, report["failures"]
+    assert report["clients_in_window"] == players
+    assert 2.5 <= report["duration_s"] <= 4.5
+    ups = report["updates_per_s"]
+    assert ups["median"] >= 17, ups  # the server ticks at 20 Hz
+    assert ups["min"] >= 15, ups
+    assert ups["median"] <= 21, ups
+    lat = report["latency_ms"]
+    assert lat["samples"] > players * 20  # ~20 inputs/s each for 3 s
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert lat["p50"] < 200  # one tick is 50 ms; loopback adds little
+    assert report["bytes_in_per_client_s"] > 0 and report["bytes_out_per_client_s"] > 0
+    # 20 inputs/s of ~16 bytes each, framed and masked
+    assert 200 < report["bytes_out_per_client_s"] < 800
+    assert report["server_tick_ms"]["p50"] is not None
+    assert report["server_tick_ms"]["p99"] >= report["server_tick_ms"]["p50"]
+    sample = report["sample"]
+    assert sample["bots"] >= 1
+    assert sample["replica_errors"] == 0
+    assert sample["avatar_checks"] > 20 and sample["avatar_mismatches"] == 0
+    assert sample["bytes_per_moving_entity"] > 0
+    assert report["server"]["cpu_s"] is not None
+    assert [p["t"] for p in report["timeline"]] == list(range(1, len(report["timeline"]) + 1))
+    assert any(p["phase"] == "window" for p in report["timeline"])
+
+
+@pytest.mark.timeout(60)
+async def test_rooms_of_eight_over_two_workers(start_server: Callable[..., Any],
+                                               tmp_path: Path) -> None:
+    report = await _load(start_server, players=24, per_room=8, workers=2, sample=0.1)
+    _check(report, 24)
+    assert report["loadgen"]["workers"] == 2
+    json_path, html_path = tmp_path / "r.json", tmp_path / "r.html"
+    write_reports(report, str(json_path), str(html_path))
+    assert json.loads(json_path.read_text())["connected"] == 24
+    page = html_path.read_text()
+    assert page.count("<svg") >= 5 and "<polyline" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+        report["options"]["url"], "")  # self-contained: nothing to fetch
+
+
+@pytest.mark.timeout(60)
+async def test_one_room_split_over_two_workers(start_server: Callable[..., Any]) -> None:
+    report = await _load(start_server, players=30, one_room=True, workers=2, sample=2)
+    _check(report, 30)
+    assert report["server"]["rooms"] == 1
+    assert report["sample"]["bots"] == 2
+
+
+# -- pure helpers --------------------------------------------------------------------
+
+def test_frames_and_acks() -> None:
+    for n in (0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1):
+        packed = pack_uint(n)
+        assert packed == msgpack.packb(n)
+        assert read_ack(b"\x98\x0c" + packed + b"\x00", 2) == n
+    assert read_ack(b"\xc0", 0) == -1
+    frame = mask_frame(0x2, b"\x93\x01\x05\x92\x10\x20")
+    assert frame[0] == 0x82 and frame[1] == 0x80 | 6 and frame[2:6] == _MASK_KEY
+    unmasked = bytes(b ^ _MASK_KEY[i % 4] for i, b in enumerate(frame[6:]))
+    assert msgpack.unpackb(unmasked) == [1, 5, [16, 32]]
+
+
+def test_plans() -> None:
+    assert sampled_indices(100, 0.05) == frozenset({0, 20, 40, 60, 80})
+    assert sampled_indices(10, 0.01) == frozenset({0})  # at least one
+    assert sampled_indices(10, 3) == frozenset({0, 3, 6})
+    groups = plan_groups(Options(players=20, per_room=8))
+    assert [len(g.bots) for g in groups] == [8, 8, 4]
+    split = split_groups(groups, 2)
+    assert sorted(sum(len(g.bots) for g in w) for w in split) == [8, 12]
+    one = split_groups(plan_groups(Options(players=5, one_room=True)), 2)
+    assert [w[0].bots for w in one] == [(0, 2, 4), (1, 3)]
+
+
+def test_bench_helpers() -> None:
+    stat = "4242 (python -m (x) y) S 1 2 3 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 3 0"
+    assert parse_proc_stat(stat, 100) == (2.5, 0.75)
+    assert bench.parse_serving_line(
+        "gameserver: serving on http://127.0.0.1:40131/ (Ctrl-C to stop)") == 40131
+    assert bench.parse_serving_line("something else") is None
+    report = {"failed": 0, "disconnected": 0, "updates_per_s": {"min": 19.5, "median": 20.0},
+              "server_tick_ms": {"p50": 1.0, "p99": 24.0}}
+    assert bench.service_level_held(report)
+    assert not bench.service_level_held({**report, "server_tick_ms": {"p50": 1, "p99": 25.0}})
+    assert not bench.service_level_held({**report, "updates_per_s": {"min": 18.9}})
+    rows = [{"cpu_us": 10.0, "held": True}, {"cpu_us": 30.0, "held": False},
+            {"cpu_us": 12.0, "held": True}]
+    assert bench.median_row(rows) == {"cpu_us": 12.0, "held": "2/3"}
+    assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile([], 50) is None
+    table = bench.markdown_table([{"scenario": "S1", "cpu_us": 12.345, "held": "3/3"}])
+    assert "| S1 | 12.3 |" in table and table.count("\n") == 2
+
+
+def test_bench_keeps_hand_written_notes() -> None:
+    first = bench.keep_notes("# Generated 1\n", "")
+    assert first.endswith(bench.NOTES_MARKER + "\n")
+    edited = first + "\n## Profile\nhand-written\n"
+    second = bench.keep_notes("# Generated 2\n", edited)
+    assert second.startswith("# Generated 2") and second.endswith("## Profile\nhand-written\n")
+    assert "Generated 1" not in second
