@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from . import health, logs
 from .app import create_app
 from .config import ConfigError, Settings, load
-from .keys import MANAGER
 
 log = logging.getLogger("gameserver")
 
@@ -24,8 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gameserver: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(settings.log_level, settings.log_format)  # text or JSON lines (logs.py)
     try:
         import uvloop
     except ImportError:  # uvloop does not build on Windows; asyncio's own loop still works
@@ -54,7 +53,7 @@ async def serve(app: web.Application, settings: Settings) -> None:
         await stop.wait()
     finally:
         # Refuse new players at once; then tell every player (1001), dispose rooms, close.
-        app[MANAGER].accepting = False
+        health.set_draining(app)  # /readyz 503 and matchmaking refused, from this moment
         log.info("shutting down (at most %.0f s)", settings.shutdown_timeout)
         try:
             await asyncio.wait_for(runner.cleanup(), settings.shutdown_timeout)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import http_api, protocol
+from . import admin, health, http_api, metrics, protocol
 from .config import ConfigError, Settings
 from .games.arena import Arena
 from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
@@ -74,9 +74,13 @@ def create_app(settings: Settings | None = None,
     app.router.add_get("/rooms", http_api.list_rooms)
     app.router.add_get("/games", http_api.list_games)
     app.router.add_get("/stats", http_api.stats)
-    app.router.add_post("/matchmake", http_api.matchmake)
-    app.router.add_get("/ws", game_socket)
+    # Hosting (issue 6): the two wrappers only count outcomes and open sockets.
+    app.router.add_post("/matchmake", metrics.count_matchmaking(http_api.matchmake))
+    app.router.add_get("/ws", metrics.count_sockets(game_socket))
     app.router.add_static("/static/", static, follow_symlinks=False)
+    health.setup(app)  # /healthz, /readyz
+    metrics.setup(app)  # /metrics
+    admin.setup(app, settings.admin_token, static)  # /monitor, /admin/... (only with a token)
     return app
 
 
@@ -96,6 +100,7 @@ async def _rooms_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _going_away(app: web.Application) -> None:
     """Tell every player before the sockets are torn down."""
+    health.set_draining(app)  # first: /readyz answers 503 from here on
     await app[MANAGER].stop(protocol.CLOSE_GOING_AWAY, "server shutting down")
     if app[BACKGROUND]:
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

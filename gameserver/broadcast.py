@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgpack
 
-from .protocol import CLOSE_STALLED, DELTA_HEADER, SNAPSHOT_HEADER
+from .protocol import DELTA_HEADER, SNAPSHOT_HEADER
 from .room import Player
 
 _OP_BINARY = 0x82  # FIN + binary opcode
@@ -47,6 +47,7 @@ class Transport(Protocol):
     def write(self, data: bytes) -> None: ...
     def get_write_buffer_size(self) -> int: ...
     def is_closing(self) -> bool: ...
+    def abort(self) -> None: ...
 
 
 class Connection:
@@ -111,9 +112,10 @@ class Broadcaster:
             if conn.behind_since is not None:
                 if backlog > low:
                     if now - conn.behind_since > self.stall_timeout:
-                        conn.behind_since = None  # report once
+                        # A close handshake needs the peer to read: just cut the connection.
+                        # Its seat waits for a reconnection like any other drop.
                         stats.closed_stalled += 1
-                        conn.close(CLOSE_STALLED, "stalled: not reading updates")
+                        t.abort()
                     stats.skipped += 1
                     continue
                 conn.behind_since = None

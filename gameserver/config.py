@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -69,6 +70,21 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _log_format(text: str) -> str:
+    value = text.lower()
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return value
+
+
+def _admin_token(text: str) -> str:
+    if text and (len(text) < 16 or not text.isprintable() or any(c.isspace() for c in text)):
+        raise ValueError("must be at least 16 characters without spaces (e.g. from: python -c "
+                         "'import secrets; print(secrets.token_urlsafe(24))'), or empty for "
+                         "no monitor")
+    return text
+
+
 def _url(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
@@ -82,6 +98,7 @@ class Option:
     default: Any
     help: str
     many: bool = False  # repeatable flag; a comma-separated list in the environment
+    secret: bool = False  # never echo the value, not even in an error message
 
     @property
     def env(self) -> str:
@@ -138,6 +155,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("games", str, (), "extra game rooms to serve, as module:Class (repeatable)",
            many=True),
     Option("log_level", _log_level, "INFO", "log level: debug, info, warning or error"),
+    Option("log_format", _log_format, "text",
+           "log format: text (for people) or json (one object per line, for log shippers)"),
+    Option("admin_token", _admin_token, "",
+           "bearer token for the /monitor page and the /admin API, at least 16 characters; "
+           "both are off without one", secret=True),
+    Option("config", str, "",
+           "TOML file of settings named as the options (e.g. tick_rate = 30); "
+           "flags and variables win over it"),
 )
 
 
@@ -167,6 +192,9 @@ class Settings:
     auth_secret: str = field(default="", repr=False)
     games: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "INFO"
+    log_format: str = "text"
+    admin_token: str = field(default="", repr=False)
+    config: str = ""
 
 
 assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS], "OPTIONS and Settings"
@@ -199,6 +227,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = vars(build_parser().parse_args(argv))
     values: dict[str, Any] = {}
     problems: list[str] = []
+    path = args["config"] or environ.get("GAMESERVER_CONFIG", "")
+    in_file = _read_file(path, problems) if path else {}
     for opt in OPTIONS:
         raw = args[opt.name]
         source = opt.flag
@@ -207,6 +237,9 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             source = opt.env
             if opt.many:
                 raw = [p.strip() for p in raw.split(",") if p.strip()]
+        if raw is None and opt.name in in_file:
+            raw = in_file[opt.name]
+            source = f"{path}: {opt.name}"
         if raw is None:
             values[opt.name] = opt.default
             continue
@@ -214,7 +247,43 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             values[opt.name] = (tuple(opt.parse(r) for r in raw) if opt.many
                                 else opt.parse(raw))
         except ValueError as exc:
-            problems.append(f"{source}={raw!r}: {exc}")
+            problems.append(f"{source}={'<hidden>' if opt.secret else repr(raw)}: {exc}")
     if problems:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
     return Settings(**values)
+
+
+def _read_file(path: str, problems: list[str]) -> dict[str, Any]:
+    """The settings of a TOML file as raw strings (lists for repeatable options)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        problems.append(f"config file {path!r}: {exc.strerror or exc}")
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"config file {path!r}: not valid TOML: {exc}")
+        return {}
+    by_name = {o.name: o for o in OPTIONS if o.name != "config"}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        opt = by_name.get(name)
+        if opt is None:
+            problems.append(f"{path}: unknown setting {key!r} (keys are option names, "
+                            "e.g. tick_rate)")
+        elif isinstance(value, list) and opt.many:
+            out[name] = [_toml_text(v) for v in value]
+        elif isinstance(value, list | dict):
+            problems.append(f"{path}: {key} must be a single value")
+        elif opt.many:
+            out[name] = [p.strip() for p in _toml_text(value).split(",") if p.strip()]
+        else:
+            out[name] = _toml_text(value)
+    return out
+
+
+def _toml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

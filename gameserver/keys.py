@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from .config import Settings
 from .limits import AddressCounter
@@ -15,3 +16,4 @@ SETTINGS = web.AppKey("settings", Settings)
 MANAGER = web.AppKey("manager", RoomManager)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[Any]])
 ADDRESSES = web.AppKey("addresses", AddressCounter)
+METRICS = web.AppKey("metrics", CollectorRegistry)  # this app's Prometheus registry (metrics.py)

@@ -45,7 +45,6 @@ CLOSE_ROOM_CLOSED: Final = 4002
 CLOSE_KICKED: Final = 4003
 CLOSE_JOIN_REFUSED: Final = 4004
 CLOSE_RATE_LIMITED: Final = 4005
-CLOSE_STALLED: Final = 4006
 CLOSE_REPLACED: Final = 4007  # the player reconnected on another socket
 
 MAX_SEQ: Final = 2**32 - 1

@@ -25,6 +25,8 @@ from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.ws")
 
+CLOSE_TIMEOUT = 3.0  # seconds a closing peer has to answer our close frame
+
 
 async def game_socket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
@@ -49,7 +51,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     # compress=False: per-message deflate would make every client's bytes different
     # and cost many times the CPU of a plain send (see README, "How it works").
     ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_message_size,
-                               heartbeat=settings.heartbeat)
+                               heartbeat=settings.heartbeat, timeout=CLOSE_TIMEOUT)
     await ws.prepare(request)
     transport = request.transport
     if transport is None or transport.is_closing():

@@ -110,9 +110,16 @@ class Player:
                 return
 
     def gapless(self) -> bool:
-        """Every update received so far followed the one before it, tick by tick."""
-        ticks = [u[1][2] for u in self.updates]
-        return ticks == list(range(ticks[0], ticks[0] + len(ticks))) if ticks else True
+        """No update was missed: each delta builds on the update received just before it.
+
+        (Tick numbers themselves may jump when an overloaded server drops ticks.)
+        """
+        previous = None
+        for _, message in self.updates:
+            if message[0] == protocol.S_DELTA and previous is not None and message[3] != previous:
+                return False
+            previous = message[2]
+        return True
 
     async def rate(self, seconds: float = 1.0) -> float:
         """Updates per second arriving now (after draining what was already here)."""
@@ -139,7 +146,8 @@ class Player:
                 if data[0] == protocol.S_ERROR:
                     self.errors.append(data)
                 continue
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.CLOSED):
+            if msg.type is aiohttp.WSMsgType.CLOSE:  # the close frame's own code and reason
+                return msg.data, (msg.extra or "")
+            if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return self.ws.close_code, (msg.extra or "")
             raise ConnectionError(f"unexpected {msg.type}")

@@ -14,8 +14,8 @@ from gameserver import Settings, create_app
 async def start_server(aiohttp_server: Any) -> Callable[..., Any]:
     """Start a real gameserver on 127.0.0.1; keyword arguments are Settings fields."""
 
-    async def start(**settings: Any) -> TestServer:
-        app = create_app(Settings(**settings))
+    async def start(games: tuple[Any, ...] | None = None, **settings: Any) -> TestServer:
+        app = create_app(Settings(**settings), games)
         return await aiohttp_server(app, host="127.0.0.1")
 
     return start

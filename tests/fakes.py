@@ -24,6 +24,9 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return self.closing
 
+    def abort(self) -> None:
+        self.closing = True
+
     def messages(self) -> list[Any]:
         return [unframe(f) for f in self.frames]
 

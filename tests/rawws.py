@@ -26,7 +26,8 @@ class RawSocket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=2**22)
+        # A small limit: the stream pauses reading past 64 KiB buffered, as a stuck client.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=2**15)
         raw = cls(reader, writer)
         if handshake:
             status = await raw.handshake(host, port, path, headers or {})

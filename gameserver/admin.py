@@ -1,0 +1,257 @@
+"""The live monitor (``/monitor``) and the admin JSON API under ``/admin/``.
+
+Both exist only when ``--admin-token`` is set; without one every path here
+is a 404. Every admin call needs ``Authorization: Bearer <token>`` (401
+otherwise). The token is compared in constant time and never logged.
+
+- ``GET /admin/rooms``: every room, private ones included, with live figures
+- ``GET /admin/rooms/{id}``: one room, its players and its state
+- ``POST /admin/rooms/{id}/kick`` ``{"player_id": N, "reason": "..."}``: close 4003
+- ``POST /admin/rooms/{id}/dispose``: close the room, players get 4002
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import protocol
+from .keys import MANAGER
+from .runtime import RoomRuntime
+
+log = logging.getLogger("gameserver.admin")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_ENTITIES = 2000  # entities shown in one room's state; more are counted, not listed
+RATE_WINDOW = 0.5  # seconds: the shortest interval a rate is measured over
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+_API_HEADERS = {"Cache-Control": "no-store"}
+
+
+class _Sample:
+    """The last reading of a room's counters, for rates measured between polls."""
+
+    __slots__ = ("bytes", "bytes_rate", "created_at", "tick_rate", "ticks", "when")
+
+    def __init__(self, when: float, ticks: int, sent: int, created_at: float) -> None:
+        self.when = when
+        self.ticks = ticks
+        self.bytes = sent
+        self.tick_rate: float | None = None
+        self.bytes_rate: float | None = None
+        self.created_at = created_at
+
+
+class Monitor:
+    """The admin API's state: the token, and per-room samples for live rates."""
+
+    def __init__(self, token: str, page: Path) -> None:
+        self._token = token.encode()
+        self.page = page
+        self.samples: dict[str, _Sample] = {}
+
+    def __repr__(self) -> str:  # never show the token
+        return "Monitor(token=<hidden>)"
+
+    def authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode(), self._token)
+
+
+MONITOR = web.AppKey("monitor", Monitor)
+
+
+def setup(app: web.Application, token: str, static: Path) -> None:
+    """Add ``/monitor`` and ``/admin/...`` if ``token`` is set; otherwise add nothing."""
+    if not token:
+        return
+    app[MONITOR] = Monitor(token, static / "monitor.html")
+    app.on_startup.append(_announce)
+    app.router.add_get("/monitor", monitor_page)
+    app.router.add_get("/admin/rooms", _guard(list_rooms))
+    app.router.add_get("/admin/rooms/{room_id}", _guard(room_detail))
+    app.router.add_post("/admin/rooms/{room_id}/kick", _guard(kick))
+    app.router.add_post("/admin/rooms/{room_id}/dispose", _guard(dispose))
+
+
+async def _announce(_: web.Application) -> None:
+    log.info("the monitor is at /monitor and the admin API at /admin/ (admin token set)")
+
+
+async def monitor_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(request.app[MONITOR].page, headers=_PAGE_HEADERS)
+
+
+def _guard(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not request.app[MONITOR].authorized(request):
+            return web.json_response(
+                {"error": "unauthorized",
+                 "message": "this call needs the admin token: Authorization: Bearer <token>"},
+                status=401, headers={"WWW-Authenticate": 'Bearer realm="gameserver admin"',
+                                     **_API_HEADERS})
+        return await handler(request)
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+def _error(code: str, message: str, status: int) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status,
+                             headers=_API_HEADERS)
+
+
+def _json(data: Any) -> web.Response:
+    return web.json_response(data, headers=_API_HEADERS,
+                             dumps=partial(json.dumps, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return repr(value)
+
+
+# -- reading rooms ---------------------------------------------------------------------
+
+
+async def _row(request: web.Request, runtime: RoomRuntime, now: float) -> dict[str, Any]:
+    """One room's line in the monitor: identity, load, and rates since the last poll."""
+    monitor = request.app[MONITOR]
+    room, stats = runtime.room, runtime.stats
+    sent = runtime.broadcaster.stats.bytes_sent
+    sample = monitor.samples.get(room.room_id)
+    if sample is None:
+        listing = await request.app[MANAGER].directory.get(room.room_id)
+        created = listing.created_at if listing is not None else time.time()
+        sample = monitor.samples[room.room_id] = _Sample(now, stats.count, sent, created)
+        age = runtime.clock() - runtime.started_at if runtime.started_at else 0.0
+        if age > 0.2:  # a first figure: the average over the room's life so far
+            sample.tick_rate = stats.count / age
+            sample.bytes_rate = sent / age
+    elif now - sample.when >= RATE_WINDOW:
+        span = now - sample.when
+        sample.tick_rate = (stats.count - sample.ticks) / span
+        sample.bytes_rate = (sent - sample.bytes) / span
+        sample.when, sample.ticks, sample.bytes = now, stats.count, sent
+    return {
+        "room_id": room.room_id,
+        "game": room.game,
+        "players": len(runtime.connections),
+        "reconnecting": len(runtime.dropped),
+        "max_players": room.max_players,
+        "private": room.private,
+        "locked": room.locked,
+        "metadata": room.metadata,
+        "tick": room.tick,
+        "tick_rate": room.rate,
+        "achieved_rate": None if sample.tick_rate is None else round(sample.tick_rate, 2),
+        "tick_p50_ms": round(stats.percentile(50) * 1000, 3),
+        "tick_p99_ms": round(stats.percentile(99) * 1000, 3),
+        "tick_overruns": stats.overruns,
+        "bytes_per_s": None if sample.bytes_rate is None else round(sample.bytes_rate),
+        "bytes_sent": sent,
+        "state_bytes": len(room._snapshot_tail()),
+        "entities": len(room.world.entities),
+        "created_at": sample.created_at,
+    }
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    manager, monitor = request.app[MANAGER], request.app[MONITOR]
+    now = time.monotonic()
+    runtimes = sorted(manager.runtimes.values(), key=lambda r: r.started_at)
+    for gone in monitor.samples.keys() - manager.runtimes.keys():
+        del monitor.samples[gone]
+    rooms = [await _row(request, r, now) for r in runtimes if not r.closed]
+    return _json({"rooms": rooms, "players": sum(r["players"] for r in rooms),
+                  "accepting": manager.accepting, "time": time.time()})
+
+
+def _runtime(request: web.Request) -> RoomRuntime | None:
+    runtime = request.app[MANAGER].runtimes.get(request.match_info["room_id"])
+    return None if runtime is None or runtime.closed else runtime
+
+
+def _no_room(request: web.Request) -> web.Response:
+    return _error("no_such_room", f"no room {request.match_info['room_id']!r}", 404)
+
+
+async def room_detail(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    if runtime is None:
+        return _no_room(request)
+    room = runtime.room
+    players = []
+    for player in room.players.values():
+        conn = runtime.connections.get(player.id)
+        players.append({"id": player.id, "name": player.name, "connected": conn is not None,
+                        "behind": conn is not None and conn.behind_since is not None,
+                        "ack": player.ack, "pending_inputs": len(player._inputs)})
+    entities: dict[str, Any] = {}
+    for eid, entity in room.world.entities.items():
+        if len(entities) >= MAX_ENTITIES:
+            break
+        entities[str(eid)] = {"type": type(entity).__name__,
+                              **{f: getattr(entity, f) for f in entity._fields}}
+    return _json({
+        **await _row(request, runtime, time.monotonic()),
+        "players": players,
+        "options": room.options,
+        "state": {"tick": room.tick, "entity_count": len(room.world.entities),
+                  "truncated": len(room.world.entities) > len(entities),
+                  "entities": entities},
+    })
+
+
+async def kick(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    if runtime is None:
+        return _no_room(request)
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return _error("bad_request", "the body must be a JSON object", 400)
+    if not isinstance(body, dict):
+        return _error("bad_request", "the body must be a JSON object", 400)
+    player_id, reason = body.get("player_id"), body.get("reason", "kicked by an administrator")
+    if type(player_id) is not int:
+        return _error("bad_request", "'player_id' must be an integer", 400)
+    if not isinstance(reason, str) or len(reason) > 120:
+        return _error("bad_request", "'reason' must be a string of at most 120 characters", 400)
+    player = runtime.room.players.get(player_id)
+    if player is None:
+        return _error("no_such_player", f"no player {player_id} in this room", 404)
+    log.info("admin kicked player %s from room %s: %s", player_id, runtime.room_id, reason,
+             extra={"room_id": runtime.room_id, "player_id": player_id})
+    runtime.room.kick(player, reason or "kicked")
+    return _json({"kicked": player_id, "room_id": runtime.room_id})
+
+
+async def dispose(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    if runtime is None:
+        return _no_room(request)
+    log.info("admin disposed room %s", runtime.room_id, extra={"room_id": runtime.room_id})
+    runtime.room.locked = True
+    runtime.close(protocol.CLOSE_ROOM_CLOSED, "room disposed by an administrator")
+    return _json({"disposed": runtime.room_id})
