@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admin, health, http_api, metrics, protocol
+from . import admin, health, heartbeat, http_api, metrics, protocol
 from .config import ConfigError, Settings
 from .games.arena import Arena
 from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
@@ -92,7 +92,10 @@ def _index(static: Path) -> Any:
 
 async def _rooms_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[MANAGER].start()
+    beat = asyncio.get_running_loop().create_task(
+        heartbeat.keep_alive(app[MANAGER], app[SETTINGS].heartbeat), name="heartbeat")
     yield
+    beat.cancel()
     await app[MANAGER].stop(protocol.CLOSE_GOING_AWAY, "server shutting down")
     if app[BACKGROUND]:
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

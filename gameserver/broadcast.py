@@ -16,6 +16,7 @@ after which it gets deltas again. A socket behind for longer than
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -27,7 +28,9 @@ from .room import Player
 _OP_BINARY = 0x82  # FIN + binary opcode
 _pack_len2 = struct.Struct("!BBH").pack
 _pack_len8 = struct.Struct("!BBQ").pack
-_packb = msgpack.packb
+_packb = msgpack.Packer(autoreset=True).pack
+# The ack is the one per-player field of an update; small ones are cached.
+_ACKS = [_packb(i) for i in range(4096)]
 
 
 def frame_header(length: int) -> bytes:
@@ -53,7 +56,8 @@ class Transport(Protocol):
 class Connection:
     """One player's socket as the send path sees it."""
 
-    __slots__ = ("behind_since", "close", "leaving", "player", "synced", "transport")
+    __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "pinged_at",
+                 "player", "synced", "transport")
 
     def __init__(self, transport: Transport, player: Player,
                  close: Callable[[int, str], None]) -> None:
@@ -63,6 +67,9 @@ class Connection:
         self.synced = False  # has this socket got a baseline the next delta applies to?
         self.behind_since: float | None = None
         self.leaving = False  # the player asked to leave, or was kicked: no reconnection
+        self.detached = False  # no longer the player's socket: ignore what it still sends
+        self.last_seen = time.monotonic()  # when the client last sent anything (heartbeat.py)
+        self.pinged_at: float | None = None
         player._send = self.send_now
 
     def send_now(self, payload: bytes) -> None:
@@ -124,7 +131,8 @@ class Broadcaster:
                 conn.synced = False
                 stats.skipped += 1
                 continue
-            ack = _packb(conn.player.ack)
+            ack = conn.player.ack
+            ack = _ACKS[ack] if ack < 4096 else _packb(ack)
             n = len(ack)
             if conn.synced:
                 prefix = delta_prefix.get(n)

@@ -124,6 +124,7 @@ class RoomRuntime:
         """Put a dropped (or about to drop) player back on a new socket."""
         old = self.connections.pop(player.id, None)
         if old is not None:  # the client saw the drop before the server did
+            old.detached = True
             old.player._send = _discard
             old.close(protocol.CLOSE_REPLACED, "replaced by a newer connection")
         if self.dropped.pop(player.id, None) is not None or not player.connected:
@@ -148,6 +149,7 @@ class RoomRuntime:
         if self.connections.get(player.id) is not conn:
             return False  # replaced by a reconnection, or the room closed
         del self.connections[player.id]
+        conn.detached = True
         player._send = _discard
         if not self.connections:
             self.empty_since = time.monotonic()

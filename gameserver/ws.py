@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from . import protocol
-from .broadcast import Connection
+from .inbound import Inbound, control_loop, install
 from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
-from .limits import RateLimiter, Verdict
 from .origin import origin_allowed, refuse_origin
 from .room import JoinRefused
-from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.ws")
 
@@ -50,8 +47,10 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     manager = request.app[MANAGER]
     # compress=False: per-message deflate would make every client's bytes different
     # and cost many times the CPU of a plain send (see README, "How it works").
+    # heartbeat and autoping are off: heartbeat.py checks every socket once a second
+    # instead of resetting a timer per message.
     ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_message_size,
-                               heartbeat=settings.heartbeat, timeout=CLOSE_TIMEOUT)
+                               autoping=False, timeout=CLOSE_TIMEOUT)
     await ws.prepare(request)
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -95,58 +94,18 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
                                  "room crashed")
         log.debug("player joined", extra={"room_id": runtime.room_id,
                                           "player_id": conn.player.id})
+    inbound = Inbound(runtime, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
+                      close)
+    install(ws, request, inbound)
     consented = False
     try:
-        consented = await _receive_loop(ws, runtime, conn, settings.rate_limit_messages,
-                                        settings.rate_limit_bytes)
+        consented = await control_loop(ws, inbound)
     finally:
         if runtime.disconnect(conn, consented=consented):
             await manager.seat_freed(runtime, conn.player.id)
         log.debug("socket closed (code %s)", ws.close_code,
                   extra={"room_id": runtime.room_id, "player_id": conn.player.id})
     return ws
-
-
-async def _receive_loop(ws: web.WebSocketResponse, runtime: RoomRuntime, conn: Connection,
-                        messages_per_s: float, bytes_per_s: float) -> bool:
-    """Feed the room until the socket ends. True if the client closed it with 1000.
-
-    (aiohttp reports a connection that simply vanished as 1000 or 1006 depending
-    on how it ended, so the client's own close frame is the only proof of intent.)
-    """
-    clock = time.monotonic
-    limiter = RateLimiter(messages_per_s, bytes_per_s, clock())
-    receive = runtime.receive
-    counters = runtime.counters  # metrics: plain ints, read at scrape time
-    while True:
-        msg = await ws.receive()
-        if msg.type is WSMsgType.BINARY:
-            data = msg.data
-        elif msg.type is WSMsgType.TEXT:
-            data = msg.data.encode()
-        elif msg.type is WSMsgType.CLOSE:
-            return msg.data == protocol.CLOSE_NORMAL
-        elif msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            return False
-        else:
-            continue
-        counters.received_messages += 1  # metrics
-        counters.received_bytes += len(data)  # metrics
-        verdict = limiter.check(len(data), clock())
-        if verdict is Verdict.OK:
-            if msg.type is WSMsgType.BINARY:
-                receive(conn, data)
-            else:
-                counters.reject("text_frame")  # metrics
-                conn.send_now(protocol.encode_error(
-                    "text_frame", "send binary msgpack frames, not text"))
-        elif verdict is Verdict.LIMITED:
-            counters.reject("rate_limited")  # metrics
-            conn.send_now(protocol.encode_error(
-                "rate_limited", "too many messages: slow down or be disconnected"))
-        elif verdict is Verdict.CLOSE:
-            await ws.close(code=protocol.CLOSE_RATE_LIMITED, message=b"rate limit exceeded")
-            return False
 
 
 async def _refuse(ws: web.WebSocketResponse, close_code: int, code: str, message: str

@@ -146,6 +146,15 @@ async def test_a_silent_peer_is_detected_by_heartbeat(start_server: Callable[...
     raw.abort()
 
 
+async def test_a_quiet_client_that_answers_pings_stays(start_server: Callable[..., Any],
+                                                       session: aiohttp.ClientSession) -> None:
+    server = await start_server(heartbeat=0.5)
+    idle = await Player.join(session, url(server), name="idle")  # answers pings by itself
+    await idle.pump()
+    assert 17 <= await idle.rate(2.0) <= 23  # four heartbeat periods without sending
+    assert idle.player_id in server.app[MANAGER].runtimes[idle.room_id].connections
+
+
 class Crashy(Room):
     game = "crashy"
     entity_types = (Blob,)

@@ -250,3 +250,21 @@ async def test_ping_is_answered_with_the_client_time_and_tick(
     await ann.until(lambda: any(m[0] == protocol.S_PONG for m in ann.messages))
     pong = next(m for m in ann.messages if m[0] == protocol.S_PONG)
     assert pong[1] == 123.5 and isinstance(pong[2], int)
+
+
+async def test_inputs_take_the_direct_receive_path(session: aiohttp.ClientSession, base: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from gameserver import inbound, ws
+
+    installed: list[bool] = []
+
+    def recording(*args: Any) -> bool:
+        installed.append(inbound.install(*args))
+        return installed[-1]
+
+    monkeypatch.setattr(ws, "install", recording)
+    ann = await Player.join(session, base, name="ann")
+    await ann.send_input(100, 0)
+    await ann.until(lambda: ann.replica.ack == 1)
+    # If aiohttp's internals change, the server still works (the slow path) but says so.
+    assert installed == [True]
