@@ -1,0 +1,198 @@
+// The game screen: canvas, HUD, scoreboard, chat, status overlay. Reads the
+// Session every frame and feeds it the input direction.
+
+import { Controls } from "./input.js";
+import { playerColor, Renderer } from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+const CHAT_KEEP = 120;
+
+export class GameView {
+  constructor() {
+    this.renderer = new Renderer($("view"));
+    this.controls = new Controls($("stick"));
+    this.session = null;
+    this.showServer = false;
+    this.lastFrame = 0;
+    this.lastPanels = 0;
+    this.raf = 0;
+    this.timer = null;
+    this.chatLines = [];
+    this.rendered = { own: null, others: [] };
+
+    $("chat-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const input = $("chat-input");
+      if (this.session && input.value.trim()) this.session.chat(input.value);
+      input.value = "";
+      input.blur(); // back to steering
+    });
+    $("show-server").addEventListener("change", (e) => {
+      this.showServer = e.target.checked;
+    });
+    window.addEventListener("keydown", (e) => {
+      if (!this.session) return;
+      const typing = document.activeElement === $("chat-input");
+      if (e.key === "Enter" && !typing) {
+        e.preventDefault();
+        $("chat-input").focus();
+      } else if (e.key === "Escape" && typing) {
+        $("chat-input").blur();
+      } else if ((e.key === "h" || e.key === "H") && !typing && !e.ctrlKey && !e.metaKey) {
+        this.setShowServer(!this.showServer);
+      }
+    });
+    if (window.matchMedia?.("(pointer: coarse)").matches) document.body.classList.add("touch");
+    window.addEventListener("touchstart", () => document.body.classList.add("touch"),
+      { once: true, passive: true });
+  }
+
+  setShowServer(on) {
+    this.showServer = on;
+    $("show-server").checked = on;
+  }
+
+  /** Show the game for `session` (already WELCOMEd or about to be). */
+  attach(session) {
+    this.session = session;
+    this.chatLines = [];
+    $("chat-log").replaceChildren();
+    this.controls.inputMax = session.config?.input_max ?? 100;
+    this.controls.enabled = true;
+    this.addChat(null, `You joined room ${session.roomId} as ${session.name}.`);
+    cancelAnimationFrame(this.raf);
+    clearInterval(this.timer);
+    const frame = (t) => {
+      this.frame(t);
+      this.raf = requestAnimationFrame(frame);
+    };
+    this.raf = requestAnimationFrame(frame);
+    // Inputs must keep their rhythm when frames are slow or paused (background tab).
+    this.timer = setInterval(() => this.pump(performance.now()), 8);
+  }
+
+  detach() {
+    cancelAnimationFrame(this.raf);
+    clearInterval(this.timer);
+    this.timer = null;
+    this.controls.enabled = false;
+    this.controls.release();
+    this.session = null;
+  }
+
+  pump(now) {
+    const s = this.session;
+    if (!s) return;
+    const [dx, dy] = this.controls.direction();
+    s.pump(now, dx, dy);
+  }
+
+  /** One animation frame. */
+  frame() {
+    const s = this.session;
+    if (!s) return;
+    const now = performance.now();
+    this.pump(now);
+    const dt = this.lastFrame ? now - this.lastFrame : 16;
+    this.lastFrame = now;
+    const cfg = s.config;
+    if (cfg && s.predictor) {
+      s.predictor.decay(dt);
+      const avatars = [];
+      const others = [];
+      for (const o of s.othersAt(now).values()) {
+        avatars.push({ pid: o.pid, name: o.name, score: o.score, x: o.x, y: o.y, own: false });
+        others.push({ pid: o.pid, name: o.name, x: o.x, y: o.y });
+      }
+      const ownPos = s.ownRenderPosition(now);
+      const ownEntity = s.avatars().find((a) => a.values.pid === s.playerId);
+      if (ownPos && ownEntity) {
+        avatars.push({ pid: s.playerId, name: ownEntity.values.name, score: ownEntity.values.score,
+          x: ownPos[0], y: ownPos[1], own: true });
+      }
+      this.rendered = { own: ownPos ? { x: ownPos[0], y: ownPos[1] } : null, others };
+      const raw = this.showServer
+        ? s.avatars().map((a) => ({ x: a.values.x, y: a.values.y, own: a.values.pid === s.playerId }))
+        : null;
+      this.renderer.draw({ world: cfg, orbs: s.orbs().map((o) => o.values), avatars, raw });
+    }
+    if (now - this.lastPanels > 250) {
+      this.lastPanels = now;
+      this.updatePanels(now);
+    }
+  }
+
+  updatePanels(now) {
+    const s = this.session;
+    const hud = s.hud(now);
+    $("hud-rtt").textContent = hud.rttMs === null ? "–" : `${hud.rttMs} ms`;
+    $("hud-tick").textContent = hud.tickRate ? `${+hud.tickRate.toFixed(1)} Hz` : "–";
+    $("hud-ups").textContent = `${Math.round(hud.updatesPerSec)}/s`;
+    $("hud-kbps").textContent = `${hud.kbPerSec.toFixed(1)} KB/s`;
+    $("hud-players").textContent = String(hud.players);
+    $("hud-buffer").textContent = `${Math.max(0, hud.bufferMs)} ms`;
+
+    const list = $("scores");
+    const avatars = s.avatars().map((a) => a.values)
+      .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name) || a.pid - b.pid);
+    const rows = avatars.map((a, i) => {
+      const li = document.createElement("li");
+      if (a.pid === s.playerId) li.className = "me";
+      const rank = document.createElement("span");
+      rank.className = "rank";
+      rank.textContent = `${i + 1}`;
+      const dot = document.createElement("span");
+      dot.className = "dot";
+      dot.style.background = playerColor(a.pid);
+      const name = document.createElement("span");
+      name.className = "who";
+      name.textContent = a.pid === s.playerId ? `${a.name} (you)` : a.name;
+      const score = document.createElement("span");
+      score.className = "score";
+      score.textContent = String(a.score);
+      li.append(rank, dot, name, score);
+      return li;
+    });
+    list.replaceChildren(...rows);
+  }
+
+  /** Add a chat line; `who` null for a notice. */
+  addChat(who, text, pid = 0) {
+    const log = $("chat-log");
+    const li = document.createElement("li");
+    if (who === null) {
+      li.className = "notice";
+      li.textContent = text;
+    } else {
+      const name = document.createElement("b");
+      name.textContent = who;
+      name.style.color = playerColor(pid);
+      li.append(name, document.createTextNode(` ${text}`));
+    }
+    this.chatLines.push(who === null ? text : `${who}: ${text}`);
+    if (this.chatLines.length > CHAT_KEEP) this.chatLines.shift();
+    const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.append(li);
+    while (log.childElementCount > CHAT_KEEP) log.firstElementChild.remove();
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  onEvent(kind, body) {
+    const s = this.session;
+    if (kind === "chat") {
+      const [pid, name, text] = body;
+      this.addChat(name, text, pid);
+    } else if (kind === "joined") {
+      if (s && body[0] !== s.playerId) this.addChat(null, `${body[1]} joined.`);
+    } else if (kind === "left") {
+      this.addChat(null, `${body[1]} left.`);
+    }
+  }
+
+  setOverlay(text, busy = true) {
+    const overlay = $("overlay");
+    overlay.hidden = !text;
+    $("overlay-text").textContent = text || "";
+    overlay.classList.toggle("busy", busy);
+  }
+}

@@ -1,0 +1,285 @@
+// The app: lobby <-> game, shareable links (/?room=ID), the test hook.
+
+import { GameView } from "./game.js";
+import { listRooms, Session } from "./session.js";
+
+const $ = (id) => document.getElementById(id);
+const NAME_KEY = "gameserver.name";
+const ROOMS_EVERY_MS = 2000;
+
+const app = {
+  screen: "lobby",
+  session: null,
+  busy: false,
+  lobbyMessage: "",
+  lobbyMessageKind: "",
+  roomsTimer: null,
+  rooms: [],
+};
+const view = new GameView();
+
+// -- name ----------------------------------------------------------------------
+
+function storedName() {
+  try {
+    return localStorage.getItem(NAME_KEY) || "";
+  } catch {
+    return ""; // storage disabled
+  }
+}
+
+function currentName() {
+  const input = $("name");
+  let name = input.value.trim().slice(0, 24);
+  if (!name) {
+    name = `Guest ${Math.floor(100 + Math.random() * 900)}`;
+    input.value = name;
+  }
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch {
+    // not remembered, still used
+  }
+  return name;
+}
+
+// -- lobby -----------------------------------------------------------------------
+
+function setLobbyMessage(text, kind = "error") {
+  app.lobbyMessage = text || "";
+  app.lobbyMessageKind = text ? kind : "";
+  const banner = $("lobby-message");
+  banner.hidden = !text;
+  banner.textContent = text || "";
+  banner.className = `banner ${kind}`;
+}
+
+function setBusy(busy) {
+  app.busy = busy;
+  for (const el of document.querySelectorAll("#lobby button, #lobby input")) el.disabled = busy;
+}
+
+function showLobby(message, kind = "error") {
+  app.screen = "lobby";
+  $("game").hidden = true;
+  $("lobby").hidden = false;
+  document.title = "Arena · gameserver";
+  setLobbyMessage(message, kind);
+  setBusy(false);
+  refreshRooms();
+  clearInterval(app.roomsTimer);
+  app.roomsTimer = setInterval(refreshRooms, ROOMS_EVERY_MS);
+}
+
+async function refreshRooms() {
+  if (app.screen !== "lobby") return;
+  const status = $("rooms-status");
+  try {
+    app.rooms = await listRooms();
+    status.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    status.classList.remove("bad");
+  } catch {
+    status.textContent = "can't reach the server";
+    status.classList.add("bad");
+    return;
+  }
+  const list = $("room-list");
+  if (!app.rooms.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = "No public rooms yet. Quick play or create one!";
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(...app.rooms.map((room) => {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "room";
+    button.dataset.room = room.room_id;
+    const full = room.players >= room.max_players;
+    button.disabled = app.busy || full || room.locked;
+    const id = document.createElement("code");
+    id.textContent = room.room_id;
+    const mode = document.createElement("span");
+    mode.className = "mode";
+    mode.textContent = room.locked ? "locked" : full ? "full" : (room.metadata?.mode || room.game);
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = `${room.players} / ${room.max_players}`;
+    const go = document.createElement("span");
+    go.className = "go";
+    go.textContent = "Join →";
+    button.append(id, mode, count, go);
+    button.addEventListener("click", () => join({ mode: "join", room_id: room.room_id }));
+    li.append(button);
+    return li;
+  }));
+}
+
+// -- playing -----------------------------------------------------------------------
+
+async function join(request) {
+  if (app.busy || app.session) return;
+  setBusy(true);
+  setLobbyMessage(request.room_id ? `Joining room ${request.room_id}…` : "Finding a room…", "info");
+  const session = new Session(currentName(), {
+    onStatus: (status, info) => {
+      if (app.session !== session) return;
+      if (status === "reconnecting") {
+        view.setOverlay(`Reconnecting… (attempt ${info.attempt})\n${info.text}`);
+      } else if (status === "playing") {
+        view.setOverlay(null);
+      }
+    },
+    onWelcome: () => {
+      if (app.session === session) {
+        view.addChat(null, "Reconnected.");
+        updateTopbar(session);
+      }
+    },
+    onEvent: (kind, body) => {
+      if (app.session === session) view.onEvent(kind, body);
+    },
+    onServerError: (code, message) => {
+      if (app.session === session) view.addChat(null, `Server: ${message} (${code})`);
+    },
+    onEnd: (text) => {
+      if (app.session === session) endGame(text);
+    },
+  });
+  try {
+    await session.start(request);
+  } catch (err) {
+    if (request.room_id) $("join-id").value = request.room_id;
+    history.replaceState(null, "", "/");
+    showLobby(err.message);
+    return;
+  }
+  enterGame(session);
+}
+
+function updateTopbar(session) {
+  $("room-id").textContent = session.roomId;
+  $("room-kind").textContent = session.private ? "private" : "public";
+  $("room-kind").className = `badge ${session.private ? "private" : "public"}`;
+  $("share-link").value = shareLink(session.roomId);
+}
+
+function shareLink(roomId) {
+  return `${location.origin}/?room=${encodeURIComponent(roomId)}`;
+}
+
+function enterGame(session) {
+  app.session = session;
+  app.screen = "game";
+  clearInterval(app.roomsTimer);
+  setBusy(false);
+  setLobbyMessage("");
+  $("lobby").hidden = true;
+  $("game").hidden = false;
+  document.title = `Arena · room ${session.roomId}`;
+  updateTopbar(session);
+  history.replaceState(null, "", `/?room=${encodeURIComponent(session.roomId)}`);
+  view.setOverlay(null);
+  view.attach(session);
+}
+
+function endGame(text, kind = "error") {
+  view.detach();
+  view.setOverlay(null);
+  app.session = null;
+  history.replaceState(null, "", "/");
+  showLobby(text, kind);
+}
+
+function leaveRoom() {
+  const session = app.session;
+  if (!session) return;
+  session.leave();
+  endGame(`You left room ${session.roomId}.`, "info");
+}
+
+// -- wiring --------------------------------------------------------------------------
+
+function init() {
+  $("name").value = storedName();
+  $("name").addEventListener("change", () => currentName());
+  $("quick-play").addEventListener("click", () => join({ mode: "join_or_create" }));
+  $("create-room").addEventListener("click", () =>
+    join({ mode: "create", private: $("create-private").checked }));
+  $("join-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = $("join-id").value.trim();
+    if (!id) {
+      setLobbyMessage("Enter a room id to join, or pick a room from the list.");
+      return;
+    }
+    join({ mode: "join", room_id: id });
+  });
+  $("refresh-rooms").addEventListener("click", refreshRooms);
+  $("leave").addEventListener("click", leaveRoom);
+  $("copy-link").addEventListener("click", async () => {
+    const input = $("share-link");
+    try {
+      await navigator.clipboard.writeText(input.value);
+      $("copy-link").textContent = "Copied!";
+    } catch {
+      input.select(); // no clipboard access (plain http on a LAN): let the player copy it
+      $("copy-link").textContent = "Press Ctrl+C";
+    }
+    setTimeout(() => { $("copy-link").textContent = "Copy link"; }, 1500);
+  });
+  // Leave cleanly on page close: LEAVE + close 1000, so the seat is freed at once.
+  window.addEventListener("pagehide", () => app.session?.leave());
+  // Back from the back/forward cache: that session was left on pagehide; rejoin the room.
+  window.addEventListener("pageshow", (e) => {
+    const session = app.session;
+    if (!e.persisted || !session) return;
+    endGame("");
+    join({ mode: "join", room_id: session.roomId });
+  });
+
+  const roomParam = new URLSearchParams(location.search).get("room");
+  showLobby("");
+  if (roomParam) join({ mode: "join", room_id: roomParam });
+}
+
+// A read-only window into the client for tests and debugging (no pixel-peeping).
+window.__game = {
+  state() {
+    const s = app.session;
+    const now = performance.now();
+    const p = s?.predictor;
+    const ownEntity = s?.avatars().find((a) => a.values.pid === s.playerId);
+    return {
+      screen: app.screen,
+      lobbyMessage: app.lobbyMessage,
+      lobbyMessageKind: app.lobbyMessageKind,
+      rooms: app.rooms.map((r) => ({ ...r })),
+      status: s ? s.status : "idle",
+      statusInfo: s ? { ...s.statusInfo } : {},
+      roomId: s?.roomId ?? null,
+      private: s?.private ?? false,
+      playerId: s?.playerId ?? 0,
+      name: s?.name ?? null,
+      shareLink: s?.roomId ? shareLink(s.roomId) : null,
+      reconnects: s?.reconnects ?? 0,
+      canResume: Boolean(s?.reconnectToken),
+      own: p?.ready ? { x: p.x, y: p.y } : null,
+      ownRendered: view.rendered.own,
+      ownServer: ownEntity ? { x: ownEntity.values.x, y: ownEntity.values.y } : null,
+      others: view.rendered.others.map((o) => ({ ...o })),
+      avatars: s ? s.avatars().map((a) => ({ ...a.values })) : [],
+      seq: p?.seq ?? 0,
+      ack: p?.ack ?? 0,
+      maxCorrection: p?.maxCorrection ?? 0,
+      hud: s?.config ? s.hud(now) : null,
+      showServer: view.showServer,
+      chat: [...view.chatLines],
+      config: s?.config ? { ...s.config } : null,
+    };
+  },
+};
+
+init();

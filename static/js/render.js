@@ -1,0 +1,171 @@
+// Draws the arena on a canvas that fills its container, keeping the world's
+// aspect ratio (letterboxed) and the device's pixel ratio. Text is sized in
+// screen pixels so names stay legible at any zoom.
+
+export function playerColor(pid) {
+  const hue = (pid * 137.508 + 190) % 360;
+  return `hsl(${hue.toFixed(1)} 72% 62%)`;
+}
+
+export class Renderer {
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.cssW = 0;
+    this.cssH = 0;
+    this.dpr = 1;
+  }
+
+  _fit(world) {
+    const canvas = this.canvas;
+    const box = canvas.parentElement.getBoundingClientRect();
+    const dpr = Math.min(window.devicePixelRatio || 1, 3);
+    const w = Math.max(1, Math.floor(box.width));
+    const h = Math.max(1, Math.floor(box.height));
+    if (w !== this.cssW || h !== this.cssH || dpr !== this.dpr) {
+      this.cssW = w;
+      this.cssH = h;
+      this.dpr = dpr;
+      canvas.width = Math.floor(w * dpr);
+      canvas.height = Math.floor(h * dpr);
+      canvas.style.width = `${w}px`;
+      canvas.style.height = `${h}px`;
+    }
+    const pad = 16;
+    const scale = Math.max(0.05, Math.min((w - 2 * pad) / world.width, (h - 2 * pad) / world.height));
+    this.scale = scale;
+    this.ox = (w - world.width * scale) / 2;
+    const spare = h - world.height * scale;
+    // Tall screens (phones held upright): the field goes to the top, leaving the
+    // space below it for the touch stick instead of covering the field with it.
+    this.oy = spare > 150 ? pad : spare / 2;
+  }
+
+  /**
+   * scene: {world: {width, height, player_radius, orb_radius}, orbs: [{x, y}],
+   *   avatars: [{pid, name, score, x, y, own}], raw: [{x, y, own}] | null}
+   */
+  draw(scene) {
+    const { world } = scene;
+    this._fit(world);
+    const ctx = this.ctx;
+    const s = this.scale;
+    const X = (x) => this.ox + x * s;
+    const Y = (y) => this.oy + y * s;
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.clearRect(0, 0, this.cssW, this.cssH);
+
+    // The field.
+    ctx.fillStyle = "#0f1626";
+    ctx.strokeStyle = "#2a3a5c";
+    ctx.lineWidth = 2;
+    roundRect(ctx, X(0), Y(0), world.width * s, world.height * s, 10);
+    ctx.fill();
+    ctx.stroke();
+    ctx.save();
+    roundRect(ctx, X(0), Y(0), world.width * s, world.height * s, 10);
+    ctx.clip();
+    ctx.strokeStyle = "rgba(120, 150, 200, 0.07)";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (let gx = 100; gx < world.width; gx += 100) {
+      ctx.moveTo(Math.round(X(gx)) + 0.5, Y(0));
+      ctx.lineTo(Math.round(X(gx)) + 0.5, Y(world.height));
+    }
+    for (let gy = 100; gy < world.height; gy += 100) {
+      ctx.moveTo(X(0), Math.round(Y(gy)) + 0.5);
+      ctx.lineTo(X(world.width), Math.round(Y(gy)) + 0.5);
+    }
+    ctx.stroke();
+
+    // Orbs.
+    const orbR = Math.max(2.5, world.orb_radius * s);
+    ctx.fillStyle = "rgba(251, 191, 36, 0.18)";
+    ctx.beginPath();
+    for (const o of scene.orbs) {
+      ctx.moveTo(X(o.x) + orbR * 2, Y(o.y));
+      ctx.arc(X(o.x), Y(o.y), orbR * 2, 0, Math.PI * 2);
+    }
+    ctx.fill();
+    ctx.fillStyle = "#fbbf24";
+    ctx.beginPath();
+    for (const o of scene.orbs) {
+      ctx.moveTo(X(o.x) + orbR, Y(o.y));
+      ctx.arc(X(o.x), Y(o.y), orbR, 0, Math.PI * 2);
+    }
+    ctx.fill();
+
+    // Raw server positions (the H toggle): hollow dashed rings.
+    const pr = Math.max(5, world.player_radius * s);
+    if (scene.raw) {
+      ctx.setLineDash([4, 4]);
+      ctx.lineWidth = 1.5;
+      for (const r of scene.raw) {
+        ctx.strokeStyle = r.own ? "#f472b6" : "#38bdf8";
+        ctx.beginPath();
+        ctx.arc(X(r.x), Y(r.y), pr, 0, Math.PI * 2);
+        ctx.stroke();
+      }
+      ctx.setLineDash([]);
+    }
+
+    // Avatars: others first, our own on top.
+    const avatars = [...scene.avatars].sort((a, b) => (a.own ? 1 : 0) - (b.own ? 1 : 0));
+    for (const a of avatars) {
+      const cx = X(a.x);
+      const cy = Y(a.y);
+      ctx.beginPath();
+      ctx.arc(cx, cy, pr, 0, Math.PI * 2);
+      ctx.fillStyle = playerColor(a.pid);
+      ctx.fill();
+      ctx.lineWidth = a.own ? 3 : 2;
+      ctx.strokeStyle = a.own ? "#ffffff" : "rgba(8, 12, 22, 0.75)";
+      ctx.stroke();
+      if (pr >= 9) {
+        ctx.fillStyle = "#0b1020";
+        ctx.font = `700 ${Math.round(Math.min(16, pr * 0.9))}px ${FONT}`;
+        ctx.textAlign = "center";
+        ctx.textBaseline = "middle";
+        ctx.fillText(String(a.score), cx, cy + 0.5);
+      }
+    }
+    ctx.restore();
+
+    if (scene.raw) {
+      ctx.font = `500 12px ${FONT}`;
+      ctx.textAlign = "left";
+      ctx.textBaseline = "top";
+      ctx.fillStyle = "rgba(220, 230, 245, 0.8)";
+      ctx.fillText("Dashed rings: newest server positions (yours pink, others blue)",
+        X(0) + 10, Y(0) + 8);
+    }
+
+    // Names above everything, in screen pixels, with an outline for contrast.
+    ctx.font = `600 13px ${FONT}`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "bottom";
+    ctx.lineJoin = "round";
+    for (const a of avatars) {
+      const label = a.own ? `${a.name} (you)` : a.name;
+      const tx = X(a.x);
+      const ty = Y(a.y) - pr - 5;
+      ctx.lineWidth = 4;
+      ctx.strokeStyle = "rgba(8, 12, 22, 0.9)";
+      ctx.strokeText(label, tx, ty);
+      ctx.fillStyle = a.own ? "#ffffff" : "#dbe4f3";
+      ctx.fillText(label, tx, ty);
+    }
+  }
+}
+
+const FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "Helvetica Neue", Arial, sans-serif';
+
+function roundRect(ctx, x, y, w, h, r) {
+  ctx.beginPath();
+  ctx.moveTo(x + r, y);
+  ctx.arcTo(x + w, y, x + w, y + h, r);
+  ctx.arcTo(x + w, y + h, x, y + h, r);
+  ctx.arcTo(x, y + h, x, y, r);
+  ctx.arcTo(x, y, x + w, y, r);
+  ctx.closePath();
+}

@@ -1,0 +1,613 @@
+"""The browser client (static/), tested in a real Chromium and with Node.
+
+- The client's pure netcode modules: ``node --test tests/js/`` (prediction and
+  reconciliation against a simulated server with a 150 ms round trip,
+  interpolation, the replica decoder), run from here so ``pytest`` runs them.
+- The client's ``move()`` and replica decoder against the server's Python
+  originals, on the same inputs.
+- The real thing: Playwright driving Debian's Chromium (``/usr/bin/chromium``;
+  Playwright's own browser download is not used) against a real server, some of
+  it through a TCP proxy that adds latency or cuts every connection.
+
+Screenshots go to ``$GAMESERVER_ARTIFACTS`` if set, else to a temporary folder;
+their paths are printed. Without chromium, node or the ``playwright`` package
+these tests are skipped, or fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgpack
+import pytest
+
+from gameserver.games.arena import RULES, move
+from gameserver.replica import Replica
+
+ROOT = Path(__file__).resolve().parent.parent
+JS_TESTS = ROOT / "tests" / "js"
+CHROMIUM = os.environ.get("GAMESERVER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # Several pages play at once; none of them may be throttled as a background tab.
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+VIEWPORT = {"width": 1280, "height": 720}
+StartServer = Callable[..., Awaitable[Any]]
+
+
+def missing(what: str) -> None:
+    """A prerequisite is missing: a failure in CI, a skip on a developer's machine."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (required when CI is set)")
+    pytest.skip(what)
+
+
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        missing("node is not installed")
+    assert path is not None
+    return path
+
+
+def run_node(script: Path, data: Any) -> Any:
+    proc = subprocess.run([node(), str(script)], input=json.dumps(data), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+# -- the pure modules ----------------------------------------------------------------
+
+
+def test_js_unit_tests() -> None:
+    """tests/js/*.test.mjs under Node's test runner (netcode, replica, rules)."""
+    files = sorted(str(p) for p in JS_TESTS.glob("*.test.mjs"))  # explicit: any Node >= 18
+    assert files
+    proc = subprocess.run([node(), "--test", *files], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, check=False)
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert "# fail 0" in proc.stdout
+
+
+def test_move_matches_python() -> None:
+    """static/js/arena-rules.js move() == gameserver/games/arena.py move(), case by case."""
+    rng = random.Random(3)
+    r, w, h = RULES["player_radius"], RULES["width"], RULES["height"]
+    cases: list[list[int]] = [[100, 100, dx, dy, 10] for dx in (-100, -50, -25, 0, 25, 50, 100)
+                              for dy in (-100, -37, 0, 37, 100)]
+    cases += [[r, r, -100, -100, 10], [w - r, h - r, 100, 100, 10], [w - r - 3, 450, 100, 0, 10]]
+    for _ in range(4000):
+        cases.append([rng.randint(r, w - r), rng.randint(r, h - r), rng.randint(-100, 100),
+                      rng.randint(-100, 100), rng.randint(1, 17)])
+    got = run_node(JS_TESTS / "tool-move.mjs", {"rules": RULES, "cases": cases})
+    expected = [list(move(x, y, dx, dy, step, RULES)) for x, y, dx, dy, step in cases]
+    wrong = [(c, g, e) for c, g, e in zip(cases, got, expected, strict=True) if g != e]
+    assert not wrong, f"{len(wrong)} cases differ, e.g. {wrong[:5]}"
+
+
+async def test_replica_matches_python(start_server: StartServer) -> None:
+    """static/js/replica.js rebuilds the same world as gameserver/replica.py from a real session."""
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    welcome, updates = await record_session(base, seconds=1.6)
+    schema = welcome[6]
+    replica = Replica(schema)
+    expected = []
+    for message in updates:
+        replica.apply(message)
+        view = {str(k): [t, v] for k, (t, v) in replica.view().items()}
+        expected.append({"ack": replica.ack, "tick": replica.tick, "view": view,
+                         "events": replica.events})
+    got = run_node(JS_TESTS / "tool-replica.mjs", {"schema": schema, "updates": updates})
+    assert len(got) == len(expected) > 20
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert g == e, f"update {i} differs"
+    kinds = {m[0] for m in updates}
+    assert kinds == {11, 12}, "the session had a snapshot and deltas"
+    assert any(m[0] == 12 and m[6] for m in updates), "something was removed on the way"
+
+
+async def record_session(base: str, seconds: float) -> tuple[list[Any], list[list[Any]]]:
+    """One observer's WELCOME and updates while others move, collect orbs, chat and leave."""
+    async with aiohttp.ClientSession() as http:
+
+        async def join(**body: Any) -> tuple[aiohttp.ClientWebSocketResponse, list[Any]]:
+            async with http.post(f"{base}/matchmake", json={"game": "arena", **body}) as resp:
+                assert resp.status == 200, await resp.text()
+                reservation = await resp.json()
+            ws = await http.ws_connect(reservation["ws_url"])
+            msg = await ws.receive(timeout=5)
+            return ws, msgpack.unpackb(msg.data)
+
+        observer, welcome = await join(mode="create", name="observer")
+        room = welcome[2]
+        updates: list[list[Any]] = []
+
+        async def observe() -> None:
+            while True:
+                msg = await observer.receive()
+                if msg.type is not aiohttp.WSMsgType.BINARY:
+                    return
+                data = msgpack.unpackb(msg.data)
+                if data[0] in (11, 12):
+                    updates.append(data)
+
+        async def player(name: str, seconds: float, seed: int) -> None:
+            ws, _ = await join(mode="join", room_id=room, name=name)
+            rng = random.Random(seed)
+            dx, dy = 100, 0
+            for seq in range(1, int(seconds * 20) + 1):
+                if seq % 8 == 0:
+                    dx, dy = rng.choice((-100, 0, 100)), rng.choice((-100, 0, 100))
+                await ws.send_bytes(msgpack.packb([1, seq, [dx, dy]]))
+                if seq == 5:
+                    await ws.send_bytes(msgpack.packb([2, "chat", f"hello from {name}"]))
+                await asyncio.sleep(0.05)
+            await ws.close()
+
+        watcher = asyncio.create_task(observe())
+        await asyncio.gather(player("mover", seconds * 0.6, 1), player("other", seconds * 0.3, 2))
+        await player("late", seconds * 0.3, 3)
+        await asyncio.sleep(0.2)
+        await observer.close()
+        await asyncio.wait_for(watcher, 5)
+        return welcome, updates
+
+
+# -- the browser ------------------------------------------------------------------------
+
+
+class LatencyProxy:
+    """A TCP proxy in front of the server: adds ``delay`` seconds each way, and
+    ``cut()`` aborts every connection through it (a dropped network).
+
+    The server builds WebSocket URLs from the Host header, so a page loaded
+    through the proxy also plays through it.
+    """
+
+    def __init__(self, host: str, port: int, delay: float = 0.0) -> None:
+        self.host, self.port, self.delay = host, port, delay
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def cut(self) -> None:
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.writers.add(up_writer)
+        pumps = [asyncio.create_task(self._pump(reader, up_writer)),
+                 asyncio.create_task(self._pump(up_reader, writer))]
+        self.tasks.update(pumps)
+        try:
+            await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            self.tasks.difference_update(pumps)
+            for w in (writer, up_writer):
+                self.writers.discard(w)
+                w.transport.abort()
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                dst.write(data)
+                await dst.drain()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while True:
+                data = await src.read(65536)
+                queue.put_nowait((loop.time() + self.delay, data))
+                if not data:
+                    break
+            await sender
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+            dst.transport.abort()
+
+
+class Console:
+    """Console errors and uncaught exceptions of every page, minus the ones a test expects."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.allowed: list[Callable[[str], bool]] = []
+
+    def watch(self, page: Any, label: str) -> None:
+        def on_console(msg: Any) -> None:
+            if msg.type == "error":
+                text = f"{msg.text} @ {msg.location.get('url', '')}"
+                if not any(allow(text) for allow in self.allowed):
+                    self.errors.append(f"[{label}] console.error: {text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: self.errors.append(f"[{label}] pageerror: {exc}"))
+
+    def allow_http_errors(self, path: str, *statuses: int) -> None:
+        """Chromium logs every non-2xx fetch; the lobby's expected refusals are not bugs."""
+        def allow(text: str) -> bool:
+            return (text.startswith("Failed to load resource: the server responded with a "
+                                    "status of ") and path in text
+                    and any(f"status of {s} " in text for s in statuses))
+        self.allowed.append(allow)
+
+    def check(self) -> None:
+        assert not self.errors, "errors on the browser console:\n" + "\n".join(self.errors)
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = os.environ.get("GAMESERVER_ARTIFACTS")
+    if folder:
+        path = Path(folder) / "browser"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("browser-screenshots")
+
+
+def check_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        missing(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("the playwright package is not installed (pip install playwright)")
+    check_chromium()
+    async with async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+async def shot(page: Any, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    await page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+
+
+async def state(page: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate("window.__game.state()")
+    return result
+
+
+async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Wait for a JS expression over ``s = window.__game.state()`` to be true."""
+    script = f"(() => {{ const s = window.__game.state(); return {expression}; }})()"
+    try:
+        await page.wait_for_function(script, timeout=timeout * 1000)
+    except Exception as exc:  # playwright's TimeoutError: say what the page looked like
+        if "Timeout" not in type(exc).__name__:
+            raise
+        now = json.dumps(await state(page), indent=1)[:4000]
+        raise AssertionError(f"not true after {timeout} s: {expression}\nstate: {now}") from None
+
+
+async def new_page(context: Any, console: Console, url: str, label: str,
+                   name: str | None = None) -> Any:
+    page = await context.new_page()
+    console.watch(page, label)
+    await page.goto(url)
+    await until(page, "s.screen === 'lobby' || s.screen === 'game'")
+    if name is not None:
+        await page.fill("#name", name)
+    return page
+
+
+async def settle(page: Any) -> dict[str, Any]:
+    """Wait until every input is acknowledged and the prediction rests on the server's position."""
+    await until(page, "s.seq === s.ack && s.own && s.ownServer && s.own.x === s.ownServer.x "
+                      "&& s.own.y === s.ownServer.y && s.ownRendered.x === s.own.x "
+                      "&& s.ownRendered.y === s.own.y")
+    return await state(page)
+
+
+def away_from_wall(x: int) -> tuple[str, int]:
+    """The arrow key that leads towards the middle, and its sign on x."""
+    return ("ArrowRight", 1) if x < RULES["width"] // 2 else ("ArrowLeft", -1)
+
+
+async def test_lobby_two_players_play_together(start_server: StartServer, browser: Any,
+                                               artifacts: Path) -> None:
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    console = Console()
+    context = await browser.new_context(viewport=VIEWPORT)
+
+    # A creates a public room from the lobby; B picks it from the room list.
+    a = await new_page(context, console, base + "/", "A", "Alice")
+    await a.click("#create-room")
+    await until(a, "s.screen === 'game' && s.own !== null")
+    room = (await state(a))["roomId"]
+    b = await new_page(context, console, base + "/", "B", "Bob")
+    await b.wait_for_selector(f"#room-list button[data-room='{room}']")
+    await b.click(f"#room-list button[data-room='{room}']")
+    await until(b, "s.screen === 'game' && s.own !== null && s.others.length === 1")
+    assert (await state(b))["roomId"] == room
+    assert await b.evaluate("location.search") == f"?room={room}"
+
+    # The HUD counts updates (20 Hz server) and measures the round trip.
+    await until(a, "s.hud.updatesPerSec >= 10 && s.hud.rttMs !== null && s.hud.players === 2")
+    await a.wait_for_function("document.getElementById('hud-players').textContent === '2'")
+    ups = await a.text_content("#hud-ups") or ""
+    assert ups.endswith("/s") and int(ups[:-2]) > 0, ups
+
+    # Holding a key on A moves A at once (prediction), and B sees A move smoothly.
+    sa = await settle(a)
+    start_x = sa["own"]["x"]
+    key, sign = away_from_wall(start_x)
+    pid_a = sa["playerId"]
+    seen: list[float] = []
+    await a.keyboard.down(key)
+    for _ in range(24):
+        sb = await state(b)
+        seen += [o["x"] for o in sb["others"] if o["pid"] == pid_a]
+        await asyncio.sleep(0.03)
+    await a.keyboard.up(key)
+    sa = await settle(a)
+    moved = (sa["own"]["x"] - start_x) * sign
+    assert moved >= 80, f"A moved {moved} units"
+    assert sa["maxCorrection"] == 0, "the prediction never needed a correction"
+    final_x = sa["own"]["x"]
+    await until(b, f"s.others.some(o => o.pid === {pid_a} && o.x === {final_x})")
+    distinct = sorted(set(seen), reverse=sign < 0)
+    assert len(distinct) >= 8, f"B drew A at only {len(distinct)} places: {distinct}"
+    assert all((y - x) * sign >= 0 for x, y in itertools.pairwise(seen)), \
+        "B's view of A never went backwards"
+
+    # Chat both ways.
+    await a.keyboard.press("Enter")
+    await a.keyboard.type("hi Bob")
+    await a.keyboard.press("Enter")
+    await until(b, "s.chat.includes('Alice: hi Bob')")
+
+    # C joins by room id: three players; everyone moves; the H toggle shows raw positions.
+    c = await new_page(context, console, base + "/", "C")
+    assert await c.input_value("#name") == "Bob", "the last name used is remembered"
+    await c.fill("#name", "Carol")
+    await shot(c, artifacts, "lobby")
+    await c.fill("#join-id", room)
+    await c.click("#join-form button[type=submit]")
+    await until(c, "s.screen === 'game' && s.others.length === 2")
+    await until(a, "s.hud.players === 3")
+    keys = {a: away_from_wall((await state(a))["own"]["x"])[0], b: "ArrowDown", c: "ArrowUp"}
+    for page, k in keys.items():
+        await page.keyboard.down(k)
+    await asyncio.sleep(0.5)
+    await a.keyboard.press("h")
+    await asyncio.sleep(0.3)
+    assert (await state(a))["showServer"] is True
+    await shot(a, artifacts, "game-3-players-server-positions")
+    for page, k in keys.items():
+        await page.keyboard.up(k)
+    await a.keyboard.press("h")
+    await settle(a)
+    await asyncio.sleep(0.3)
+    await shot(a, artifacts, "game-3-players")
+    scores = await a.locator("#scores li").count()
+    assert scores == 3
+
+    # Closing a page leaves at once (LEAVE + close 1000 on pagehide), not after a grace.
+    await c.close()
+    await until(a, "s.hud.players === 2 && s.chat.includes('Carol left.')", timeout=3)
+    console.check()
+    await context.close()
+
+
+async def test_private_link_and_lobby_errors(start_server: StartServer, browser: Any,
+                                             artifacts: Path) -> None:
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    console = Console()
+    console.allow_http_errors("/matchmake", 404, 409)
+    context = await browser.new_context(viewport=VIEWPORT)
+
+    # A private room: not listed, but its link opens straight into it.
+    a = await new_page(context, console, base + "/", "A", "Host")
+    await a.check("#create-private")
+    await a.click("#create-room")
+    await until(a, "s.screen === 'game' && s.own !== null")
+    sa = await state(a)
+    assert sa["private"] is True
+    link = sa["shareLink"]
+    assert link == f"{base}/?room={sa['roomId']}"
+    assert await a.input_value("#share-link") == link
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/rooms") as resp:
+        assert sa["roomId"] not in {r["room_id"] for r in (await resp.json())["rooms"]}
+    # ... here on a phone, which steers with the on-screen stick (analog: half a push
+    # moves half a step per input).
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
+                                      is_mobile=True, device_scale_factor=2)
+    b = await new_page(phone, console, link, "B")
+    await until(b, "s.screen === 'game' && s.others.length === 1")
+    assert (await state(b))["roomId"] == sa["roomId"]
+    await until(a, "s.hud.players === 2")
+    assert await b.is_visible("#stick")
+    s0 = await settle(b)
+    box = await b.locator("#stick").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    _, sign = away_from_wall(s0["own"]["x"])
+    await b.mouse.move(cx, cy)
+    await b.mouse.down()
+    await b.mouse.move(cx + sign * box["width"] / 4, cy)  # half way to the rim
+    await asyncio.sleep(0.5)
+    await shot(b, artifacts, "game-phone")
+    await b.mouse.up()
+    s1 = await settle(b)
+    inputs = s1["seq"] - s0["seq"]
+    assert inputs >= 5
+    step = RULES["speed"] // 20 // 2  # half a push at 20 Hz
+    assert (s1["own"]["x"] - s0["own"]["x"]) * sign == step * inputs
+    assert s1["own"]["y"] == s0["own"]["y"]
+
+    # A full room: its link shows why it can't be joined.
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/matchmake", json={
+                "game": "arena", "mode": "create", "private": True, "name": "holder",
+                "options": {"max_players": 1}}) as resp:
+            assert resp.status == 200
+            full = await resp.json()
+        holder = await http.ws_connect(full["ws_url"])  # takes the only seat
+        c = await new_page(context, console, f"{base}/?room={full['room_id']}", "C")
+        await until(c, "s.screen === 'lobby' && s.lobbyMessage.includes('full')")
+        assert "full" in (await c.text_content("#lobby-message") or "")
+        assert await c.is_visible("#lobby-message")
+        assert await c.input_value("#join-id") == full["room_id"]
+        assert await c.evaluate("location.search") == ""
+        await shot(c, artifacts, "lobby-room-full")
+        await holder.close()
+
+    # A room that does not exist.
+    await c.goto(f"{base}/?room=no-such-room")
+    await until(c, "s.screen === 'lobby' && s.lobbyMessage.includes(\"doesn't exist\")")
+    # Join by id with an empty field: a message, no request.
+    await c.fill("#join-id", "")
+    await c.click("#join-form button[type=submit]")
+    await until(c, "s.lobbyMessage.includes('Enter a room id')")
+    console.check()
+    await context.close()
+    await phone.close()
+
+
+async def test_latency_prediction_and_reconnect(start_server: StartServer, browser: Any,
+                                                artifacts: Path) -> None:
+    """Through a proxy adding 75 ms each way (150 ms round trip): own movement is
+    predicted at once and never corrected; then the network drops and the client
+    reconnects to its seat; then the server shuts down and the client says so."""
+    server = await start_server()
+    proxy = LatencyProxy(server.host, server.port, delay=0.075)
+    base = await proxy.start()
+    console = Console()
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        page = await new_page(context, console, base + "/", "P", "Laggy")
+        await page.click("#quick-play")
+        await until(page, "s.screen === 'game' && s.own !== null")
+        await until(page, "s.hud.rttMs !== null && s.hud.rttMs >= 140")
+        s0 = await settle(page)
+        key, sign = away_from_wall(s0["own"]["x"])
+
+        # Predicted at once: the own position moves before the server could have seen the key.
+        await page.keyboard.down(key)
+        await until(page, f"s.own.x !== {s0['own']['x']}", timeout=2)
+        early = await state(page)
+        assert early["ownServer"]["x"] == s0["own"]["x"], "server had not moved us yet"
+        await asyncio.sleep(0.8)
+        await page.keyboard.press("h")
+        await asyncio.sleep(0.15)
+        await shot(page, artifacts, "game-150ms-rtt-server-positions")
+        await page.keyboard.up(key)
+        await page.keyboard.press("h")
+        s1 = await settle(page)
+        assert (s1["own"]["x"] - s0["own"]["x"]) * sign >= 100
+        assert s1["maxCorrection"] == 0, "no correction at 150 ms RTT"
+
+        # The network drops while the key is held: "reconnecting", then back in the same
+        # room and seat. Inputs lost on the way are resent after the server's ack: every
+        # input is applied exactly once, and the prediction still never needs correcting.
+        await page.keyboard.down(key)
+        await asyncio.sleep(0.3)
+        proxy.cut()
+        await until(page, "s.status === 'reconnecting'", timeout=3)
+        assert await page.is_visible("#overlay")
+        assert "Reconnecting" in (await page.text_content("#overlay-text") or "")
+        await until(page, "s.status === 'playing' && s.reconnects === 1", timeout=10)
+        s2 = await state(page)
+        assert s2["roomId"] == s1["roomId"]
+        assert not await page.is_visible("#overlay")
+        print(f"reconnected: token={s1['canResume']} player {s1['playerId']} -> {s2['playerId']}")
+        await asyncio.sleep(0.4)
+        await page.keyboard.up(key)
+        s3 = await settle(page)
+        assert not [line for line in s3["chat"] if line.startswith("Server:")], s3["chat"]
+        if s1["canResume"]:
+            assert s2["playerId"] == s1["playerId"], "resumed the same seat"
+            inputs = s3["seq"] - s1["seq"]
+            assert inputs >= 10
+            step = s3["config"]["step"]
+            assert (s3["own"]["x"] - s1["own"]["x"]) * sign == step * inputs
+            assert s3["maxCorrection"] == 0
+        else:
+            assert s3["own"] is not None
+        console.check()
+
+        # The server shuts down: the player is told it is going away (1001) while retrying.
+        console.allowed.append(lambda text: "ERR_CONNECTION" in text
+                               or "WebSocket connection to" in text
+                               or "Failed to load resource" in text)
+        await server.close()
+        await until(page, "s.status === 'reconnecting' && s.statusInfo.text.includes('going away')",
+                    timeout=5)
+        assert "going away" in (await page.text_content("#overlay-text") or "")
+        await shot(page, artifacts, "game-server-going-away")
+        console.check()
+    finally:
+        await context.close()
+        await proxy.close()
+
+
+def test_static_files_are_plain_modules() -> None:
+    """No build step: index.html loads the vendored msgpack and plain ES modules."""
+    index = (ROOT / "static" / "index.html").read_text()
+    assert '<script src="/static/vendor/msgpack.min.js"></script>' in index
+    assert '<script type="module" src="/static/js/main.js"></script>' in index
+    vendor = ROOT / "static" / "vendor"
+    for name in ("msgpack.min.js", "msgpack.LICENSE", "README.md"):
+        assert (vendor / name).is_file(), name
+    assert "ISC" in (vendor / "README.md").read_text()
