@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -46,7 +47,9 @@ KNOWN_REJECTIONS = ("bad_msgpack", "bad_message", "unknown_kind", "bad_seq", "st
                     "rate_limited")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _BOUNDS = [repr(b) for b in TICK_BUCKETS] + ["+Inf"]
-_UPGRADED = "gameserver.metrics.upgraded"  # request key: this request became a WebSocket
+# Request key: this request became a WebSocket (a typed key where aiohttp has them).
+_UPGRADED: Any = (web.RequestKey("gameserver_upgraded", bool) if hasattr(web, "RequestKey")
+                  else "gameserver.metrics.upgraded")
 
 
 class GameserverCollector(Collector):
