@@ -20,17 +20,24 @@ log = logging.getLogger("gameserver")
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load(argv)
+        if settings.workers > 1:  # a supervisor of N single-worker processes (workers.py)
+            from .workers import supervise
+            return supervise(settings, list(sys.argv[1:] if argv is None else argv))
         app = create_app(settings)
     except ConfigError as exc:
         print(f"gameserver: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)  # text or JSON lines (logs.py)
     try:
-        import uvloop
-    except ImportError:  # uvloop does not build on Windows; asyncio's own loop still works
-        asyncio.run(serve(app, settings))
-    else:
-        uvloop.run(serve(app, settings))
+        try:
+            import uvloop
+        except ImportError:  # uvloop does not build on Windows; asyncio's own loop still works
+            asyncio.run(serve(app, settings))
+        else:
+            uvloop.run(serve(app, settings))
+    except ConfigError as exc:  # e.g. --redis cannot be reached at start-up
+        print(f"gameserver: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -44,6 +51,9 @@ async def serve(app: web.Application, settings: Settings) -> None:
     host, port = runner.addresses[0][:2]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
+    if settings.redis:  # join the cluster under this address (cluster.py)
+        from .cluster import announce
+        await announce(app, shown, port)
     print(f"gameserver: serving on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

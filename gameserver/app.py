@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None,
                                     [n for n in settings.ip_limit_exempt if n])
     app.cleanup_ctx.append(_rooms_lifecycle)
     app.on_shutdown.append(_going_away)
+    if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (cluster.py)
+        from . import cluster
+        cluster.setup(app)
 
     static = static_dir()
     app.router.add_get("/", _index(static))

@@ -91,6 +91,28 @@ def _url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _redis_url(text: str) -> str:
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL (or empty: rooms in "
+                         "memory)")
+    return text
+
+
+def _workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    value = int(text)
+    if not 1 <= value <= 256:
+        raise ValueError("must be 'auto' or a number of processes, 1-256")
+    return value
+
+
+def _prefix(text: str) -> str:
+    if not text or len(text) > 32 or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError("must be 1-32 letters, digits, '-', '_' or '.'")
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
@@ -152,6 +174,17 @@ OPTIONS: tuple[Option, ...] = (
            "(repeatable); same-origin and loopback pages are always allowed", many=True),
     Option("auth_secret", str, "",
            "HMAC secret for signed join tokens; when set, POST /matchmake requires one"),
+    Option("redis", _redis_url, "",
+           "Redis URL of the shared room directory (e.g. redis://127.0.0.1:6379/0); "
+           "processes on the same Redis form one cluster (default: rooms in memory)",
+           secret=True),
+    Option("cluster_prefix", _prefix, "gs", "prefix of this cluster's Redis keys"),
+    Option("node_ttl", _positive(float), 10.0,
+           "seconds a node's presence lives in Redis without a heartbeat (every third of it); "
+           "a dead node's rooms leave the listings within that"),
+    Option("workers", _workers, 1,
+           "processes to serve with, each on its own port from --port ('auto': one per CPU); "
+           "more than 1 needs --redis"),
     Option("games", str, (), "extra game rooms to serve, as module:Class (repeatable)",
            many=True),
     Option("log_level", _log_level, "INFO", "log level: debug, info, warning or error"),
@@ -190,6 +223,10 @@ class Settings:
     max_reservations: int = 10000
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     auth_secret: str = field(default="", repr=False)
+    redis: str = field(default="", repr=False)
+    cluster_prefix: str = "gs"
+    node_ttl: float = 10.0
+    workers: int = 1
     games: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "INFO"
     log_format: str = "text"

@@ -46,6 +46,7 @@ class Reservation:
     options: dict[str, Any]
     expires_at: float  # time.monotonic() deadline
     auth: dict[str, Any] | None = None  # claims of the player's signed join token
+    node: str = ""  # the node hosting the room, when matchmaking knows it (cluster.py)
 
 
 class Directory(Protocol):

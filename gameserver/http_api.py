@@ -57,12 +57,16 @@ async def matchmake(request: web.Request) -> web.Response:
         reservation = await request.app[MANAGER].matchmake(**params)
     except MatchmakingError as exc:
         return error(exc.code, exc.message, exc.status)
+    # In a cluster, the socket goes straight to the node hosting the room.
+    node_url = await request.app[MANAGER].node_url(reservation.node)
+    base = "ws" + node_url.removeprefix("http") if node_url else ws_base(request,
+                                                                         settings.public_url)
     return web.json_response({
         "room_id": reservation.room_id,
         "game": params["game"],
         "name": reservation.name,
         "token": reservation.token,
-        "ws_url": f"{ws_base(request, settings.public_url)}/ws?token={reservation.token}",
+        "ws_url": f"{base}/ws?token={reservation.token}",
         "expires_in": settings.reservation_ttl,
         "protocol": protocol.PROTOCOL_VERSION,
     })

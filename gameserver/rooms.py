@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .broadcast import Broadcaster
 from .counters import Counters
@@ -35,6 +35,23 @@ class MatchmakingError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+class Placement(Protocol):
+    """Where new rooms go when several nodes share the directory (cluster.py)."""
+
+    async def pick_node(self) -> str:
+        """The node a new room should go to ("" for this one)."""
+        ...
+
+    async def create_remote(self, node: str, game: str, private: bool,
+                            options: dict[str, Any]) -> str:
+        """Have ``node`` create a room; its id. Raises on failure."""
+        ...
+
+    async def node_url(self, node: str) -> str:
+        """A node's public base URL ("" if unknown)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,7 @@ class RoomManager:
         self.limits = limits or Limits()
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
+        self.placement: Placement | None = None  # set by cluster.py; None: one process
         self.runtimes: dict[str, RoomRuntime] = {}
         self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
@@ -143,15 +161,15 @@ class RoomManager:
                                    "too many players are joining at once; retry shortly", 503)
         seat = (name, options, auth)
         if mode == "create":
-            runtime = await self._create(cls, private, options)
-            return await self._reserve(runtime.room_id, *seat)
+            return await self._reserve(*await self._create_anywhere(cls, private, options),
+                                       *seat)
         if room_id is not None:
             if mode != "join":
                 raise MatchmakingError("bad_request", "room_id goes with mode 'join'")
             listing = await self.directory.get(room_id)
             if listing is None or listing.game != game:
                 raise MatchmakingError("no_such_room", f"no {game} room {room_id!r}", 404)
-            return await self._reserve(room_id, *seat)
+            return await self._reserve(room_id, listing.node, *seat)
         # One find-or-create at a time per game in this process, so a burst of requests
         # packs rooms instead of each creating its own.
         async with self._locks.setdefault(game, asyncio.Lock()):
@@ -159,11 +177,40 @@ class RoomManager:
             for listing in await self.directory.rooms(game):
                 if listing.joinable:
                     with contextlib.suppress(MatchmakingError):
-                        return await self._reserve(listing.room_id, *seat)
+                        return await self._reserve(listing.room_id, listing.node, *seat)
             if mode == "join":
                 raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
-            runtime = await self._create(cls, private, options)
-            return await self._reserve(runtime.room_id, *seat)
+            return await self._reserve(*await self._create_anywhere(cls, private, options),
+                                       *seat)
+
+    async def _create_anywhere(self, cls: type[Room], private: bool, options: dict[str, Any]
+                               ) -> tuple[str, str]:
+        """A new room on the least-loaded node (this one without a cluster): (id, node)."""
+        if self.placement is not None:
+            node = await self.placement.pick_node()
+            if node and node != self.node:
+                try:
+                    return await self.placement.create_remote(node, cls.game, private,
+                                                              options), node
+                except Exception as exc:
+                    log.warning("node %s could not create a %s room (%s); creating it here",
+                                node, cls.game, exc)
+        return (await self._create(cls, private, options)).room_id, self.node
+
+    async def create_room(self, game: str, private: bool, options: dict[str, Any]) -> str:
+        """Create a room in this process for another node's matchmaker; its id."""
+        if not self.accepting:
+            raise MatchmakingError("server_draining", "this server is shutting down", 503)
+        cls = self.games.get(game)
+        if cls is None:
+            raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
+        return (await self._create(cls, private, options)).room_id
+
+    async def node_url(self, node: str) -> str:
+        """The public base URL of the node hosting a room; "" without a cluster."""
+        if self.placement is None or not node:
+            return ""
+        return await self.placement.node_url(node)
 
     async def _create(self, cls: type[Room], private: bool, options: dict[str, Any]
                       ) -> RoomRuntime:
@@ -198,10 +245,10 @@ class RoomManager:
                  extra={"room_id": room_id})
         return runtime
 
-    async def _reserve(self, room_id: str, name: str, options: dict[str, Any],
+    async def _reserve(self, room_id: str, node: str, name: str, options: dict[str, Any],
                        auth: dict[str, Any] | None) -> Reservation:
         reservation = Reservation(secrets.token_urlsafe(24), room_id, name, options,
-                                  time.monotonic() + self.limits.reservation_ttl, auth)
+                                  time.monotonic() + self.limits.reservation_ttl, auth, node)
         refused = await self.directory.reserve(room_id, reservation)
         if refused == "room_full":
             raise MatchmakingError("room_full", "the room is full", 409)

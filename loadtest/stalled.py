@@ -6,9 +6,9 @@ handshake and then never reads again, and prints every few seconds: the bytes
 queued for the stalled client in the server's transport (process memory) and
 in the kernel (the server socket's unsent bytes, the client socket's unread
 bytes), the process's resident memory, and the slowest reader's update rate.
-``--stall-timeout`` and ``--heartbeat`` are raised past the run so the stalled client is measured,
-not cut (with the defaults it would be cut after about 22 s by the heartbeat,
-or 10 s after it first falls behind).
+``--stall-timeout`` and ``--heartbeat`` are raised past the run so the
+stalled client is measured, not cut (with the defaults it would be cut after
+about 22 s by the heartbeat, or 10 s after it first falls behind).
 """
 
 from __future__ import annotations
