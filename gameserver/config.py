@@ -147,7 +147,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_message_size", _positive(int), 4096,
            "largest WebSocket message a client may send, in bytes"),
     Option("heartbeat", _positive(float), 15.0,
-           "seconds between WebSocket pings; a peer silent for half of it after a ping is dropped"),
+           "seconds of client silence before a ping; no answer within half of that cuts it"),
     Option("send_high_water", _positive(int), 65536,
            "bytes queued for a client before it is treated as behind and skipped"),
     Option("stall_timeout", _positive(float), 10.0,
