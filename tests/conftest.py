@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from gameserver import Settings, create_app
 
+from .browsing import CHROMIUM, CHROMIUM_ARGS, check_chromium, missing
+
 
 @pytest.fixture
 async def start_server(aiohttp_server: Any) -> Callable[..., Any]:
@@ -79,3 +81,20 @@ def redis_url() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian Chromium under Playwright (no browser download)."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("the playwright package is not installed (pip install playwright)")
+    check_chromium()
+    async with async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()

@@ -24,7 +24,7 @@ import os
 import random
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +35,13 @@ import pytest
 from gameserver.games.arena import RULES, move
 from gameserver.replica import Replica
 
+from .browsing import missing
+
 ROOT = Path(__file__).resolve().parent.parent
 JS_TESTS = ROOT / "tests" / "js"
-CHROMIUM = os.environ.get("GAMESERVER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    # Several pages play at once; none of them may be throttled as a background tab.
-    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-]
 VIEWPORT = {"width": 1280, "height": 720}
 StartServer = Callable[..., Awaitable[Any]]
 
-
-def missing(what: str) -> None:
-    """A prerequisite is missing: a failure in CI, a skip on a developer's machine."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (required when CI is set)")
-    pytest.skip(what)
 
 
 def node() -> str:
@@ -292,27 +280,6 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return tmp_path_factory.mktemp("browser-screenshots")
-
-
-def check_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        missing(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("the playwright package is not installed (pip install playwright)")
-    check_chromium()
-    async with async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def shot(page: Any, folder: Path, name: str) -> None:

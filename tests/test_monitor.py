@@ -8,7 +8,7 @@ else to pytest's temporary folder; their paths are printed.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,6 @@ from .client import Player
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CHROMIUM = os.environ.get("GAMESERVER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 async def closed_with(player: Player, timeout: float = 5.0) -> tuple[int, str]:
@@ -166,33 +162,6 @@ async def test_dispose_closes_the_room_with_4002(session: aiohttp.ClientSession,
 
 
 # -- the page in a real browser ------------------------------------------------------------
-
-
-def missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (required when CI is set)")
-    pytest.skip(what)
-
-
-def chromium_installed() -> bool:
-    return Path(CHROMIUM).is_file()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("the playwright package is not installed")
-    if not chromium_installed():
-        missing(f"chromium is not installed at {CHROMIUM}")
-    async with async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 def artifacts(tmp_path: Path) -> Path:
