@@ -59,7 +59,7 @@ class Player:
         self.data: dict[str, Any] = {}  # the game's own per-player state
         self.connected = True  # False while dropped and awaiting a reconnection
         self.ack = 0  # the last input seq applied
-        self._inputs: deque[protocol.Input] = deque()
+        self._inputs: deque[tuple[int, Any]] = deque()  # (seq, validated input)
         self._last_seq = 0
         self._credit = 0
         self._send: Callable[[bytes], None] = _discard
@@ -210,7 +210,7 @@ class Room:
                 "input_overflow", f"more than {self.max_pending_inputs} inputs are pending")
         data = self.validate_input(raw)
         player._last_seq = seq
-        player._inputs.append(protocol.Input(seq, data))
+        player._inputs.append((seq, data))
 
     def _step(self) -> None:
         """One fixed step: apply queued inputs (one per earned credit), then ``update``."""
@@ -219,10 +219,10 @@ class Room:
             credit = min(player._credit + 1, burst)
             inputs = player._inputs
             while inputs and credit:
-                item = inputs.popleft()
+                seq, data = inputs.popleft()
                 credit -= 1
-                self.on_input(player, item.data)
-                player.ack = item.seq
+                self.on_input(player, data)
+                player.ack = seq
             player._credit = credit
         self.update(self.dt)
         self.tick += 1
