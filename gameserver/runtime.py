@@ -96,6 +96,7 @@ class RoomRuntime:
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for conn in list(self.connections.values()):
+            conn.detached = True  # frames still in flight go nowhere
             conn.close(code, reason)
         self.connections.clear()
         try:
