@@ -131,10 +131,14 @@ def parse_serving_line(line: str) -> int | None:
 # -- running ----------------------------------------------------------------------
 
 class Server:
-    """A gameserver subprocess, pinned to ``cpu`` when possible."""
+    """A gameserver subprocess, pinned to ``cpu`` when possible.
 
-    def __init__(self, cpu: int | None) -> None:
-        cmd = [sys.executable, "-m", "gameserver", *SERVER_ARGS]
+    With ``--workers N`` in ``extra`` it is a supervisor: ``url`` is the first
+    worker's, and its CPU is read over the process tree.
+    """
+
+    def __init__(self, cpu: int | None, extra: Sequence[str] = (), workers: int = 1) -> None:
+        cmd = [sys.executable, "-m", "gameserver", *SERVER_ARGS, *extra]
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         self.command = cmd
@@ -145,13 +149,16 @@ class Server:
                                      text=True, env=env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 20
+        ports: list[int] = []
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
                 break
             port = parse_serving_line(line)
             if port is not None:
-                self.url = f"http://127.0.0.1:{port}"
+                ports.append(port)
+            if len(ports) == workers:
+                self.url = f"http://127.0.0.1:{ports[0]}"
                 return
         self.stop()
         raise RuntimeError(f"the server did not start: {' '.join(cmd)}")
@@ -182,8 +189,9 @@ def cpu_plan() -> tuple[int | None, tuple[int, ...]]:
 
 
 def run_scenario(sc: Scenario, duration: float, warmup: float, seed: int,
-                 server_cpu: int | None, bot_cpus: tuple[int, ...]) -> dict[str, Any]:
-    server = Server(server_cpu)
+                 server_cpu: int | None, bot_cpus: tuple[int, ...],
+                 extra: Sequence[str] = (), workers: int = 1) -> dict[str, Any]:
+    server = Server(server_cpu, extra, workers)
     try:
         return run(sc.options(server.url, duration, warmup, seed, bot_cpus),
                    server_pid=server.pid)
@@ -359,7 +367,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="Markdown file to write ('' for none; default docs/BENCHMARKS.md)")
     p.add_argument("--json", dest="json_path", default="",
                    help="also write every run's full report here")
+    p.add_argument("--workers", type=int, default=1,
+                   help="serve with gameserver --workers N (N > 1 needs --redis; the server "
+                        "is then not pinned, its CPU is the sum over its processes, and the "
+                        "tick columns are the first worker's)")
+    p.add_argument("--redis", default="", help="Redis URL for --workers > 1")
     args = p.parse_args(argv)
+    if args.workers > 1 and not args.redis:
+        p.error("--workers > 1 needs --redis URL")
+    extra: tuple[str, ...] = ()
+    if args.workers > 1:
+        extra = ("--workers", str(args.workers), "--redis", args.redis,
+                 "--cluster-prefix", f"bench{os.getpid()}")
     repeats, duration, warmup = args.repeats, args.duration, 1.0
     if args.quick:
         repeats, duration = 1, 4.0
@@ -369,7 +388,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown scenarios: {', '.join(unknown)}")
     server_cpu, bot_cpus = cpu_plan()
-    if bot_cpus:
+    if args.workers > 1:  # the workers use every CPU, the bots' too
+        server_cpu = None
+    if bot_cpus and args.workers > 1:
+        os.sched_setaffinity(0, bot_cpus)
+        pinned = (f"Server: {args.workers} worker processes, not pinned (every CPU); the load "
+                  f"generator (one worker process) on CPU {','.join(map(str, bot_cpus))}.")
+    elif bot_cpus:
         os.sched_setaffinity(0, bot_cpus)  # the runner and its workers stay off the server's CPU
         pinned = (f"Server pinned to CPU {server_cpu} with `taskset`; the load generator "
                   f"(one worker process) on CPU {','.join(map(str, bot_cpus))}.")
@@ -381,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sc = table[key]
         runs = []
         for i in range(repeats):
-            report = run_scenario(sc, duration, warmup, args.seed + i, server_cpu, bot_cpus)
+            report = run_scenario(sc, duration, warmup, args.seed + i, server_cpu, bot_cpus,
+                                  extra, args.workers)
             row = row_from_report(report)
             runs.append(row)
             raw.setdefault(key, []).append(report)

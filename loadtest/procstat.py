@@ -21,3 +21,30 @@ def process_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         user, system = parse_proc_stat(f.read(), os.sysconf("SC_CLK_TCK"))
     return user + system
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux ``/proc/PID/task/*/children``)."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its descendants (a ``--workers N`` supervisor and workers)."""
+    total = process_cpu_seconds(pid)
+    for child in children(pid):
+        try:
+            total += tree_cpu_seconds(child)
+        except OSError:  # exited meanwhile
+            pass
+    return total

@@ -24,7 +24,7 @@ import aiohttp
 
 from . import stats
 from .options import Group, Options, plan_groups, sampled_indices, split_groups
-from .procstat import process_cpu_seconds
+from .procstat import tree_cpu_seconds
 from .worker import WorkerPlan, worker_main
 
 
@@ -226,7 +226,7 @@ class Runner:
     async def _server_cpu(self) -> float | None:
         if self.server_pid is not None:
             try:
-                return process_cpu_seconds(self.server_pid)
+                return tree_cpu_seconds(self.server_pid)  # with --workers: all of them
             except OSError:
                 return None
         data = await self._get_stats()

@@ -1,0 +1,301 @@
+"""Several server processes sharing one Redis: one cluster (cluster.py, workers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from gameserver import protocol
+
+from .client import Player, matchmake
+
+TTL = 2.0  # --node-ttl of the test nodes
+
+
+@dataclass
+class Node:
+    proc: Any
+    base: str  # http://127.0.0.1:PORT
+
+    @property
+    def netloc(self) -> str:
+        return urlsplit(self.base).netloc
+
+
+async def start_node(redis_url: str, prefix: str, log: Path, *args: str,
+                     env: dict[str, str] | None = None) -> Node:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gameserver", "--port", "0", "--redis", redis_url,
+        "--cluster-prefix", prefix, "--node-ttl", str(TTL), "--log-level", "warning", *args,
+        stdout=subprocess.PIPE, stderr=log.open("ab"), env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    assert line.startswith("gameserver: serving on http://127.0.0.1:"), line
+    return Node(proc, line.split(" on ")[1].split("/ ")[0])
+
+
+async def stop(proc: Any) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"c{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def start_cluster(redis_url: str, prefix: str, logs: Path, *args: str,
+                        env: dict[str, str] | None = None) -> list[Node]:
+    """Three nodes on one Redis (logs in ``logs``)."""
+    return list(await asyncio.gather(*(
+        start_node(redis_url, prefix, logs / f"node{i}.log", *args, env=env)
+        for i in range(3))))
+
+
+@pytest.fixture
+async def cluster(redis_url: str, prefix: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
+    nodes = await start_cluster(redis_url, prefix, tmp_path)
+    yield nodes
+    for n in nodes:
+        await stop(n.proc)
+
+
+def netloc(reservation: dict[str, Any]) -> str:
+    return urlsplit(reservation["ws_url"]).netloc
+
+
+async def get(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(url) as resp:
+        return await resp.json()
+
+
+async def test_join_or_create_from_every_node_never_overfills(
+        cluster: list[Node], redis: Redis, prefix: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        reservations = await asyncio.gather(*(
+            matchmake(session, cluster[i % 3].base, name=f"p{i}") for i in range(40)))
+        by_room: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in reservations:
+            by_room[r["room_id"]].append(r)
+        assert sum(len(v) for v in by_room.values()) == 40
+        assert all(len(v) <= 16 for v in by_room.values()), {k: len(v) for k, v in
+                                                             by_room.items()}
+        assert len(by_room) >= 3
+        for room_id, seats in by_room.items():
+            assert len({netloc(r) for r in seats}) == 1  # every seat points at one node
+            assert await redis.zcard(f"{prefix}:res:{room_id}") == len(seats)
+        # The seats are real: one player per room lands in it, on its node.
+        players = [await Player.connect(session, seats[0]["ws_url"])
+                   for seats in by_room.values()]
+        assert [p.room_id for p in players] == list(by_room)
+        for p in players:
+            await p.ws.close()
+
+
+async def test_a_room_on_a_is_listed_and_joined_through_b(cluster: list[Node]) -> None:
+    a, b, _ = cluster
+    async with aiohttp.ClientSession() as session:
+        made = await matchmake(session, a.base, mode="create", name="ann")
+        assert netloc(made) == a.netloc  # all nodes equally loaded: the asked one hosts it
+        ann = await Player.connect(session, made["ws_url"])
+        listed = (await get(session, f"{b.base}/rooms"))["rooms"]
+        assert [(r["room_id"], r["players"]) for r in listed] == [(ann.room_id, 1)]
+        joined = await matchmake(session, b.base, mode="join", room_id=ann.room_id,
+                                 name="bob")
+        assert netloc(joined) == a.netloc  # straight to A: no hop through B
+        bob = await Player.connect(session, joined["ws_url"])
+        assert bob.room_id == ann.room_id
+        await bob.until(lambda: len(bob.replica.entities) >= 2)
+        assert (await get(session, f"{a.base}/stats"))["players"] == 2
+        assert (await get(session, f"{b.base}/stats"))["players"] == 0
+        # join_or_create through B finds A's room too
+        third = await matchmake(session, b.base, name="cy")
+        assert third["room_id"] == ann.room_id and netloc(third) == a.netloc
+
+
+async def test_new_rooms_go_to_the_node_with_fewest_players(cluster: list[Node]) -> None:
+    a, b, c = cluster
+    players = []  # keep the sockets open
+    async with aiohttp.ClientSession() as session:
+        first = await matchmake(session, a.base, mode="create", name="a1")
+        assert netloc(first) == a.netloc
+        players.append(await Player.connect(session, first["ws_url"]))
+        again = await matchmake(session, a.base, mode="join", room_id=first["room_id"],
+                                name="a2")
+        players.append(await Player.connect(session, again["ws_url"]))
+        second = await matchmake(session, b.base, mode="create", name="b1")
+        assert netloc(second) == b.netloc  # B and C have none; B was asked
+        players.append(await Player.connect(session, second["ws_url"]))
+        # A has 2 players, B 1, C 0: a new room asked of A goes to C, then to B.
+        third = await matchmake(session, a.base, mode="create", name="x")
+        assert netloc(third) == c.netloc
+        players.append(await Player.connect(session, third["ws_url"]))
+        fourth = await matchmake(session, a.base, mode="create", name="y", private=True)
+        assert netloc(fourth) in (b.netloc, c.netloc)
+        assert (await get(session, f"{c.base}/stats"))["players"] == 1
+
+
+async def test_a_killed_nodes_rooms_leave_the_listings_within_the_ttl(
+        cluster: list[Node], redis: Redis, prefix: str) -> None:
+    a, b, _ = cluster
+    async with aiohttp.ClientSession() as session:
+        made = await matchmake(session, a.base, mode="create", name="ann")
+        assert netloc(made) == a.netloc
+        ann = await Player.connect(session, made["ws_url"])
+        room_id = made["room_id"]
+        assert ann.room_id == room_id
+        assert [r["room_id"] for r in (await get(session, f"{b.base}/rooms"))["rooms"]] == [
+            room_id]
+        a.proc.kill()
+        killed = time.monotonic()
+        while (await get(session, f"{b.base}/rooms"))["rooms"]:
+            assert time.monotonic() - killed < TTL + 1.0, "still listed after the TTL"
+            await asyncio.sleep(0.05)
+        gone_from_listing = time.monotonic() - killed
+        while await redis.exists(f"{prefix}:room:{room_id}"):  # deleted by a sweep
+            assert time.monotonic() - killed < TTL * 4 / 3 + 1.5, "not swept"
+            await asyncio.sleep(0.05)
+        assert gone_from_listing <= TTL + 1.0
+        again = await matchmake(session, b.base, name="bob")
+        assert again["room_id"] != room_id and netloc(again) != a.netloc
+
+
+SLOW_GAME = """
+import time
+from gameserver import Entity, Room
+
+class Thing(Entity):
+    n: int = 0
+
+class Slow(Room):
+    game = "slow"
+    entity_types = (Thing,)
+
+    def on_dispose(self):
+        time.sleep(1.5)  # holds the node in its drain, so that we can look at it
+"""
+
+
+async def test_a_draining_node_gets_no_new_rooms(redis_url: str, redis: Redis, prefix: str,
+                                                 tmp_path: Path) -> None:
+    (tmp_path / "slow_game.py").write_text(SLOW_GAME)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
+                                                       os.environ.get("PYTHONPATH")]))}
+    # A TTL well over the 1.5 s drain, so that A stays present (and draining) through it.
+    a, b, c = cluster = await start_cluster(redis_url, prefix, tmp_path, "--games",
+                                            "slow_game:Slow", "--node-ttl", "6", env=env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            made = await matchmake(session, a.base, game="slow", mode="create", name="ann")
+            assert netloc(made) == a.netloc
+            ann = await Player.connect(session, made["ws_url"])
+            players = []  # keep the sockets open
+            for n in (b, c):  # two players on each of B and C: A is the least loaded
+                r = await matchmake(session, n.base, mode="create", name="x")
+                assert netloc(r) == n.netloc
+                players.append(await Player.connect(session, r["ws_url"]))
+                r2 = await matchmake(session, n.base, mode="join", room_id=r["room_id"],
+                                     name="y")
+                players.append(await Player.connect(session, r2["ws_url"]))
+            urls = {k: await redis.hget(k, "url") for k in await redis.keys(f"{prefix}:node:*")}
+            (a_key,) = (k for k, url in urls.items() if url == a.base)
+            a.proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            while await redis.hget(a_key, "draining") != "1":
+                assert time.monotonic() - signalled < 1.0, "not marked draining at once"
+                await asyncio.sleep(0.005)
+            listed = {r["room_id"]: r
+                      for r in (await get(session, f"{b.base}/rooms?game=slow"))["rooms"]}
+            assert listed[ann.room_id]["locked"]
+            for n in (b, c, b):
+                r = await matchmake(session, n.base, mode="create", name="z")
+                assert netloc(r) != a.netloc
+                j = await matchmake(session, n.base, game="slow", name="w")
+                assert j["room_id"] != ann.room_id and netloc(j) != a.netloc
+            assert await redis.hget(a_key, "draining") == "1"  # all while A was draining
+            code, _ = await ann.close_event()
+            assert code == protocol.CLOSE_GOING_AWAY
+            assert await asyncio.wait_for(a.proc.wait(), 10) == 0
+            assert time.monotonic() - signalled < 5
+            assert not await redis.exists(a_key, f"{prefix}:room:{ann.room_id}")
+    finally:
+        for n in cluster:
+            await stop(n.proc)
+
+
+async def test_workers_share_one_directory(redis_url: str, prefix: str,
+                                           tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gameserver", "--workers", "2", "--port", "0", "--redis",
+        redis_url, "--cluster-prefix", prefix, "--node-ttl", str(TTL), "--log-level",
+        "warning", stdout=subprocess.PIPE, stderr=(tmp_path / "workers.log").open("ab"))
+    try:
+        assert proc.stdout is not None
+        urls: list[str] = []
+        while True:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, (tmp_path / "workers.log").read_text()
+            if "workers serving" in line:
+                break
+            urls.append(line.split(" on ")[1].split("/ ")[0])
+        assert len(set(urls)) == 2
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                async with session.get(f"{url}/healthz") as resp:
+                    assert resp.status == 200
+            made = [await matchmake(session, urls[0], mode="create", name=f"p{i}")
+                    for i in range(2)]
+            assert {netloc(r) for r in made} == {urlsplit(u).netloc for u in urls}
+            players = [await Player.connect(session, r["ws_url"]) for r in made]
+            assert [p.room_id for p in players] == [r["room_id"] for r in made]
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+            for url in urls:
+                with pytest.raises(aiohttp.ClientConnectionError):
+                    await session.get(f"{url}/healthz")
+    finally:
+        await stop(proc)
+
+
+def test_workers_need_redis() -> None:
+    result = subprocess.run([sys.executable, "-m", "gameserver", "--workers", "2"],
+                            capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "GAMESERVER_REDIS": ""})
+    assert result.returncode == 2
+    assert "--workers 2 needs --redis URL" in result.stderr
+
+
+def test_an_unreachable_redis_is_reported_at_start_up() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    result = subprocess.run([sys.executable, "-m", "gameserver", "--port", "0", "--redis",
+                             f"redis://:hunter2@127.0.0.1:{port}"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"--redis: cannot reach Redis at 127.0.0.1:{port}" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
