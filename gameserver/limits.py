@@ -41,7 +41,8 @@ class RateLimiter:
     that is still over it ``patience`` seconds after the first refusal is closed.
     """
 
-    __slots__ = ("_bytes", "_messages", "_told_at", "limited_since", "patience", "refused")
+    __slots__ = ("_bytes", "_messages", "_refused_at", "_told_at", "limited_since", "patience",
+                 "refused")
 
     def __init__(self, messages_per_s: float, bytes_per_s: float, now: float,
                  burst_s: float = 2.0, patience: float = 3.0) -> None:
@@ -50,6 +51,7 @@ class RateLimiter:
         self.patience = patience
         self.limited_since: float | None = None
         self._told_at = -1e9
+        self._refused_at = -1e9
         self.refused = 0
 
     def check(self, size: int, now: float) -> Verdict:
@@ -57,11 +59,13 @@ class RateLimiter:
         # check and the other way round.
         ok = self._messages.take(1, now) & self._bytes.take(size, now)
         if ok:
-            # One good second after a refusal forgives the client.
-            if self.limited_since is not None and now - self._told_at > 1.0:
+            # A full second without a refusal forgives the client. (A flood still lets
+            # a message through whenever a token refills: that is not good behaviour.)
+            if self.limited_since is not None and now - self._refused_at > 1.0:
                 self.limited_since = None
             return Verdict.OK
         self.refused += 1
+        self._refused_at = now
         if self.limited_since is None:
             self.limited_since = now
         elif now - self.limited_since > self.patience:

@@ -31,6 +31,20 @@ def test_a_flooder_is_told_then_closed_and_a_burst_is_forgiven() -> None:
     assert verdict is Verdict.CLOSE and 13.0 < t < 14.0
 
 
+def test_a_flood_that_slips_a_message_through_now_and_then_is_still_closed() -> None:
+    limiter = RateLimiter(messages_per_s=20, bytes_per_s=10_000, now=0.0, patience=3.0)
+    verdicts = []
+    t = 0.0
+    while t < 10:  # ten times the allowed rate: a token refills every 50 ms
+        verdicts.append((t, limiter.check(10, t)))
+        if verdicts[-1][1] is Verdict.CLOSE:
+            break
+        t += 0.005
+    assert Verdict.OK in {v for time_, v in verdicts if time_ > 3}  # some got through...
+    closed_at = verdicts[-1][0]
+    assert verdicts[-1][1] is Verdict.CLOSE and 3.0 < closed_at < 3.6  # ...yet it was closed
+
+
 def test_the_byte_budget_is_separate_from_the_message_budget() -> None:
     limiter = RateLimiter(messages_per_s=1000, bytes_per_s=1000, now=0.0)
     assert limiter.check(2000, 0.0) is Verdict.OK  # the burst is two seconds' worth
