@@ -25,7 +25,7 @@ RULES: dict[str, int] = {
     "max_orbs": 40,
     "chat_max_len": 200,
 }
-CELL = 64  # orb grid cell; larger than player_radius + orb_radius
+CELL = 64  # orb grid cell, in units
 
 
 class Avatar(Entity):
@@ -122,16 +122,19 @@ class Arena(Room):
             self.orb_count += 1
 
     def _collect_orbs(self, avatar: Avatar) -> None:
+        if not self.orb_count:
+            return
         reach = self.rules["player_radius"] + self.rules["orb_radius"]
-        cx, cy = avatar.x // CELL, avatar.y // CELL
-        for gx in (cx - 1, cx, cx + 1):
-            for gy in (cy - 1, cy, cy + 1):
+        x, y = avatar.x, avatar.y
+        # Only the grid cells the player's reach overlaps: one to four of them.
+        for gx in range((x - reach) // CELL, (x + reach) // CELL + 1):
+            for gy in range((y - reach) // CELL, (y + reach) // CELL + 1):
                 cell = self.orbs.get((gx, gy))
                 if not cell:
                     continue
-                for orb in list(cell):
-                    if (orb.x - avatar.x) ** 2 + (orb.y - avatar.y) ** 2 <= reach * reach:
-                        cell.remove(orb)
-                        self.world.remove(orb)
-                        self.orb_count -= 1
-                        avatar.score += 1
+                hits = [o for o in cell if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach]
+                for orb in hits:
+                    cell.remove(orb)
+                    self.world.remove(orb)
+                    self.orb_count -= 1
+                    avatar.score += 1
