@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None,
     app.router.add_get("/rooms", http_api.list_rooms)
     app.router.add_get("/games", http_api.list_games)
     app.router.add_get("/stats", http_api.stats)
+    app.router.add_post("/reconnect", http_api.reconnect)
     # Hosting (issue 6): the two wrappers only count outcomes and open sockets.
     app.router.add_post("/matchmake", metrics.count_matchmaking(http_api.matchmake))
     app.router.add_get("/ws", metrics.count_sockets(game_socket))

@@ -57,10 +57,7 @@ async def matchmake(request: web.Request) -> web.Response:
         reservation = await request.app[MANAGER].matchmake(**params)
     except MatchmakingError as exc:
         return error(exc.code, exc.message, exc.status)
-    # In a cluster, the socket goes straight to the node hosting the room.
-    node_url = await request.app[MANAGER].node_url(reservation.node)
-    base = "ws" + node_url.removeprefix("http") if node_url else ws_base(request,
-                                                                         settings.public_url)
+    base = await _room_ws_base(request, reservation.node)
     return web.json_response({
         "room_id": reservation.room_id,
         "game": params["game"],
@@ -70,6 +67,36 @@ async def matchmake(request: web.Request) -> web.Response:
         "expires_in": settings.reservation_ttl,
         "protocol": protocol.PROTOCOL_VERSION,
     })
+
+
+async def _room_ws_base(request: web.Request, node: str) -> str:
+    """Where a room's sockets go: in a cluster, straight to the node hosting it."""
+    node_url = await request.app[MANAGER].node_url(node)
+    if node_url:
+        return "ws" + node_url.removeprefix("http")
+    return ws_base(request, request.app[SETTINGS].public_url)
+
+
+async def reconnect(request: web.Request) -> web.Response:
+    """``POST /reconnect {"token"}``: the WebSocket URL to reconnect at, asked of any node.
+
+    The token is checked only when the socket redeems it, on the room's node.
+    """
+    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
+        return refuse_origin()
+    try:
+        body = json.loads(await request.content.read(MAX_BODY + 1) or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not 0 < len(token) <= 64 or "." not in token:
+        return error("bad_request", "the body must be {\"token\": reconnection token}", 400)
+    room_id = token.partition(".")[0]
+    listing = await request.app[MANAGER].directory.get(room_id)
+    if listing is None:
+        return error("no_such_room", "the room of that reconnection token is gone", 404)
+    base = await _room_ws_base(request, listing.node)
+    return web.json_response({"room_id": room_id, "ws_url": f"{base}/ws?reconnect={token}"})
 
 
 def _authenticate(request: web.Request, body: dict[str, Any], secret: str) -> dict[str, Any]:

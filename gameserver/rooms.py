@@ -280,7 +280,9 @@ class RoomManager:
         if self.limits.reconnect_grace <= 0:
             return None
         self.forget_player(runtime.room_id, player.id)
-        token = secrets.token_urlsafe(24)
+        # "room_id.secret": any node can tell where the room is (POST /reconnect);
+        # only the room's own node can redeem it.
+        token = f"{runtime.room_id}.{secrets.token_urlsafe(24)}"
         self._reconnect[token] = (runtime.room_id, player.id)
         self._reconnect_of[(runtime.room_id, player.id)] = token
         return token

@@ -137,6 +137,21 @@ async def test_a_room_on_a_is_listed_and_joined_through_b(cluster: list[Node]) -
         assert third["room_id"] == ann.room_id and netloc(third) == a.netloc
 
 
+async def test_reconnection_is_found_through_any_node(cluster: list[Node]) -> None:
+    a, b, _ = cluster
+    async with aiohttp.ClientSession() as session:
+        made = await matchmake(session, a.base, mode="create", name="ann")
+        ann = await Player.connect(session, made["ws_url"])
+        await ann.pump()
+        ann.ws._response.connection.transport.abort()  # type: ignore[union-attr]
+        async with session.post(f"{b.base}/reconnect",
+                                json={"token": ann.reconnect_token}) as resp:
+            where = await resp.json()
+        assert urlsplit(where["ws_url"]).netloc == a.netloc  # B points at A
+        back = await Player.connect(session, where["ws_url"])
+        assert (back.room_id, back.player_id) == (ann.room_id, ann.player_id)
+
+
 async def test_new_rooms_go_to_the_node_with_fewest_players(cluster: list[Node]) -> None:
     a, b, c = cluster
     players = []  # keep the sockets open

@@ -113,3 +113,23 @@ async def test_leaving_on_purpose_gives_up_the_seat_at_once(
     await ann.close_event()
     ws = await session.ws_connect(f"{base}/ws?reconnect={ann.reconnect_token}")
     assert msgpack.unpackb((await ws.receive()).data)[1] == "reconnect_refused"
+
+
+async def test_any_node_says_where_to_reconnect(start_server: Callable[..., Any],
+                                                session: aiohttp.ClientSession) -> None:
+    server = await start_server(reconnect_grace=5)
+    base = url(server)
+    ann = await Player.join(session, base, name="ann")
+    await ann.pump()
+    await drop(ann)
+    async with session.post(f"{base}/reconnect", json={"token": ann.reconnect_token}) as resp:
+        assert resp.status == 200
+        where = await resp.json()
+    assert where["room_id"] == ann.room_id
+    back = await Player.connect(session, where["ws_url"])
+    assert (back.room_id, back.player_id) == (ann.room_id, ann.player_id)
+    for body, status, code in (({"token": "nope"}, 400, "bad_request"),
+                               ({"token": "gone.abc"}, 404, "no_such_room"), ([], 400,
+                                                                             "bad_request")):
+        async with session.post(f"{base}/reconnect", json=body) as resp:
+            assert resp.status == status and (await resp.json())["error"] == code
