@@ -8,6 +8,7 @@ otherwise). The token is compared in constant time and never logged.
 - ``GET /admin/rooms/{id}``: one room, its players and its state
 - ``POST /admin/rooms/{id}/kick`` ``{"player_id": N, "reason": "..."}``: close 4003
 - ``POST /admin/rooms/{id}/dispose``: close the room, players get 4002
+- ``POST /admin/drain``: stop taking players (``/readyz`` 503) but let games finish
 """
 
 from __future__ import annotations
@@ -23,11 +24,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import protocol
+from . import health, protocol
 from .keys import MANAGER
 from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.admin")
+
+try:  # the cluster's app key, when the redis extra is usable (cluster.py imports redis)
+    from .cluster import CLUSTER as CLUSTER_KEY
+except ImportError:  # pragma: no cover
+    CLUSTER_KEY = None
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ENTITIES = 2000  # entities shown in one room's state; more are counted, not listed
@@ -90,6 +96,7 @@ def setup(app: web.Application, token: str, static: Path) -> None:
     app.router.add_get("/admin/rooms/{room_id}", _guard(room_detail))
     app.router.add_post("/admin/rooms/{room_id}/kick", _guard(kick))
     app.router.add_post("/admin/rooms/{room_id}/dispose", _guard(dispose))
+    app.router.add_post("/admin/drain", _guard(drain))
 
 
 async def _announce(_: web.Application) -> None:
@@ -255,3 +262,20 @@ async def dispose(request: web.Request) -> web.Response:
     runtime.room.locked = True
     runtime.close(protocol.CLOSE_ROOM_CLOSED, "room disposed by an administrator")
     return _json({"disposed": runtime.room_id})
+
+
+async def drain(request: web.Request) -> web.Response:
+    """Start draining without stopping: games in progress play on, new players go elsewhere.
+
+    For a graceful scale-down: drain, wait for ``gameserver_players`` to reach 0,
+    then send SIGTERM.
+    """
+    app = request.app
+    health.set_draining(app)
+    cluster = app.get(CLUSTER_KEY) if CLUSTER_KEY is not None else None
+    if cluster is not None:
+        await cluster.drain()
+    log.info("admin started a drain")
+    runtimes = app[MANAGER].runtimes.values()
+    return _json({"draining": True, "rooms": len(runtimes),
+                  "players": sum(len(r.room.players) for r in runtimes)})

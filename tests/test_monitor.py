@@ -56,7 +56,7 @@ async def test_everything_is_404_without_a_configured_token(
     await Player.join(session, base, name="ann")
     for method, path in (("GET", "/monitor"), ("GET", "/admin/rooms"),
                          ("GET", "/admin/rooms/x"), ("POST", "/admin/rooms/x/kick"),
-                         ("POST", "/admin/rooms/x/dispose")):
+                         ("POST", "/admin/rooms/x/dispose"), ("POST", "/admin/drain")):
         async with session.request(method, f"{base}{path}", headers=AUTH) as resp:
             assert resp.status == 404, path
 
@@ -69,7 +69,8 @@ async def test_admin_calls_need_the_token(session: aiohttp.ClientSession, admin_
                     {"Authorization": f"Bearer {TOKEN}x"}):
         for method, path in (("GET", "/admin/rooms"), ("GET", f"/admin/rooms/{ann.room_id}"),
                              ("POST", f"/admin/rooms/{ann.room_id}/kick"),
-                             ("POST", f"/admin/rooms/{ann.room_id}/dispose")):
+                             ("POST", f"/admin/rooms/{ann.room_id}/dispose"),
+                             ("POST", "/admin/drain")):
             async with session.request(method, f"{admin_base}{path}", headers=headers,
                                        json={"player_id": ann.player_id}) as resp:
                 assert resp.status == 401, (headers, path)
@@ -83,6 +84,23 @@ async def test_admin_calls_need_the_token(session: aiohttp.ClientSession, admin_
         assert "text/html" in resp.headers["Content-Type"]
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
         assert TOKEN not in await resp.text()
+
+
+async def test_a_drain_sends_new_players_elsewhere_and_lets_games_finish(
+        session: aiohttp.ClientSession, admin_base: str) -> None:
+    ann = await Player.join(session, admin_base, name="ann")
+    await ann.pump()
+    status, body = await call(session, "POST", f"{admin_base}/admin/drain", AUTH)
+    assert status == 200 and body == {"draining": True, "rooms": 1, "players": 1}
+    async with session.get(f"{admin_base}/readyz") as resp:
+        assert resp.status == 503
+    status, refused = await call(session, "POST", f"{admin_base}/matchmake",
+                                 json={"game": "arena", "name": "late"})
+    assert (status, refused["error"]) == (503, "server_draining")
+    # The game in progress plays on.
+    assert 17 <= await ann.rate() <= 23
+    seq = await ann.send_input(100, 0)
+    await ann.until(lambda: ann.replica.ack == seq)
 
 
 async def test_rooms_listing_shows_every_room_with_its_figures(
