@@ -148,8 +148,10 @@ SNAPSHOT_HEADER: Final = bytes((0x95, S_SNAPSHOT))  # fixarray(5), kind
 DELTA_HEADER: Final = bytes((0x98, S_DELTA))  # fixarray(8), kind
 
 
+# A tail is the message's elements after the ack: packed as one short array in a
+# single call, then stripped of that array's one-byte header.
 def encode_snapshot_tail(tick: int, entities: list[Any], events: list[Any]) -> bytes:
-    return _packb(tick) + _packb(entities) + _packb(events)
+    return _packb((tick, entities, events))[1:]
 
 
 def encode_delta_tail(
@@ -160,4 +162,4 @@ def encode_delta_tail(
     removed: list[int],
     events: list[Any],
 ) -> bytes:
-    return b"".join(_packb(x) for x in (tick, base_tick, created, changed, removed, events))
+    return _packb((tick, base_tick, created, changed, removed, events))[1:]
