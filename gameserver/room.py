@@ -227,14 +227,13 @@ class Room:
         self.update(self.dt)
         self.tick += 1
 
-    def _collect(self) -> tuple[int, int, bytes]:
-        """This update's ``(tick, base_tick, shared delta tail)``; marks the world sent."""
+    def _collect(self) -> bytes:
+        """This update's shared delta tail; marks the world sent."""
         created, changed, removed = self.world.collect()
         events, self._events = self._events, []
+        self._last_events = events  # a snapshot taken now carries them too
         base, self._base_tick = self._base_tick, self.tick
-        tail = protocol.encode_delta_tail(self.tick, base, created, changed, removed, events)
-        self._last_events = events
-        return self.tick, base, tail
+        return protocol.encode_delta_tail(self.tick, base, created, changed, removed, events)
 
     def _snapshot_tail(self) -> bytes:
         """The full state as of the last ``_collect``, for joiners and resyncs."""

@@ -18,7 +18,7 @@ from . import protocol
 from .broadcast import Broadcaster, Connection, Transport
 from .counters import Counters
 from .protocol import ProtocolError
-from .room import InvalidInput, Player, Room
+from .room import InvalidInput, Player, Room, _discard
 from .ticker import Ticker, TickStats
 
 log = logging.getLogger("gameserver.room")
@@ -76,7 +76,7 @@ class RoomRuntime:
                 began = clock()
                 for _ in range(steps):
                     room._step()
-                _, _, tail = room._collect()
+                tail = room._collect()
                 self.broadcaster.send(self.connections.values(), tail, room._snapshot_tail,
                                       time.monotonic())
                 stats.record(clock() - began)
@@ -230,7 +230,3 @@ class RoomRuntime:
             "ticks": self.stats.summary(),
             "dropped_ticks": self.ticker.dropped if self.ticker else 0,
         }
-
-
-def _discard(_: bytes) -> None:
-    pass

@@ -104,7 +104,6 @@ class World:
         self._removed: list[int] = []
         self._free_ids: list[int] = []
         self._next_id = 1
-        self.tick = 0  # the tick of the last collected delta
 
     # -- game API -----------------------------------------------------------
 
