@@ -7,8 +7,9 @@ The public API for game authors is small: subclass :class:`Room`, declare
 
 from .app import create_app
 from .config import Settings
-from .room import InvalidInput, JoinRefused, Player, Room
+from .room import InvalidInput, InvalidOption, JoinRefused, Player, Room
 from .state import Entity
 
-__all__ = ["Entity", "InvalidInput", "JoinRefused", "Player", "Room", "Settings", "create_app"]
+__all__ = ["Entity", "InvalidInput", "InvalidOption", "JoinRefused", "Player", "Room",
+           "Settings", "create_app"]
 __version__ = "0.1.0"

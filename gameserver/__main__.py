@@ -14,6 +14,7 @@ from aiohttp import web
 from . import health, logs
 from .app import create_app
 from .config import ConfigError, Settings, load
+from .connections import Runner
 
 log = logging.getLogger("gameserver")
 
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gameserver: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)  # text or JSON lines (logs.py)
+    _warn_secret_flags(sys.argv[1:] if argv is None else argv)
     try:
         try:
             import uvloop
@@ -42,10 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _warn_secret_flags(argv: Sequence[str]) -> None:
+    """A secret given as a flag is readable by every local user in the process list."""
+    for flag, env in (("--admin-token", "GAMESERVER_ADMIN_TOKEN"),
+                      ("--auth-secret", "GAMESERVER_AUTH_SECRET")):
+        if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
+            log.warning("%s was given on the command line, where the process list shows it "
+                        "to every user of this machine: set %s instead", flag, env)
+
+
 async def serve(app: web.Application, settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    runner = web.AppRunner(app, access_log=None,
-                           shutdown_timeout=max(0.5, settings.shutdown_timeout / 2))
+    # Runner: connections are counted per address from the moment they open.
+    runner = Runner(app, access_log=None,
+                    shutdown_timeout=max(0.5, settings.shutdown_timeout / 2))
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

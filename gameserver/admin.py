@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -25,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from . import health, protocol
+from .edge import parse_json, read_body
 from .keys import MANAGER
 from .runtime import RoomRuntime
 
@@ -47,6 +49,8 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 _API_HEADERS = {"Cache-Control": "no-store"}
+# Outside the static directory: served only at /monitor, with the headers above.
+PAGE = Path(__file__).with_name("monitor.html")
 
 
 class _Sample:
@@ -63,6 +67,34 @@ class _Sample:
         self.created_at = created_at
 
 
+class Throttle:
+    """Wrong admin tokens per address: after ``failures`` within ``window`` seconds, that
+    address is refused (429) for ``block`` seconds, the right token included."""
+
+    def __init__(self, failures: int = 10, window: float = 60.0, block: float = 60.0,
+                 max_addresses: int = 10_000) -> None:
+        self.failures, self.window, self.block = failures, window, block
+        self.max_addresses = max_addresses
+        self._seen: dict[str, list[float]] = {}  # address: [failures, since, blocked until]
+
+    def retry_after(self, address: str, now: float) -> float:
+        """Seconds ``address`` must still wait; 0 when it may try."""
+        entry = self._seen.get(address)
+        return max(0.0, entry[2] - now) if entry else 0.0
+
+    def failed(self, address: str, now: float) -> None:
+        entry = self._seen.get(address)
+        if entry is None or now - entry[1] > self.window:
+            if len(self._seen) >= self.max_addresses:  # bounded: forget the oldest address
+                del self._seen[next(iter(self._seen))]
+            entry = self._seen[address] = [0, now, 0.0]
+        entry[0] += 1
+        if entry[0] >= self.failures:
+            log.warning("%d wrong admin tokens from %s: refused for %.0f s",
+                        entry[0], address, self.block)
+            entry[:] = [0, now, now + self.block]
+
+
 class Monitor:
     """The admin API's state: the token, and per-room samples for live rates."""
 
@@ -70,6 +102,7 @@ class Monitor:
         self._token = token.encode()
         self.page = page
         self.samples: dict[str, _Sample] = {}
+        self.throttle = Throttle()
 
     def __repr__(self) -> str:  # never show the token
         return "Monitor(token=<hidden>)"
@@ -77,19 +110,20 @@ class Monitor:
     def authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer":
+        given = given.strip()
+        if scheme.lower() != "bearer" or not given.isascii():  # header bytes may be anything
             return False
-        return hmac.compare_digest(given.strip().encode(), self._token)
+        return hmac.compare_digest(given.encode(), self._token)
 
 
 MONITOR = web.AppKey("monitor", Monitor)
 
 
-def setup(app: web.Application, token: str, static: Path) -> None:
+def setup(app: web.Application, token: str) -> None:
     """Add ``/monitor`` and ``/admin/...`` if ``token`` is set; otherwise add nothing."""
     if not token:
         return
-    app[MONITOR] = Monitor(token, static / "monitor.html")
+    app[MONITOR] = Monitor(token, PAGE)
     app.on_startup.append(_announce)
     app.router.add_get("/monitor", monitor_page)
     app.router.add_get("/admin/rooms", _guard(list_rooms))
@@ -109,7 +143,14 @@ async def monitor_page(request: web.Request) -> web.StreamResponse:
 
 def _guard(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        if not request.app[MONITOR].authorized(request):
+        monitor, peer, now = request.app[MONITOR], request.remote or "", time.monotonic()
+        wait = monitor.throttle.retry_after(peer, now)
+        if wait > 0:
+            return _error("too_many_attempts", "too many wrong admin tokens from this "
+                          "address; try again later", 429,
+                          {"Retry-After": str(math.ceil(wait))})
+        if not monitor.authorized(request):
+            monitor.throttle.failed(peer, now)
             return web.json_response(
                 {"error": "unauthorized",
                  "message": "this call needs the admin token: Authorization: Bearer <token>"},
@@ -120,9 +161,10 @@ def _guard(handler: Handler) -> Handler:
     return guarded
 
 
-def _error(code: str, message: str, status: int) -> web.Response:
+def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None
+           ) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status,
-                             headers=_API_HEADERS)
+                             headers={**_API_HEADERS, **(headers or {})})
 
 
 def _json(data: Any) -> web.Response:
@@ -234,10 +276,7 @@ async def kick(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     if runtime is None:
         return _no_room(request)
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError:
-        return _error("bad_request", "the body must be a JSON object", 400)
+    body = parse_json(await read_body(request), {})
     if not isinstance(body, dict):
         return _error("bad_request", "the body must be a JSON object", 400)
     player_id, reason = body.get("player_id"), body.get("reason", "kicked by an administrator")

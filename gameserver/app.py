@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admin, health, heartbeat, http_api, metrics, protocol
+from . import admin, edge, headers, health, heartbeat, http_api, metrics, protocol
 from .config import ConfigError, Settings
 from .games.arena import Arena
 from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
@@ -50,7 +50,10 @@ def create_app(settings: Settings | None = None,
     settings = settings or Settings()
     if games is None:
         games = BUILTIN_GAMES + tuple(load_game(spec) for spec in settings.games)
-    app = web.Application(client_max_size=64 * 1024)
+    # The HTTP edge (edge.py): no inflated bodies, header/idle timeouts, JSON errors.
+    app = web.Application(client_max_size=64 * 1024, middlewares=[edge.guard],
+                          handler_args=edge.handler_args(settings))
+    app.on_response_prepare.append(headers.add_headers)
     app[SETTINGS] = settings
     app[MANAGER] = RoomManager(
         games, tick_rate=settings.tick_rate,
@@ -84,7 +87,7 @@ def create_app(settings: Settings | None = None,
     app.router.add_static("/static/", static, follow_symlinks=False)
     health.setup(app)  # /healthz, /readyz
     metrics.setup(app)  # /metrics
-    admin.setup(app, settings.admin_token, static)  # /monitor, /admin/... (only with a token)
+    admin.setup(app, settings.admin_token)  # /monitor, /admin/... (only with a token)
     return app
 
 

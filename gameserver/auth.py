@@ -41,17 +41,23 @@ def sign(claims: dict[str, Any], secret: str) -> str:
 
 def verify(token: Any, secret: str, now: float | None = None) -> dict[str, Any]:
     """The token's claims, or :class:`AuthError` (``auth_invalid`` / ``auth_expired``)."""
-    if not isinstance(token, str) or len(token) > 2048 or token.count(".") != 1:
+    # A token is base64url and one dot: anything else (non-ASCII header bytes, lone
+    # surrogates) is refused before it is encoded or decoded.
+    if (not isinstance(token, str) or len(token) > 2048 or not token.isascii()
+            or token.count(".") != 1):
         raise AuthError("auth_invalid", "the auth token is malformed")
     body, mac = token.split(".")
     expected = hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()
     try:
         given = _unb64(mac)
-        claims = json.loads(_unb64(body))
     except ValueError:
         raise AuthError("auth_invalid", "the auth token is malformed") from None
     if not hmac.compare_digest(given, expected):
         raise AuthError("auth_invalid", "the auth token's signature does not match")
+    try:  # only a signed body is parsed
+        claims = json.loads(_unb64(body))
+    except ValueError:
+        raise AuthError("auth_invalid", "the auth token is malformed") from None
     if (not isinstance(claims, dict) or not isinstance(claims.get("sub"), str | int)
             or not isinstance(claims.get("exp"), int | float)):
         raise AuthError("auth_invalid", "the auth token needs 'sub' and 'exp' claims")

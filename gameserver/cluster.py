@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import os
 import random
@@ -45,6 +44,7 @@ from redis.exceptions import RedisError
 
 from .config import ConfigError, Settings
 from .directory import RoomListing
+from .edge import parse_json, read_body
 from .keys import MANAGER, SETTINGS
 from .redis_directory import RedisDirectory
 from .rooms import MatchmakingError, RoomManager
@@ -261,15 +261,16 @@ async def create_room(request: web.Request) -> web.Response:
     """``POST /cluster/rooms``: another node's matchmaker places a room here."""
     cluster = request.app[CLUSTER]
     given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not cluster.token or not hmac.compare_digest(given.encode(), cluster.token.encode()):
+    if (not cluster.token or not given.isascii()  # header bytes may be anything
+            or not hmac.compare_digest(given.encode(), cluster.token.encode())):
         return web.json_response({"error": "forbidden", "message": "cluster token required"},
                                  status=403)
     try:
-        body = json.loads(await request.content.read(MAX_BODY + 1))
+        body = parse_json(await read_body(request, MAX_BODY))  # the whole body (edge.py)
         game, private, options = body["game"], bool(body.get("private")), body.get("options")
         if not isinstance(game, str) or not isinstance(options, dict):
             raise ValueError
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError):  # HttpError (413, 408, bad JSON) is answered as is
         return web.json_response({"error": "bad_request", "message": "bad body"}, status=400)
     if cluster.draining:
         return web.json_response({"error": "server_draining", "message": "draining"},

@@ -163,12 +163,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("rate_limit_bytes", _positive(int), 65536,
            "bytes per second a connection may send (bursts of twice that)"),
     Option("max_connections_per_ip", _positive(int), 64,
-           "open WebSockets per client address (exempt networks excepted)"),
+           "open connections per client address, HTTP and WebSocket alike (exempt networks "
+           "excepted)"),
     Option("ip_limit_exempt", _network, ("127.0.0.0/8", "::1/128"),
            "networks exempt from the per-address limit (repeatable; 'none' for none)",
            many=True),
     Option("max_reservations", _positive(int), 10000,
            "seat reservations waiting for their WebSocket, at most"),
+    Option("http_timeout", _positive(float), 5.0,
+           "seconds an HTTP request's headers, and then its body, may take to arrive; "
+           "idle keep-alive connections close after it too"),
     Option("allowed_origins", _origin, (),
            "browser origins allowed to matchmake and connect, e.g. https://game.example "
            "(repeatable); same-origin and loopback pages are always allowed", many=True),
@@ -221,6 +225,7 @@ class Settings:
     max_connections_per_ip: int = 64
     ip_limit_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     max_reservations: int = 10000
+    http_timeout: float = 5.0
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     auth_secret: str = field(default="", repr=False)
     redis: str = field(default="", repr=False)

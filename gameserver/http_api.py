@@ -11,11 +11,11 @@ from aiohttp import web
 
 from . import protocol
 from .auth import AuthError, verify
+from .edge import HttpError, parse_json, read_body
+from .headers import valid_host
 from .keys import MANAGER, SETTINGS
 from .origin import origin_allowed, refuse_origin
 from .rooms import MatchmakingError, clamp_name
-
-MAX_BODY = 4096
 
 
 def error(code: str, message: str, status: int) -> web.Response:
@@ -36,18 +36,17 @@ async def list_games(request: web.Request) -> web.Response:
 
 
 async def matchmake(request: web.Request) -> web.Response:
+    try:
+        return await _matchmake(request)
+    except HttpError as exc:  # answered here, so the matchmaking metrics count it
+        return exc.response()
+
+
+async def _matchmake(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings.allowed_origins):
         return refuse_origin()
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return error("bad_request", f"the body is limited to {MAX_BODY} bytes", 413)
-    try:
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            return error("bad_request", f"the body is limited to {MAX_BODY} bytes", 413)
-        body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return error("bad_request", "the body must be a JSON object", 400)
+    body = parse_json(await read_body(request), {})
     try:
         params = _matchmake_params(body)
         if settings.auth_secret:
@@ -84,10 +83,7 @@ async def reconnect(request: web.Request) -> web.Response:
     """
     if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
         return refuse_origin()
-    try:
-        body = json.loads(await request.content.read(MAX_BODY + 1) or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        body = None
+    body = parse_json(await read_body(request), {})
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not 0 < len(token) <= 64 or "." not in token:
         return error("bad_request", "the body must be {\"token\": reconnection token}", 400)
@@ -140,6 +136,8 @@ def ws_base(request: web.Request, public_url: str) -> str:
     """``ws(s)://host[:port]`` for WebSocket URLs: the public URL, else this request's host."""
     if public_url:
         return "ws" + public_url.removeprefix("http")
+    if not valid_host(request.host):  # never echo a hostile Host header into ws_url
+        raise HttpError("bad_host", "the Host header must be host[:port]", 400)
     scheme = "wss" if request.secure else "ws"
     return f"{scheme}://{request.host}"
 

@@ -40,6 +40,10 @@ class JoinRefused(Exception):
     """Raised by ``on_join_request`` to refuse a player; the message is shown to them."""
 
 
+class InvalidOption(ValueError):
+    """Raised by ``on_create``: the options are refused, matchmaking answers 400."""
+
+
 class InvalidInput(ValueError):
     """Raised by ``validate_input`` or ``on_message``: the sender gets an error, nothing else."""
 

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from .broadcast import Broadcaster
 from .counters import Counters
 from .directory import Directory, MemoryDirectory, Reservation, RoomListing
-from .room import Player, Room
+from .names import clean_name
+from .room import InvalidOption, Player, Room
 from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.rooms")
@@ -222,6 +223,8 @@ class RoomManager:
         try:
             room = cls(room_id, cls.tick_rate or self.tick_rate, options, private)
             room.on_create(options)  # may lower max_players, e.g. from the options
+        except InvalidOption as exc:  # the client's mistake: a 400, not a crash
+            raise MatchmakingError("invalid_option", str(exc)[:200], 400) from None
         except Exception:
             log.exception("creating a %s room failed", cls.game)
             raise MatchmakingError("create_failed", f"the {cls.game} room could not be created",
@@ -323,9 +326,14 @@ class RoomManager:
 
 
 def clamp_name(raw: Any, default: str = "player") -> str:
-    """A display name: a string of 1-24 printable characters."""
+    """A display name: ``default`` when none is given, else ``raw`` cleaned (names.py).
+
+    A name with nothing visible left after cleaning is refused (400 ``bad_request``).
+    """
     if not isinstance(raw, str):
         return default
-    name = "".join(ch for ch in raw if ch.isprintable()).strip()[:24]
-    return name or default
+    name = clean_name(raw)
+    if not name:
+        raise MatchmakingError("bad_request", "'name' must have visible characters")
+    return name
 

@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from ..room import InvalidInput, Player, Room
+from ..room import InvalidInput, InvalidOption, Player, Room
 from ..state import Entity
 
 RULES: dict[str, int] = {
@@ -69,7 +69,10 @@ class Arena(Room):
         wanted = options.get("max_players")
         if type(wanted) is int and wanted > 0:
             self.max_players = wanted  # type: ignore[misc]  (the server caps it)
-        self.random = random.Random(options.get("seed"))
+        seed = options.get("seed")
+        if not (seed is None or type(seed) is int or (isinstance(seed, str) and len(seed) <= 64)):
+            raise InvalidOption("'seed' must be an integer or a string of at most 64 characters")
+        self.random = random.Random(seed)
         self.orbs: dict[tuple[int, int], list[Orb]] = {}
         self.orb_count = 0
         self.spawn_every = max(1, round(0.25 / self.dt))  # an orb every 250 ms
