@@ -71,7 +71,7 @@ class Throttle:
     """Wrong admin tokens per address: after ``failures`` within ``window`` seconds, that
     address is refused (429) for ``block`` seconds, the right token included."""
 
-    def __init__(self, failures: int = 10, window: float = 60.0, block: float = 60.0,
+    def __init__(self, failures: int = 20, window: float = 60.0, block: float = 60.0,
                  max_addresses: int = 10_000) -> None:
         self.failures, self.window, self.block = failures, window, block
         self.max_addresses = max_addresses
@@ -150,7 +150,8 @@ def _guard(handler: Handler) -> Handler:
                           "address; try again later", 429,
                           {"Retry-After": str(math.ceil(wait))})
         if not monitor.authorized(request):
-            monitor.throttle.failed(peer, now)
+            if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+                monitor.throttle.failed(peer, now)  # a guess at the token
             return web.json_response(
                 {"error": "unauthorized",
                  "message": "this call needs the admin token: Authorization: Bearer <token>"},

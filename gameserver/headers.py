@@ -7,11 +7,12 @@ import re
 from aiohttp import web
 
 # The pages load only their own scripts, styles and images (no inline code), and open
-# WebSockets to ws_url, which in a cluster is another node: any ws:/wss: host.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'none'")
-OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"  # JSON, scripts, styles, metrics
+# WebSockets to ws_url, which in a cluster is another node: any ws:/wss: host. One
+# policy for every response: a 304 revalidating a page carries no content type, and
+# its headers replace the cached page's, so the policy cannot depend on the body.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; "
+       "base-uri 'none'; form-action 'none'")
 
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -21,15 +22,15 @@ _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: a handler's own values (the monitor's) win."""
     headers = response.headers
-    html = response.content_type == "text/html"
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Content-Security-Policy", PAGE_CSP if html else OTHER_CSP)
-    # Pages and static files revalidate (ETag / Last-Modified), so a deploy shows at
-    # once; everything else is live data and is never stored.
-    static = html or request.path.startswith("/static/")
-    headers.setdefault("Cache-Control", "no-cache" if static else "no-store")
+    headers.setdefault("Content-Security-Policy", CSP)
+    # The game page and static files revalidate (ETag / Last-Modified), so a deploy
+    # shows at once; everything else is live data and is never stored. (By path, not
+    # content type: see CSP.)
+    cached = request.path == "/" or request.path.startswith("/static/")
+    headers.setdefault("Cache-Control", "no-cache" if cached else "no-store")
 
 
 def valid_host(host: str) -> bool:

@@ -295,7 +295,10 @@ async def state(page: Any) -> dict[str, Any]:
 
 async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
     """Wait for a JS expression over ``s = window.__game.state()`` to be true."""
-    script = f"(() => {{ const s = window.__game.state(); return {expression}; }})()"
+    # A function, not an expression: Playwright evaluates expressions with eval(),
+    # which the page's Content-Security-Policy (rightly) forbids.
+    script = (f"() => {{ if (!window.__game) return false; "
+              f"const s = window.__game.state(); return {expression}; }}")
     try:
         await page.wait_for_function(script, timeout=timeout * 1000)
     except Exception as exc:  # playwright's TimeoutError: say what the page looked like
@@ -350,7 +353,7 @@ async def test_lobby_two_players_play_together(start_server: StartServer, browse
 
     # The HUD counts updates (20 Hz server) and measures the round trip.
     await until(a, "s.hud.updatesPerSec >= 10 && s.hud.rttMs !== null && s.hud.players === 2")
-    await a.wait_for_function("document.getElementById('hud-players').textContent === '2'")
+    await a.wait_for_function("() => document.getElementById('hud-players').textContent === '2'")
     ups = await a.text_content("#hud-ups") or ""
     assert ups.endswith("/s") and int(ups[:-2]) > 0, ups
 
