@@ -13,7 +13,7 @@ from aiohttp import web
 
 from . import health, logs
 from .app import create_app
-from .config import ConfigError, Settings, load
+from .config import ConfigError, Settings, build_parser, load
 from .connections import Runner
 
 log = logging.getLogger("gameserver")
@@ -46,11 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _warn_secret_flags(argv: Sequence[str]) -> None:
     """A secret given as a flag is readable by every local user in the process list."""
-    for flag, env in (("--admin-token", "GAMESERVER_ADMIN_TOKEN"),
-                      ("--auth-secret", "GAMESERVER_AUTH_SECRET")):
-        if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
-            log.warning("%s was given on the command line, where the process list shows it "
-                        "to every user of this machine: set %s instead", flag, env)
+    given = vars(build_parser().parse_args(argv))  # as load() read them: abbreviations too
+    for name in ("admin_token", "auth_secret"):
+        if given[name] is not None:
+            log.warning("--%s was given on the command line, where the process list shows it "
+                        "to every user of this machine: set GAMESERVER_%s instead",
+                        name.replace("_", "-"), name.upper())
 
 
 async def serve(app: web.Application, settings: Settings) -> None:

@@ -128,7 +128,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         return exc.response()
     except web.HTTPException:
         raise  # aiohttp's own answers: 404, 405, ...
-    except (asyncio.CancelledError, ConnectionError):
+    except ConnectionError:  # the client went away: nothing to answer
         raise
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.rel_url.path)
@@ -144,7 +144,8 @@ class _MalformedHttp(logging.Filter):
             record.msg = "malformed request from %s: %s"
             record.args = (*(record.args or ("?",))[:1], str(exc.message)[:200])  # type: ignore[misc]
             record.exc_info = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
+            if record.levelno > logging.INFO:  # aiohttp logs some of them at debug already
+                record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 

@@ -418,10 +418,11 @@ async def test_wrong_admin_tokens_are_throttled_per_address(
 
 
 async def test_an_admin_token_given_as_a_flag_is_warned_about(cli: Callable[..., Any]) -> None:
-    _, _, logged = await cli("--admin-token", TOKEN)
-    warning = [line for line in logged if "--admin-token" in line]
-    assert warning and "GAMESERVER_ADMIN_TOKEN" in warning[0] and "WARNING" in warning[0]
-    assert TOKEN not in "".join(logged)
+    for flag in (["--admin-token", TOKEN], [f"--admin-token={TOKEN}"], ["--admin-tok", TOKEN]):
+        _, _, logged = await cli(*flag)
+        warning = [line for line in logged if "--admin-token" in line]
+        assert warning and "GAMESERVER_ADMIN_TOKEN" in warning[0] and "WARNING" in warning[0]
+        assert TOKEN not in "".join(logged)
     _, _, logged = await cli(env={"GAMESERVER_ADMIN_TOKEN": TOKEN})
     assert not [line for line in logged if "WARNING" in line]
 
