@@ -5,7 +5,7 @@ finishes a request (slowloris) or never sends one: those take file descriptors
 all the same. :class:`Runner` serves the app with a :class:`CappedServer`,
 which counts every connection (plain HTTP or upgraded to a WebSocket) against
 ``--max-connections-per-ip`` as it opens, and answers one over the limit with
-``429 too_many_connections`` and closes it before reading anything.
+``429 too_many_connections`` before reading anything, and closes it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from .keys import SETTINGS
 from .limits import AddressCounter
 
 log = logging.getLogger("gameserver.http")
+
+REFUSAL_LINGER = 0.5  # seconds a refused connection stays open for the 429 to be read
 
 
 def _refusal(limit: int) -> bytes:
@@ -50,7 +52,12 @@ class CappedServer(web.Server):
         log.info("refused a connection from %s: %d open already", address,
                  self.addresses.limit)
         transport.write(self._refusal)
-        transport.close()
+        handler.close()  # what the client sends from now on is read and ignored
+        if transport.can_write_eof():
+            transport.write_eof()
+        # Closed in a moment, not at once: closing with the client's request unread
+        # would reset the connection, and the client would never see the 429.
+        asyncio.get_running_loop().call_later(REFUSAL_LINGER, transport.close)
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None
                         ) -> None:
