@@ -21,9 +21,9 @@ calls the hooks below; the game writes rules only::
             ...  # the fixed step
 
 Hook order for a player: ``on_join_request`` (may raise :class:`JoinRefused`),
-``on_join``, then any number of ``on_input`` / ``on_message``, then
-``on_leave``. For the room: ``on_create`` first, ``on_dispose`` last, and
-``update`` once per tick in between.
+``on_join``, then any number of ``on_input`` / ``on_message`` (with ``on_drop`` and
+``on_rejoin`` around a lost connection), then ``on_leave``. For the room:
+``on_create`` first, ``on_dispose`` last, and ``update`` once per tick in between.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class JoinRefused(Exception):
 
 class InvalidInput(ValueError):
     """Raised by ``validate_input`` or ``on_message``: the sender gets an error, nothing else."""
+
+
+MAX_HELD_MESSAGES = 64  # messages a hook may send a player before its socket is attached
 
 
 class Player:
@@ -74,9 +77,6 @@ class Player:
 
     def __repr__(self) -> str:
         return f"Player(id={self.id}, name={self.name!r})"
-
-
-MAX_HELD_MESSAGES = 64  # messages a hook may send a player before its socket is attached
 
 
 def _discard(_: bytes) -> None:
