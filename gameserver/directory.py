@@ -33,9 +33,11 @@ class RoomListing:
         return not self.locked and self.seats < self.max_players
 
     def public_view(self) -> dict[str, Any]:
+        # Reserved seats are taken too: without them a room would look joinable
+        # until matchmaking answered room_full.
         return {"room_id": self.room_id, "game": self.game, "players": self.players,
-                "max_players": self.max_players, "locked": self.locked,
-                "metadata": self.metadata}
+                "reserved": max(0, self.seats - self.players), "max_players": self.max_players,
+                "locked": self.locked, "joinable": self.joinable, "metadata": self.metadata}
 
 
 @dataclass

@@ -118,6 +118,8 @@ def _matchmake_params(body: Any) -> dict[str, Any]:
     room_id = body.get("room_id")
     if room_id is not None and (not isinstance(room_id, str) or not 0 < len(room_id) <= 64):
         raise MatchmakingError("bad_request", "'room_id' must be a room id string")
+    if room_id is not None and mode in ("create", "join_or_create"):
+        raise MatchmakingError("bad_request", "'room_id' goes with mode 'join'")
     if mode == "join" and room_id is None and body.get("private"):
         raise MatchmakingError("bad_request", "a private room is joined by its 'room_id'")
     private = body.get("private", False)
@@ -125,11 +127,14 @@ def _matchmake_params(body: Any) -> dict[str, Any]:
         raise MatchmakingError("bad_request", "'private' must be true or false")
     if private and mode != "create":
         raise MatchmakingError("bad_request", "'private' goes with mode 'create'")
+    name = body.get("name")  # absent: the default name; present: it must be a string
+    if "name" in body and not isinstance(name, str):
+        raise MatchmakingError("bad_request", "'name' must be a string")
     options = body.get("options", {})
     if not isinstance(options, dict) or len(json.dumps(options)) > 1024:
         raise MatchmakingError("bad_request", "'options' must be a small JSON object")
     return {"game": game, "mode": mode, "room_id": room_id, "private": private,
-            "name": clamp_name(body.get("name")), "options": options}
+            "name": clamp_name(name), "options": options}
 
 
 def ws_base(request: web.Request, public_url: str) -> str:

@@ -10,6 +10,7 @@ them: a frame is hostile until :func:`decode_client` has returned.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Final, NamedTuple
 
 import msgpack
@@ -29,16 +30,16 @@ S_SNAPSHOT: Final = 11  # [11, ack, tick, entities, events]
 S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, events]
 S_PONG: Final = 13  # [13, client_time, tick]
 S_MESSAGE: Final = 14  # [14, kind, body]
-S_ERROR: Final = 15  # [15, code, message]
+S_ERROR: Final = 15  # [15, code, message] or [15, code, message, seq] for a refused INPUT
 
-# WebSocket close codes (1000-1011 are RFC 6455; 4000-4999 are ours).
+# WebSocket close codes the server sends (1000-1011 are RFC 6455; 4000-4999 are ours).
+# 1002, 1007 and 1009 come from aiohttp's frame parser; the others from gameserver.
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
-CLOSE_UNSUPPORTED: Final = 1003
-CLOSE_POLICY: Final = 1008
+CLOSE_PROTOCOL_ERROR: Final = 1002  # malformed WebSocket framing
+CLOSE_BAD_TEXT: Final = 1007  # a text frame that is not UTF-8
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_ROOM_CRASHED: Final = 1011
-CLOSE_PROTOCOL_ERROR: Final = 4000
 CLOSE_BAD_RESERVATION: Final = 4001
 CLOSE_ROOM_CLOSED: Final = 4002
 CLOSE_KICKED: Final = 4003
@@ -48,16 +49,17 @@ CLOSE_REPLACED: Final = 4007  # the player reconnected on another socket
 
 MAX_SEQ: Final = 2**32 - 1
 MAX_KIND_LEN: Final = 32
-MAX_CLIENT_MESSAGE: Final = 4096  # bytes; the WebSocket layer enforces it too
+MAX_CLIENT_MESSAGE: Final = 4096  # bytes: the default of --max-message-size
 
 
 class ProtocolError(Exception):
     """A client message that cannot be accepted. ``code`` is stable and documented."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, seq: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.seq = seq  # the refused INPUT's seq, when there is one
 
 
 # Named tuples: built in C, which matters on the input path (one per player per tick).
@@ -81,28 +83,31 @@ class Leave(NamedTuple):
 
 ClientMessage = Input | Message | Ping | Leave
 
-_unpack_kwargs: Final = {
-    "raw": False,
-    "strict_map_key": True,
-    "use_list": True,
-    "max_str_len": MAX_CLIENT_MESSAGE,
-    "max_bin_len": MAX_CLIENT_MESSAGE,
-    "max_array_len": 256,
-    "max_map_len": 64,
-    "max_ext_len": 0,
-}
+@cache  # one dict per distinct limit (in practice one per process)
+def _unpack_kwargs(max_size: int) -> dict[str, Any]:
+    return {
+        "raw": False,
+        "strict_map_key": True,
+        "use_list": True,
+        "max_str_len": max_size,
+        "max_bin_len": max_size,
+        "max_array_len": 256,
+        "max_map_len": 64,
+        "max_ext_len": 0,
+    }
 
 
-def decode_client(data: bytes) -> ClientMessage:
+def decode_client(data: bytes, max_size: int = MAX_CLIENT_MESSAGE) -> ClientMessage:
     """Decode and shape-check one client frame. Raises :class:`ProtocolError`.
 
-    This checks the envelope only; the room validates the ``input`` and
-    ``body`` payloads with the game's own rules.
+    ``max_size`` is ``--max-message-size``: a frame of up to that many bytes is
+    accepted. This checks the envelope only; the room validates the ``input``
+    and ``body`` payloads with the game's own rules.
     """
-    if len(data) > MAX_CLIENT_MESSAGE:
-        raise ProtocolError("message_too_big", f"messages are limited to {MAX_CLIENT_MESSAGE} B")
+    if len(data) > max_size:
+        raise ProtocolError("message_too_big", f"messages are limited to {max_size} B")
     try:
-        msg = msgpack.unpackb(data, **_unpack_kwargs)
+        msg = msgpack.unpackb(data, **_unpack_kwargs(max_size))
     except Exception as exc:  # msgpack raises several unrelated types
         raise ProtocolError("bad_msgpack", f"not a valid msgpack message: {exc}") from None
     if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
@@ -113,7 +118,8 @@ def decode_client(data: bytes) -> ClientMessage:
             raise ProtocolError("bad_message", "input is [1, seq, input]")
         seq = msg[1]
         if type(seq) is not int or not 0 < seq <= MAX_SEQ:
-            raise ProtocolError("bad_seq", "input seq must be an integer in 1..2^32-1")
+            raise ProtocolError("bad_seq", "input seq must be an integer in 1..2^32-1",
+                                seq if type(seq) is int else None)
         return Input(seq, msg[2])
     if kind == C_MESSAGE:
         if len(msg) != 3 or type(msg[1]) is not str or not 0 < len(msg[1]) <= MAX_KIND_LEN:
@@ -124,6 +130,8 @@ def decode_client(data: bytes) -> ClientMessage:
             raise ProtocolError("bad_message", "ping is [3, client_time]")
         return Ping(msg[1])
     if kind == C_LEAVE:
+        if len(msg) != 1:
+            raise ProtocolError("bad_message", "leave is [4]")
         return Leave()
     raise ProtocolError("unknown_kind", f"unknown message kind {kind!r}")
 
@@ -136,8 +144,11 @@ def encode(*items: Any) -> bytes:
     return _packb(items)
 
 
-def encode_error(code: str, message: str) -> bytes:
-    return _packb((S_ERROR, code, message))
+def encode_error(code: str, message: str, seq: int | None = None) -> bytes:
+    """``[15, code, message]``, or with the refused INPUT's ``seq`` as a 4th element."""
+    if seq is None:
+        return _packb((S_ERROR, code, message))
+    return _packb((S_ERROR, code, message, seq))
 
 
 # Updates (snapshots and deltas) carry one per-player field, the input ack, in

@@ -21,9 +21,9 @@ calls the hooks below; the game writes rules only::
             ...  # the fixed step
 
 Hook order for a player: ``on_join_request`` (may raise :class:`JoinRefused`),
-``on_join``, then any number of ``on_input`` / ``on_message``, then
-``on_leave``. For the room: ``on_create`` first, ``on_dispose`` last, and
-``update`` once per tick in between.
+``on_join``, then any number of ``on_input`` / ``on_message`` (with ``on_drop`` and
+``on_rejoin`` around a lost connection), then ``on_leave``. For the room:
+``on_create`` first, ``on_dispose`` last, and ``update`` once per tick in between.
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ class InvalidInput(ValueError):
     """Raised by ``validate_input`` or ``on_message``: the sender gets an error, nothing else."""
 
 
+MAX_HELD_MESSAGES = 64  # messages a hook may send a player before its socket is attached
+
+
 class Player:
     """One seat in a room, from join to leave."""
 
-    __slots__ = ("_credit", "_inputs", "_last_seq", "_send", "ack", "auth", "connected", "data",
-                 "id", "name", "options")
+    __slots__ = ("_credit", "_inputs", "_kick", "_last_seq", "_outbox", "_send", "ack", "auth",
+                 "connected", "data", "id", "name", "options")
 
     def __init__(self, player_id: int, name: str, options: dict[str, Any] | None = None,
                  auth: dict[str, Any] | None = None) -> None:
@@ -66,7 +69,15 @@ class Player:
         self._inputs: deque[tuple[int, Any]] = deque()  # (seq, validated input)
         self._last_seq = 0
         self._credit = 0
-        self._send: Callable[[bytes], None] = _discard
+        # Hooks run before the player's socket is attached (on_join, on_rejoin): what they
+        # send, and a kick, wait here until the runtime writes the welcome, then follow it.
+        self._outbox: list[bytes] = []
+        self._kick: str | None = None
+        self._send: Callable[[bytes], None] = self._hold
+
+    def _hold(self, data: bytes) -> None:
+        if len(self._outbox) < MAX_HELD_MESSAGES:
+            self._outbox.append(data)
 
     def __repr__(self) -> str:
         return f"Player(id={self.id}, name={self.name!r})"
@@ -92,7 +103,7 @@ class Room:
         if not self.game:
             raise TypeError(f"{type(self).__name__} must set the class attribute 'game'")
         self.room_id = room_id
-        self.rate = tick_rate
+        self.rate = float(tick_rate)  # one type on the wire (the welcome): a float
         self.dt = 1.0 / tick_rate
         self.options = options or {}
         self.private = private
@@ -156,7 +167,7 @@ class Room:
         self._events.append([kind, body])
 
     def send(self, player: Player, kind: str, body: Any) -> None:
-        """Send a message to one player now."""
+        """Send a message to one player now (from ``on_join``/``on_rejoin``: after the welcome)."""
         player._send(protocol.encode(protocol.S_MESSAGE, kind, body))
 
     def set_metadata(self, **values: Any) -> None:
@@ -174,6 +185,7 @@ class Room:
         self.on_listing_change()
 
     def kick(self, player: Player, reason: str = "kicked") -> None:
+        """Close the player's socket (4003) and give up their seat; works from any hook."""
         self.on_kick(player, reason)
 
     # -- framework internals ------------------------------------------------------
@@ -195,24 +207,32 @@ class Room:
     def _drop_player(self, player: Player) -> None:
         """Keep the seat, forget what was in flight: the client resends after the ack."""
         player.connected = False
+        self._forget_inputs(player)
+        self.on_drop(player)
+
+    @staticmethod
+    def _forget_inputs(player: Player) -> None:
+        """Discard queued, unapplied inputs: the next snapshot's ack is then final."""
         player._inputs.clear()
         player._last_seq = player.ack
         player._credit = 0
-        self.on_drop(player)
 
     def _rejoin_player(self, player: Player) -> None:
         player.connected = True
         self.on_rejoin(player)
 
     def _queue_input(self, player: Player, seq: int, raw: Any) -> None:
-        """Validate and queue one input. Raises ProtocolError or InvalidInput."""
+        """Validate and queue one input. Raises ProtocolError (with the seq if refused)."""
         if seq <= player._last_seq:
             raise protocol.ProtocolError(
-                "stale_seq", f"input seq {seq} is not after {player._last_seq}")
+                "stale_seq", f"input seq {seq} is not after {player._last_seq}", seq)
         if len(player._inputs) >= self.max_pending_inputs:
             raise protocol.ProtocolError(
-                "input_overflow", f"more than {self.max_pending_inputs} inputs are pending")
-        data = self.validate_input(raw)
+                "input_overflow", f"more than {self.max_pending_inputs} inputs are pending", seq)
+        try:
+            data = self.validate_input(raw)
+        except InvalidInput as exc:
+            raise protocol.ProtocolError("invalid_input", str(exc), seq) from None
         player._last_seq = seq
         player._inputs.append((seq, data))
 

@@ -67,6 +67,7 @@ class Limits:
     stall_timeout: float = 10.0
     reconnect_grace: float = 20.0
     max_reservations: int = 10000
+    max_message_size: int = 4096  # --max-message-size: the decoder's limit too
 
 
 class RoomManager:
@@ -235,7 +236,8 @@ class RoomManager:
             room, Broadcaster(limits.send_high_water, limits.send_low_water,
                               limits.stall_timeout),
             max_catch_up=limits.max_catch_up, on_closed=self._closed,
-            reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token)
+            reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token,
+            max_message_size=limits.max_message_size)
         runtime.counters = self.counters  # metrics
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,

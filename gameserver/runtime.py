@@ -29,8 +29,10 @@ class RoomRuntime:
                  on_closed: Callable[[RoomRuntime], Any] | None = None,
                  reconnect_grace: float = 0.0,
                  issue_token: Callable[[RoomRuntime, Player], str | None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 max_message_size: int = protocol.MAX_CLIENT_MESSAGE) -> None:
         self.room = room
+        self.max_message_size = max_message_size  # --max-message-size, for the decoder
         self.reconnect_grace = reconnect_grace
         self.dropped: dict[int, float] = {}  # player id -> when it dropped (monotonic)
         self._issue_token = issue_token or (lambda _runtime, _player: None)
@@ -125,9 +127,12 @@ class RoomRuntime:
         """Put a dropped (or about to drop) player back on a new socket."""
         old = self.connections.pop(player.id, None)
         if old is not None:  # the client saw the drop before the server did
-            old.detached = True
-            old.player._send = _discard
+            old.detached = True  # its frames still in flight go nowhere
             old.close(protocol.CLOSE_REPLACED, "replaced by a newer connection")
+            # As on a drop: what the old socket queued is not applied, so the new
+            # snapshot's ack is final and the client numbers its inputs after it.
+            self.room._forget_inputs(player)
+        player._send = player._hold  # on_rejoin runs before the new socket is attached
         if self.dropped.pop(player.id, None) is not None or not player.connected:
             self.room._rejoin_player(player)
         self.counters.reconnections += 1  # metrics
@@ -139,6 +144,13 @@ class RoomRuntime:
         self.connections[player.id] = conn
         self.empty_since = None
         conn.send_now(self.room._welcome(player, self._issue_token(self, player)))
+        # What the join/rejoin hooks sent or decided, in order after the welcome.
+        held, player._outbox = player._outbox, []
+        for data in held:
+            conn.send_now(data)
+        if player._kick is not None:
+            reason, player._kick = player._kick, None
+            self._kick(player, reason)
         return conn
 
     def disconnect(self, conn: Connection, consented: bool) -> bool:
@@ -158,8 +170,8 @@ class RoomRuntime:
             if consented or conn.leaving or self.reconnect_grace <= 0:
                 self.room._remove_player(player, consented or conn.leaving)
                 return True
+            self.dropped[player.id] = time.monotonic()  # first: on_drop may kick
             self.room._drop_player(player)
-            self.dropped[player.id] = time.monotonic()
             return False
         except Exception as exc:
             self._crash_from_hook(exc)
@@ -182,7 +194,7 @@ class RoomRuntime:
         """Handle one binary frame from a player. Bad input gets an error to the sender only."""
         player = conn.player
         try:
-            msg = protocol.decode_client(data)
+            msg = protocol.decode_client(data, self.max_message_size)
             if type(msg) is protocol.Input:
                 self.room._queue_input(player, msg.seq, msg.data)
             elif type(msg) is protocol.Ping:
@@ -194,7 +206,7 @@ class RoomRuntime:
                 conn.close(protocol.CLOSE_NORMAL, "left")
         except ProtocolError as exc:
             self.counters.reject(exc.code)  # metrics
-            conn.send_now(protocol.encode_error(exc.code, exc.message))
+            conn.send_now(protocol.encode_error(exc.code, exc.message, exc.seq))
         except InvalidInput as exc:
             self.counters.reject("invalid_input")  # metrics
             conn.send_now(protocol.encode_error("invalid_input", str(exc)))
@@ -214,6 +226,8 @@ class RoomRuntime:
             conn.close(protocol.CLOSE_KICKED, reason)
         elif player.id in self.dropped:  # kicked while away: no seat to come back to
             self.dropped[player.id] = -1e18
+        elif self.room.players.get(player.id) is player:
+            player._kick = reason  # from on_join/on_rejoin: done once the socket is attached
 
     # -- observation -----------------------------------------------------------
 

@@ -48,8 +48,9 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     # compress=False: per-message deflate would make every client's bytes different
     # and cost many times the CPU of a plain send (see README, "How it works").
     # heartbeat and autoping are off: heartbeat.py checks every socket once a second
-    # instead of resetting a timer per message.
-    ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_message_size,
+    # instead of resetting a timer per message. aiohttp refuses a message of
+    # max_msg_size bytes or more (inbound.py's parser too): +1 accepts exactly the setting.
+    ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_message_size + 1,
                                autoping=False, timeout=CLOSE_TIMEOUT)
     await ws.prepare(request)
     transport = request.transport

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gameserver import Settings, create_app
+import gameserver
+from gameserver import Room, Settings, create_app
 from gameserver.app import BUILTIN_GAMES, load_game
 from gameserver.config import OPTIONS
 
@@ -23,6 +24,17 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 def test_every_setting_is_documented() -> None:
     for opt in OPTIONS:
         assert f"`{opt.flag}`" in README and f"`{opt.env}`" in README, opt.name
+
+
+def test_every_hook_and_input_attribute_is_in_the_tables() -> None:
+    hooks = {name for name in vars(Room) if name.startswith("on_") and callable(vars(Room)[name])}
+    hooks |= {"validate_input", "update", "client_config"}
+    rows = re.findall(r"^\| `(\w+)\(", README, re.M)
+    assert hooks <= set(rows), hooks - set(rows)
+    for attribute in ("max_pending_inputs", "input_burst"):
+        assert re.search(rf"^\| `{attribute}` \| `{getattr(Room, attribute)}` \|", README, re.M)
+    assert "`JoinRefused` and `InvalidInput` are all imported from `gameserver`" in README
+    assert {"Room", "Entity", "JoinRefused", "InvalidInput"} <= set(gameserver.__all__)
 
 
 def test_it_starts_with_the_two_commands() -> None:
@@ -50,6 +62,6 @@ async def test_the_example_game_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
             await ann.send(1, 2, "sideways")
             await ann.until(lambda: ann.replica.ack == 1 and bool(ann.errors))
             assert coin.values == {"x": 51, "y": 50, "owner": "ann"}
-            assert ann.errors[0][1:] == ["invalid_input", "input is 'left' or 'right'"]
+            assert ann.errors[0][1:] == ["invalid_input", "input is 'left' or 'right'", 2]
     finally:
         sys.modules.pop("coins", None)

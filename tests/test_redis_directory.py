@@ -152,3 +152,14 @@ async def test_dead_and_draining_nodes(directory: RedisDirectory) -> None:
                                     d.key("node-rooms", "n2"))
     assert await d.pending() == 0
     assert "n2" not in await d.load()
+
+
+async def test_the_public_listing_counts_reserved_seats(directory: RedisDirectory) -> None:
+    d = directory
+    await d.add(RoomListing("r1", "arena", 2, node="n1"))
+    first, second = seat("r1"), seat("r1", name="bob")
+    assert await d.reserve("r1", first) is None and await d.reserve("r1", second) is None
+    assert await d.redeem(first.token) is not None
+    (listing,) = await d.rooms("arena")
+    view = listing.public_view()
+    assert (view["players"], view["reserved"], view["joinable"]) == (1, 1, False)

@@ -32,8 +32,9 @@ async def test_matchmake_and_join(session: aiohttp.ClientSession, base: str) -> 
     assert ann.avatar["name"] == "ann"
     async with session.get(f"{base}/rooms") as resp:
         rooms = (await resp.json())["rooms"]
-    assert rooms == [{"room_id": ann.room_id, "game": "arena", "players": 1, "max_players": 16,
-                      "locked": False, "metadata": {"mode": "ffa"}}]
+    assert rooms == [{"room_id": ann.room_id, "game": "arena", "players": 1, "reserved": 0,
+                      "max_players": 16, "locked": False, "joinable": True,
+                      "metadata": {"mode": "ffa"}}]
 
 
 async def test_two_players_see_each_other_move(session: aiohttp.ClientSession,

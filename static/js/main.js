@@ -97,7 +97,9 @@ async function refreshRooms() {
     button.type = "button";
     button.className = "room";
     button.dataset.room = room.room_id;
-    const full = room.players >= room.max_players;
+    // Reserved seats (players on their way in) count: `joinable` says so.
+    const full = room.joinable === undefined ? room.players >= room.max_players
+      : !room.joinable && !room.locked;
     button.disabled = app.busy || full || room.locked;
     const id = document.createElement("code");
     id.textContent = room.room_id;

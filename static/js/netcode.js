@@ -69,6 +69,14 @@ export class Predictor {
   }
 
   /**
+   * The server refused input `seq` (ERROR with a seq): it will never be applied,
+   * and a later ack passes over it, so stop predicting with it now.
+   */
+  refuse(seq) {
+    this.pending = this.pending.filter((p) => p.seq !== seq);
+  }
+
+  /**
    * The server's state of our avatar after the inputs up to `ack`. Returns the
    * size of the correction it caused (0 when the prediction was right).
    */

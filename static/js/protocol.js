@@ -10,25 +10,26 @@ export const C_PING = 3; // [3, client_time]
 export const C_LEAVE = 4; // [4]
 
 // Server -> client.
-export const S_WELCOME = 10; // [10, version, room_id, game, player_id, tick_rate, schema, config]
+export const S_WELCOME = 10; // [10, version, room_id, game, player_id, tick_rate, schema, config, reconnect_token]
 export const S_SNAPSHOT = 11; // [11, ack, tick, entities, events]
 export const S_DELTA = 12; // [12, ack, tick, base_tick, created, changed, removed, events]
 export const S_PONG = 13; // [13, client_time, tick]
 export const S_MESSAGE = 14; // [14, kind, body]
-export const S_ERROR = 15; // [15, code, message]
+export const S_ERROR = 15; // [15, code, message] or [15, code, message, seq] (a refused INPUT)
 
 export const CLOSE = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002, // malformed WebSocket frames
   ABNORMAL: 1006, // no close frame: the connection dropped (set by the browser)
+  BAD_TEXT: 1007, // a text frame that was not UTF-8
+  TOO_BIG: 1009, // a message over --max-message-size
   ROOM_CRASHED: 1011,
-  PROTOCOL_ERROR: 4000,
   BAD_RESERVATION: 4001,
   ROOM_CLOSED: 4002,
   KICKED: 4003,
   JOIN_REFUSED: 4004,
   RATE_LIMITED: 4005,
-  STALLED: 4006,
   REPLACED: 4007, // this seat was resumed on another socket (another tab, or a reconnect)
   DESYNC: 4090, // ours: the client could not apply an update; it closes and rejoins
 });
@@ -67,14 +68,15 @@ export function closeText(code, reason) {
     case CLOSE.GOING_AWAY: return "The server is going away (restarting or shutting down).";
     case CLOSE.ABNORMAL: return "Lost the connection to the server.";
     case CLOSE.ROOM_CRASHED: return "The room crashed on the server. Sorry! Pick another room.";
-    case CLOSE.PROTOCOL_ERROR: return `The server rejected a message from this client${why}.`;
+    case CLOSE.PROTOCOL_ERROR:
+    case CLOSE.BAD_TEXT:
+    case CLOSE.TOO_BIG: return `The server rejected a message from this client${why}.`;
     case CLOSE.BAD_RESERVATION:
       return "Your seat reservation expired or was already used. Please join again.";
     case CLOSE.ROOM_CLOSED: return "The room was closed.";
     case CLOSE.KICKED: return `You were removed from the room${why}.`;
     case CLOSE.JOIN_REFUSED: return `The room refused to let you in${why}.`;
     case CLOSE.RATE_LIMITED: return "Disconnected for sending too many messages.";
-    case CLOSE.STALLED: return "Your connection fell too far behind the game.";
     case CLOSE.REPLACED: return "You joined this seat from another tab or connection.";
     case CLOSE.DESYNC: return "Lost track of the game state.";
     default: return `Disconnected (code ${code}${reason ? `: ${reason}` : ""}).`;

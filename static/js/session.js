@@ -78,7 +78,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Session {
   /**
-   * handlers: onStatus(status, info), onEvent(kind, body), onServerError(code, message),
+   * handlers: onStatus(status, info), onEvent(kind, body), onServerError(code, message, seq),
    * onEnd(text, code), onWelcome(session). status: connecting | playing | reconnecting | ended.
    */
   constructor(name, handlers = {}) {
@@ -197,7 +197,9 @@ export class Session {
             this.serverTick = msg[2];
           } else if (kind === S_ERROR) {
             lastError = msg;
-            this.h.onServerError?.(msg[1], msg[2]);
+            // [15, code, message] or, for a refused INPUT, [15, code, message, seq].
+            if (typeof msg[3] === "number") this.predictor?.refuse(msg[3]);
+            this.h.onServerError?.(msg[1], msg[2], msg[3]);
           } else if (kind === S_MESSAGE) {
             this.h.onEvent?.(msg[1], msg[2]);
           }

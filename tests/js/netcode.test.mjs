@@ -216,6 +216,18 @@ describe("prediction and reconciliation with a 150 ms round trip", () => {
     assert.deepEqual([p.x, p.y], [60, 60]);
   });
 
+  test("an input the server refused (ERROR with its seq) is no longer predicted", () => {
+    const p = new Predictor(moveFn);
+    p.reconcile(500, 500, 0);
+    p.applyInput(100, 0);
+    p.applyInput(100, 0);
+    p.applyInput(100, 0);
+    p.refuse(2);
+    assert.deepEqual(p.pending.map((i) => i.seq), [1, 3]);
+    assert.equal(p.reconcile(500, 500, 0), STEP, "re-predicted from two inputs, not three");
+    assert.deepEqual([p.x, p.y], [500 + 2 * STEP, 500]);
+  });
+
   test("never more unacknowledged inputs than the server queues", () => {
     const p = new Predictor(moveFn, { maxPending: 30 });
     p.reconcile(500, 500, 0);
