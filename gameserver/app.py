@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None,
                       send_low_water=settings.send_high_water // 4,
                       stall_timeout=settings.stall_timeout,
                       reconnect_grace=settings.reconnect_grace,
-                      max_reservations=settings.max_reservations))
+                      max_reservations=settings.max_reservations,
+                      message_rate=settings.message_rate,
+                      message_bytes=settings.message_bytes))
     app[BACKGROUND] = set()
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
                                     [n for n in settings.ip_limit_exempt if n])

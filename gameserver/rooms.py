@@ -66,6 +66,8 @@ class Limits:
     stall_timeout: float = 10.0
     reconnect_grace: float = 20.0
     max_reservations: int = 10000
+    message_rate: float = 2.0  # room messages per second per player
+    message_bytes: int = 1024  # bytes of room messages per second per player
 
 
 class RoomManager:
@@ -232,7 +234,8 @@ class RoomManager:
             room, Broadcaster(limits.send_high_water, limits.send_low_water,
                               limits.stall_timeout),
             max_catch_up=limits.max_catch_up, on_closed=self._closed,
-            reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token)
+            reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token,
+            message_budget=(limits.message_rate, limits.message_bytes))
         runtime.counters = self.counters  # metrics
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,

@@ -95,7 +95,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         log.debug("player joined", extra={"room_id": runtime.room_id,
                                           "player_id": conn.player.id})
     inbound = Inbound(runtime, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
-                      close)
+                      close, control_per_s=settings.rate_limit_control)
     install(ws, request, inbound)
     consented = False
     try:

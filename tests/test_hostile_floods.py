@@ -1,0 +1,115 @@
+"""Floods over WebSockets and matchmaking (issue 11): the flooder is refused or closed,
+and a player in another room, in another process, does not notice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from gameserver import protocol
+
+from .client import Player, matchmake
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASURE_S = 3.0  # the honest player's window, inside the flood
+MIN_RATE = 19.0  # updates/s the honest player keeps (the tick rate is 20)
+
+
+def url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.floodproc", *args, cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+
+async def line(proc: asyncio.subprocess.Process, timeout: float = 20) -> str:
+    assert proc.stdout is not None
+    return (await asyncio.wait_for(proc.stdout.readline(), timeout)).decode().strip()
+
+
+class Honest:
+    """A player in a room of their own, counting updates in another process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, base: str) -> Honest:
+        honest = cls(await spawn("honest", base, str(MEASURE_S)))
+        assert await line(honest.proc) == "ready"
+        return honest
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+
+    async def rate(self) -> float:
+        count = int(await line(self.proc))
+        await asyncio.wait_for(self.proc.wait(), 10)
+        return count / MEASURE_S
+
+
+@pytest.mark.parametrize("kind", ["ping", "pong", "continuation"])
+async def test_a_control_frame_flood_is_closed_and_other_rooms_keep_their_rate(
+        start_server: Callable[..., Any], session: aiohttp.ClientSession, kind: str) -> None:
+    server = await start_server()
+    base = url(server)
+    honest = await Honest.start(base)
+    reservation = await matchmake(session, base, name="flooder", mode="create")
+    attacker = await spawn("frames", server.host, str(server.port), reservation["token"], kind,
+                           str(MEASURE_S + 1))
+    assert await line(attacker) == "flooding"
+    honest.go()
+    rate = await honest.rate()
+    result = json.loads(await line(attacker))
+    await asyncio.wait_for(attacker.wait(), 10)
+    assert result["code"] == protocol.CLOSE_RATE_LIMITED, result
+    assert result["after"] < 2.5, result  # about a second over the budget, then closed
+    assert rate >= MIN_RATE, f"the honest player got {rate:.1f} updates/s during the {kind} flood"
+
+
+def chats(player: Player) -> list[Any]:
+    return [ev for _, update in player.updates for ev in update[-1] if ev[0] == "chat"]
+
+
+async def test_room_messages_have_their_own_budget(start_server: Callable[..., Any],
+                                                   session: aiohttp.ClientSession) -> None:
+    server = await start_server(message_rate=2, message_bytes=4096)
+    base = url(server)
+    ann = await Player.join(session, base, name="ann")
+    bob = await Player.join(session, base, name="bob")
+    seconds, sent = 2.0, 0
+    began = asyncio.get_running_loop().time()
+    while (elapsed := asyncio.get_running_loop().time() - began) < seconds:
+        sent += 1  # 20 a second: well inside the connection's budget of 60
+        await ann.send(protocol.C_MESSAGE, "chat", f"spam {sent} " + "x" * 150)
+        await ann.send_input(1, 0)  # inputs are not held back by chatting
+        await asyncio.sleep(0.05)
+    await bob.updates_for(0.5)
+    await ann.updates_for(0.2)
+    budget = 2 * 3 + 2 * elapsed  # a burst of three seconds' worth, then the rate
+    assert 2 * 3 <= len(chats(bob)) <= budget + 1, (len(chats(bob)), sent)
+    refused = [e for e in ann.errors if e[1] == "message_rate_limited"]
+    assert len(refused) == sent - len(chats(bob))
+    assert not [e for e in ann.errors if e[1] != "message_rate_limited"]
+    assert ann.replica.ack == ann.seq  # every input was applied
+    # The byte budget: three messages of 1.5 KB exceed a 1 KB/s budget's burst of 3 KB.
+    server = await start_server(message_rate=100, message_bytes=1024)
+    ann = await Player.join(session, url(server), name="ann")
+    for i in range(3):
+        await ann.send(protocol.C_MESSAGE, "chat", f"{i}" + "y" * 1500)
+    await ann.until(lambda: len(ann.errors) == 3)
+    assert [e[1] for e in ann.errors] == ["invalid_input", "invalid_input",
+                                          "message_rate_limited"]
