@@ -11,9 +11,10 @@ from typing import Any
 from aiohttp import web
 
 from . import admin, health, heartbeat, http_api, metrics, protocol
+from .client_budgets import ClientBudgets
 from .config import ConfigError, Settings
 from .games.arena import Arena
-from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
+from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
 from .limits import AddressCounter
 from .room import Room
 from .rooms import Limits, RoomManager
@@ -68,6 +69,10 @@ def create_app(settings: Settings | None = None,
     app[BACKGROUND] = set()
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
                                     [n for n in settings.ip_limit_exempt if n])
+    app[CLIENT_BUDGETS] = ClientBudgets(settings.matchmake_rate,
+                                        settings.room_creations_per_minute,
+                                        settings.max_pending_per_client,
+                                        [n for n in settings.ip_limit_exempt if n])
     app.cleanup_ctx.append(_rooms_lifecycle)
     app.on_shutdown.append(_going_away)
     if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (cluster.py)

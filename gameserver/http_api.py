@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from . import protocol
 from .auth import AuthError, verify
-from .keys import MANAGER, SETTINGS
+from .keys import CLIENT_BUDGETS, MANAGER, SETTINGS
 from .origin import origin_allowed, refuse_origin
 from .rooms import MatchmakingError, clamp_name
 
@@ -20,6 +21,13 @@ MAX_BODY = 4096
 
 def error(code: str, message: str, status: int) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
+
+
+def rate_limited(message: str, wait: float) -> web.Response:
+    seconds = max(1, math.ceil(wait))
+    return web.json_response({"error": "rate_limited", "message": message,
+                              "retry_after": seconds},
+                             status=429, headers={"Retry-After": str(seconds)})
 
 
 async def list_rooms(request: web.Request) -> web.Response:
@@ -39,6 +47,12 @@ async def matchmake(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings.allowed_origins):
         return refuse_origin()
+    # Budgets per client (client_budgets.py): the peer address first, before any work.
+    budgets = request.app[CLIENT_BUDGETS]
+    address = budgets.address_key(request.remote or "")
+    clients = [address] if address else []
+    if wait := budgets.request(clients, time.monotonic()):
+        return rate_limited("too many matchmaking requests from this address", wait)
     if request.content_length is not None and request.content_length > MAX_BODY:
         return error("bad_request", f"the body is limited to {MAX_BODY} bytes", 413)
     try:
@@ -54,9 +68,19 @@ async def matchmake(request: web.Request) -> web.Response:
             claims = _authenticate(request, body, settings.auth_secret)
             params["auth"] = claims
             params["name"] = clamp_name(claims.get("name"), params["name"])
-        reservation = await request.app[MANAGER].matchmake(**params)
+            identity = budgets.identity_key(claims["sub"])
+            if wait := budgets.request([identity], time.monotonic()):
+                return rate_limited("too many matchmaking requests for this player", wait)
+            clients.append(identity)
+        if wait := budgets.may_reserve(clients, time.monotonic()):
+            return rate_limited("too many seat reservations not yet redeemed", wait)
+        reservation = await request.app[MANAGER].matchmake(
+            **params, may_create=lambda: budgets.create(clients, time.monotonic()))
     except MatchmakingError as exc:
+        if exc.retry_after:
+            return rate_limited(exc.message, exc.retry_after)
         return error(exc.code, exc.message, exc.status)
+    budgets.pending.add(clients, reservation.token, reservation.expires_at)
     base = await _room_ws_base(request, reservation.node)
     return web.json_response({
         "room_id": reservation.room_id,

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from .client_budgets import ClientBudgets
 from .config import Settings
 from .limits import AddressCounter
 from .rooms import RoomManager
@@ -16,4 +17,5 @@ SETTINGS = web.AppKey("settings", Settings)
 MANAGER = web.AppKey("manager", RoomManager)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[Any]])
 ADDRESSES = web.AppKey("addresses", AddressCounter)
+CLIENT_BUDGETS = web.AppKey("client_budgets", ClientBudgets)  # matchmaking, per client
 METRICS = web.AppKey("metrics", CollectorRegistry)  # this app's Prometheus registry (metrics.py)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from . import protocol
 from .inbound import Inbound, control_loop, install
-from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
+from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
 from .origin import origin_allowed, refuse_origin
 from .room import JoinRefused
 
@@ -77,6 +77,8 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     else:
         token = request.query.get("token", "")
         found = await manager.redeem(token) if 0 < len(token) <= 64 else None
+        if found is not None:  # no longer held against its requester
+            request.app[CLIENT_BUDGETS].pending.redeemed(token)
         if found is None:
             return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "bad_reservation",
                                  "the seat reservation is unknown, used or expired")

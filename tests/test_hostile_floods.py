@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gameserver import protocol
+from gameserver.auth import sign
+from gameserver.keys import MANAGER
 
 from .client import Player, matchmake
 
@@ -113,3 +116,68 @@ async def test_room_messages_have_their_own_budget(start_server: Callable[..., A
     await ann.until(lambda: len(ann.errors) == 3)
     assert [e[1] for e in ann.errors] == ["invalid_input", "invalid_input",
                                           "message_rate_limited"]
+
+
+async def test_a_matchmaking_flood_from_one_address_is_refused_and_others_still_play(
+        start_server: Callable[..., Any]) -> None:
+    # Loopback is exempt by default (local load tests); here it is not.
+    server = await start_server(ip_limit_exempt=())
+    base = url(server)
+    honest = await Honest.start(base)
+    body = {"game": "arena", "mode": "create", "private": True, "name": "squatter",
+            "headers": {"X-Forwarded-For": "203.0.113.9"}}  # not trusted: no such proxy
+    attacker = await spawn("matchmake", base, str(MEASURE_S + 0.5), "8", json.dumps(body))
+    honest.go()
+    rate = await honest.rate()
+    counts = {int(k): v for k, v in json.loads(await line(attacker)).items()}
+    await asyncio.wait_for(attacker.wait(), 10)
+    assert set(counts) == {200, 429}, counts
+    assert counts[200] <= 8, counts  # its unredeemed reservations, at most
+    assert counts[429] > 100, counts
+    assert len(server.app[MANAGER].runtimes) <= 1 + 8
+    assert rate >= MIN_RATE, f"the honest player got {rate:.1f} updates/s during the flood"
+    async with aiohttp.ClientSession() as same:
+        async with same.post(f"{base}/matchmake", json={"game": "arena"}) as resp:
+            assert resp.status == 429
+            assert (await resp.json())["error"] == "rate_limited"
+            assert 1 <= int(resp.headers["Retry-After"]) <= 10
+    # Another address (all of 127/8 is loopback) creates and joins as if nothing happened.
+    other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=other) as elsewhere:
+        player = await Player.join(elsewhere, base, name="friend", mode="create")
+        assert await player.updates_for(0.3) > 0
+
+
+async def test_a_signed_identity_has_its_own_budgets(start_server: Callable[..., Any],
+                                                     session: aiohttp.ClientSession) -> None:
+    server = await start_server(auth_secret="s3cret", reservation_ttl=1.0,
+                                max_pending_per_client=3, room_creations_per_minute=2)
+    base = url(server)
+
+    def bearer(sub: str) -> dict[str, str]:
+        token = sign({"sub": sub, "exp": int(time.time()) + 60}, "s3cret")
+        return {"Authorization": f"Bearer {token}"}
+
+    async def ask(sub: str, mode: str) -> tuple[int, dict[str, Any]]:
+        async with session.post(f"{base}/matchmake", json={"game": "arena", "mode": mode},
+                                headers=bearer(sub)) as resp:
+            body = await resp.json()
+            if resp.status == 429:
+                assert int(resp.headers["Retry-After"]) >= 1 and body["retry_after"] >= 1
+            return resp.status, body
+
+    held = [(await ask("mallory", "create"))[1] for _ in range(2)]
+    assert all("token" in r for r in held)
+    status, body = await ask("mallory", "create")  # a third room within the minute
+    assert (status, body["error"]) == (429, "rate_limited")
+    assert int(body["retry_after"]) >= 20
+    assert (await ask("mallory", "join_or_create"))[0] == 200  # joining is not creating
+    status, body = await ask("mallory", "join_or_create")  # a fourth unredeemed seat
+    assert (status, body["error"]) == (429, "rate_limited")
+    assert body["retry_after"] <= 1
+    assert (await ask("alice", "create"))[0] == 200  # another identity is not affected
+    await Player.connect(session, held[0]["ws_url"])  # redeemed: no longer held against her
+    assert (await ask("mallory", "join_or_create"))[0] == 200
+    assert (await ask("mallory", "join_or_create"))[0] == 429
+    await asyncio.sleep(1.1)  # the unredeemed ones expire
+    assert (await ask("mallory", "join_or_create"))[0] == 200
