@@ -14,8 +14,9 @@ from . import admin, health, heartbeat, http_api, metrics, protocol
 from .client_budgets import ClientBudgets
 from .config import ConfigError, Settings
 from .games.arena import Arena
-from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
+from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
 from .limits import AddressCounter
+from .listing import ListingCache
 from .room import Room
 from .rooms import Limits, RoomManager
 from .ws import game_socket
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None,
                       message_rate=settings.message_rate,
                       message_bytes=settings.message_bytes))
     app[BACKGROUND] = set()
+    app[LISTINGS] = ListingCache(lambda: app[MANAGER].directory)
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
                                     [n for n in settings.ip_limit_exempt if n])
     app[CLIENT_BUDGETS] = ClientBudgets(settings.matchmake_rate,

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from . import protocol
 from .auth import AuthError, verify
-from .keys import CLIENT_BUDGETS, MANAGER, SETTINGS
+from .keys import CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
+from .listing import PAGE_SIZE, empty_page, parse_page
 from .origin import origin_allowed, refuse_origin
 from .rooms import MatchmakingError, clamp_name
 
@@ -31,10 +32,17 @@ def rate_limited(message: str, wait: float) -> web.Response:
 
 
 async def list_rooms(request: web.Request) -> web.Response:
-    manager = request.app[MANAGER]
+    """``GET /rooms[?game=G][&limit=N][&after=CURSOR]``: one page (listing.py)."""
     game = request.query.get("game") or None
-    rooms = await manager.directory.rooms(game)
-    return web.json_response({"rooms": [r.public_view() for r in rooms]})
+    try:
+        limit, after = parse_page(request.query)
+    except ValueError as exc:
+        return error("bad_request", str(exc), 400)
+    if game is not None and game not in request.app[MANAGER].games:
+        return web.json_response(empty_page())
+    pages = await request.app[LISTINGS].pages(game)
+    body = pages.first if after is None and limit == PAGE_SIZE else pages.page(after, limit)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def list_games(request: web.Request) -> web.Response:

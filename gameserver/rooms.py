@@ -181,11 +181,14 @@ class RoomManager:
         # One find-or-create at a time per game in this process, so a burst of requests
         # packs rooms instead of each creating its own.
         async with self._locks.setdefault(game, asyncio.Lock()):
-            # Oldest joinable public room first; a lost race for its last seat moves on.
-            for listing in await self.directory.rooms(game):
-                if listing.joinable:
-                    with contextlib.suppress(MatchmakingError):
-                        return await self._reserve(listing.room_id, listing.node, *seat)
+            # Oldest joinable public room first; a lost race for its last seat (to another
+            # node) moves on to the next.
+            lost: list[str] = []
+            while len(lost) < 8 and (listing := await self.directory.first_joinable(game,
+                                                                                   lost)):
+                with contextlib.suppress(MatchmakingError):
+                    return await self._reserve(listing.room_id, listing.node, *seat)
+                lost.append(listing.room_id)
             if mode == "join":
                 raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
             _check_create(may_create)

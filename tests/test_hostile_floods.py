@@ -181,3 +181,40 @@ async def test_a_signed_identity_has_its_own_budgets(start_server: Callable[...,
     assert (await ask("mallory", "join_or_create"))[0] == 429
     await asyncio.sleep(1.1)  # the unredeemed ones expire
     assert (await ask("mallory", "join_or_create"))[0] == 200
+
+
+async def test_the_room_listing_is_paged_complete_and_fresh_within_its_period(
+        start_server: Callable[..., Any], session: aiohttp.ClientSession) -> None:
+    server = await start_server(empty_room_grace=60)
+    base = url(server)
+    created = [(await matchmake(session, base, mode="create"))["room_id"] for _ in range(25)]
+    await matchmake(session, base, mode="create", private=True)
+
+    async def get(query: str) -> tuple[int, dict[str, Any]]:
+        async with session.get(f"{base}/rooms?{query}") as resp:
+            return resp.status, await resp.json()
+
+    status, whole = await get("game=arena&limit=500")
+    assert status == 200 and whole["next"] is None
+    assert sorted(r["room_id"] for r in whole["rooms"]) == sorted(created)  # no private one
+    seen: list[str] = []
+    query = "game=arena&limit=10"
+    while True:
+        status, page = await get(query)
+        assert status == 200 and len(page["rooms"]) <= 10
+        seen += [r["room_id"] for r in page["rooms"]]
+        if page["next"] is None:
+            break
+        query = f"game=arena&limit=10&after={page['next']}"
+    assert seen == [r["room_id"] for r in whole["rooms"]]  # every room once, in order
+    # A room created now is listed within the cache period, after the others.
+    newest = (await matchmake(session, base, mode="create"))["room_id"]
+    await asyncio.sleep(0.6)
+    status, page = await get("game=arena&limit=500")
+    assert [r["room_id"] for r in page["rooms"]][-1] == newest
+    assert (await get("game=arena"))[1]["rooms"][:25] == page["rooms"][:25]  # default page
+    assert (await get("game=nosuchgame")) == (200, {"rooms": [], "next": None})
+    for bad in ("limit=0", "limit=501", "limit=ten", "limit=-1", "after=nonsense",
+                "after=nan~x", "after=" + "1" * 200):
+        status, body = await get(bad)
+        assert (status, body["error"]) == (400, "bad_request"), bad
