@@ -85,7 +85,7 @@ class FrameAllowance:
     :meth:`settle` run once per read from the socket, not per frame.
     """
 
-    __slots__ = ("allowance", "burst", "over_since", "patience", "rate", "stamp")
+    __slots__ = ("allowance", "burst", "over_since", "patience", "rate", "refused_at", "stamp")
 
     def __init__(self, rate: float, now: float, burst_s: float = 2.0,
                  patience: float = 1.0) -> None:
@@ -95,18 +95,22 @@ class FrameAllowance:
         self.stamp = now
         self.patience = patience
         self.over_since: float | None = None
+        self.refused_at = -1e9
 
     def refill(self, now: float) -> None:
-        # The debt is capped at one burst so that a client that stops is soon forgiven.
-        self.allowance = min(self.burst, max(-self.burst, self.allowance)
+        # Below zero only counts the frames refused since the last read: no debt.
+        self.allowance = min(self.burst, max(0.0, self.allowance)
                              + (now - self.stamp) * self.rate)
         self.stamp = now
 
     def settle(self, now: float) -> Verdict:
-        """After a read: OK; LIMITED (over the budget); CLOSE (over it for ``patience`` s)."""
+        """After a read: OK; LIMITED (frames were refused); CLOSE (frames have been refused
+        for longer than ``patience``). A ``patience`` without refusals forgives."""
         if self.allowance >= 0:
-            self.over_since = None
+            if self.over_since is not None and now - self.refused_at > self.patience:
+                self.over_since = None
             return Verdict.OK
+        self.refused_at = now
         if self.over_since is None:
             self.over_since = now
         elif now - self.over_since > self.patience:

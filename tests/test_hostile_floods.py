@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -20,6 +21,7 @@ from gameserver.auth import sign
 from gameserver.keys import MANAGER
 
 from .client import Player, matchmake
+from .rawws import RawSocket
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURE_S = 3.0  # the honest player's window, inside the flood
@@ -218,3 +220,34 @@ async def test_the_room_listing_is_paged_complete_and_fresh_within_its_period(
                 "after=nan~x", "after=" + "1" * 200):
         status, body = await get(bad)
         assert (status, body["error"]) == (400, "bad_request"), bad
+
+
+async def test_pings_are_answered_within_their_budget_and_dropped_beyond_it(
+        server: TestServer, session: aiohttp.ClientSession) -> None:
+    assert server.port is not None
+    reservation = await matchmake(session, url(server), name="pinger")
+    raw = await RawSocket.open(server.host, server.port, "/ws?token=" + reservation["token"])
+    assert (await raw.read_message())[0] == protocol.S_WELCOME
+    for i in range(100):  # at once: over the burst of 40
+        raw.send_frame(b"p%d" % i, opcode=0x9)
+    pongs: list[bytes] = []
+    errors: list[Any] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.0
+    while (left := deadline - loop.time()) > 0:
+        try:
+            opcode, payload = await asyncio.wait_for(raw.read_frame(), left)
+        except TimeoutError:
+            break
+        if opcode == 0xA:
+            pongs.append(payload)
+        elif opcode == 0x2 and msgpack.unpackb(payload)[0] == protocol.S_ERROR:
+            errors.append(msgpack.unpackb(payload))
+    assert pongs == [b"p%d" % i for i in range(40)]  # in order, each with its payload
+    assert [e[1] for e in errors] == ["rate_limited"]  # told once
+    await asyncio.sleep(0.6)  # quiet: the budget refills, a ping is answered again
+    raw.send_frame(b"again", opcode=0x9)
+    while (frame := await asyncio.wait_for(raw.read_frame(), 2))[0] != 0xA:
+        pass
+    assert frame[1] == b"again"
+    raw.abort()
