@@ -14,9 +14,10 @@ Frames that carry no game data (pings, pongs, and the fragments of a
 fragmented message, which aiohttp assembles before any queue sees them) are
 metered one level down, in the frame parser itself (:class:`_MeteredReader`),
 against a small budget of their own: a ping within it is answered there and
-then, without waking the handler; over it, pings and pongs are dropped and the
-socket goes unread for a moment, and a client still over it after a second is
-closed (4005). A flood therefore costs a few reads, not a task step per frame.
+then, without waking the handler; over it, pings and pongs are dropped, and a
+client still over it after a second is closed (4005). Over either budget the
+socket goes unread for a moment, so a flood costs a slice of parsing per
+pause, not a Python call per frame for as long as it lasts.
 
 The swap uses aiohttp internals (the queue and parser attributes of a
 prepared ``WebSocketResponse``). If they are not as expected, :func:`install`
@@ -48,13 +49,16 @@ except ImportError:  # pragma: no cover - depends on the installed aiohttp
 _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
 _OP_CONTINUATION, _OP_BINARY, _OP_PING, _OP_PONG = 0x0, 0x2, 0x9, 0xA
-THROTTLE_S = 0.25  # how long a socket over its control budget goes unread
+THROTTLE_S = 0.25  # how long a socket over a budget goes unread
+SLICE = 4096  # bytes of a read parsed between two looks at the budgets
+_NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
 
 
 class Inbound:
     """One connection's inbound side: count, rate-limit, dispatch."""
 
-    __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control")
+    __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control",
+                 "flooded", "refused")
 
     def __init__(self, runtime: RoomRuntime, conn: Connection, messages_per_s: float,
                  bytes_per_s: float, close: Callable[[int, str], None],
@@ -64,6 +68,8 @@ class Inbound:
         self._check = RateLimiter(messages_per_s, bytes_per_s, self._clock()).check
         # Pings, pongs and message fragments: a budget of their own (see the module doc).
         self.control = FrameAllowance(control_per_s, self._clock())
+        self.refused = False  # a message was refused since the reader last looked
+        self.flooded = False  # closed for flooding
         self._receive = runtime.receive
         self._counters = runtime.counters  # metrics: plain ints, read at scrape time
         self._close = close
@@ -85,12 +91,15 @@ class Inbound:
                 counters.reject("text_frame")
                 conn.send_now(protocol.encode_error(
                     "text_frame", "send binary msgpack frames, not text"))
-        elif verdict is Verdict.LIMITED:
+            return
+        self.refused = True
+        if verdict is Verdict.LIMITED:
             counters.reject("rate_limited")
             conn.send_now(protocol.encode_error(
                 "rate_limited", "too many messages: slow down or be disconnected"))
         elif verdict is Verdict.CLOSE:
             conn.detached = True
+            self.flooded = True
             self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
 
     def control_verdict(self, verdict: Verdict) -> None:
@@ -101,6 +110,7 @@ class Inbound:
         control = self.control
         if verdict is Verdict.CLOSE:
             conn.detached = True
+            self.flooded = True
             self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
         elif control.over_since == control.stamp:  # just went over: tell, once
             self._counters.reject("rate_limited")
@@ -140,31 +150,57 @@ if WebSocketDataQueue is not None:
     _feed_data = WebSocketReader.feed_data
 
     class _MeteredReader(WebSocketReader):  # type: ignore[misc,valid-type]
-        """aiohttp's frame parser (the C one when built), with control frames metered.
+        """aiohttp's frame parser (the C one when built), metered, and paused when over.
 
         aiohttp calls :meth:`feed_data` once per read from the socket and the parser
         calls :meth:`_handle_frame` once per frame (a Python override of a cpdef
-        method is honoured from C). Whole data frames go straight on; pings and
-        pongs never reach the queue; fragments are counted, then parsed as usual.
+        method is honoured from C). Whole data frames go straight on (the message
+        budget is :meth:`Inbound.frame`'s); pings and pongs never reach the queue;
+        fragments are counted, then parsed as usual.
+
+        A read is parsed :data:`SLICE` bytes at a time. Once a slice has gone over
+        either budget, the rest of the read is kept unparsed and the socket goes
+        unread for :data:`THROTTLE_S`: a flood costs a slice's worth of frames per
+        pause, and the flooder's own kernel buffers hold the rest.
         """
 
-        __slots__ = ("inbound", "loop", "throttled", "transport")
+        __slots__ = ("inbound", "loop", "stash", "stopped", "throttled", "transport")
         inbound: Inbound
         transport: Any
         loop: Any
         throttled: bool
+        stopped: bool  # closed for flooding: nothing more is read
+        stash: bytes  # read while throttled, or left unparsed by it
 
         def feed_data(self, data: Any) -> tuple[bool, bytes]:
-            control = self.inbound.control
+            if self.throttled or self.stopped:
+                if not self.stopped:
+                    self.stash += data
+                return _NOTHING
+            inbound = self.inbound
+            control = inbound.control
             now = time.monotonic()
             control.refill(now)
-            result = _feed_data(self, data)
+            inbound.refused = False
+            size, start = len(data), 0
+            while start < size:
+                end = start + SLICE if size - start > SLICE else size
+                result = _feed_data(self, data if end - start == size else data[start:end])
+                start = end
+                if result[0]:  # a protocol error: the parser is done
+                    return result  # type: ignore[no-any-return]
+                if control.allowance < 0 or inbound.refused:
+                    break
+            verdict = Verdict.OK
             if control.allowance < 0 or control.over_since is not None:
                 verdict = control.settle(now)
-                self.inbound.control_verdict(verdict)
-                if verdict is not Verdict.OK:
-                    self._throttle(verdict is Verdict.CLOSE)
-            return result  # type: ignore[no-any-return]
+                inbound.control_verdict(verdict)
+            if verdict is Verdict.CLOSE or inbound.flooded:
+                self._stop()
+            elif control.allowance < 0 or inbound.refused:
+                self.stash = data[start:]
+                self._throttle()
+            return _NOTHING
 
         def _handle_frame(self, fin: Any, opcode: Any, payload: Any, compressed: Any) -> None:
             if fin and opcode == _OP_BINARY:  # the common case, first
@@ -182,24 +218,31 @@ if WebSocketDataQueue is not None:
                 self.inbound.control.allowance -= 1
             _handle_frame(self, fin, opcode, payload, compressed)
 
-        def _throttle(self, for_good: bool) -> None:
-            """Stop reading this socket: for a moment, or (closing) for good."""
-            transport = self.transport
-            if transport.is_closing():
-                return
-            transport.pause_reading()
-            if not for_good and not self.throttled:
-                self.throttled = True
-                self.loop.call_later(THROTTLE_S, self._resume)
+        def _throttle(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+            self.throttled = True
+            self.loop.call_later(THROTTLE_S, self._resume)
+
+        def _stop(self) -> None:
+            """Closed for flooding: read nothing more (the close frame goes out anyway)."""
+            self.stopped = True
+            self.stash = b""
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
 
         def _resume(self) -> None:
             self.throttled = False
             transport = self.transport
-            if (not transport.is_closing() and not self.inbound.conn.detached
-                    and not self.queue_paused()):
+            if self.stopped or transport.is_closing():
+                return
+            stash, self.stash = self.stash, b""
+            if stash:
+                self.feed_data(stash)
+            if not (self.throttled or self.stopped or self._queue_paused()):
                 transport.resume_reading()
 
-        def queue_paused(self) -> bool:
+        def _queue_paused(self) -> bool:
             """aiohttp's own flow control has paused reading (its queue is full)."""
             return bool(getattr(self.transport.get_protocol(), "_reading_paused", False))
 
@@ -221,7 +264,8 @@ def install(ws: web.WebSocketResponse, request: web.Request, inbound: Inbound) -
         parser.inbound = inbound
         parser.transport = request.transport
         parser.loop = ws._loop
-        parser.throttled = False
+        parser.throttled = parser.stopped = False
+        parser.stash = b""
         if request.protocol._payload_parser is not old_parser:
             return False
         request.protocol._payload_parser = parser

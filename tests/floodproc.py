@@ -38,6 +38,7 @@ FRAMES = {
     "ping": bytes((0x89, 0x80)) + _MASK,
     "pong": bytes((0x8A, 0x80)) + _MASK,
     "continuation": bytes((0x00, 0x80)) + _MASK,  # not final, empty: a message never ends
+    "binary": bytes((0x82, 0x80)) + _MASK,  # empty data messages
 }
 
 
