@@ -6,9 +6,8 @@ read it: a future, a task step and a coroutine resume per input. For game
 sockets, where every player sends an input each tick, that wake-up is most of
 the cost of an input. :func:`install` swaps the socket's message queue for one
 that hands data messages straight to :meth:`Inbound.frame` from the parser,
-and queues only control frames (close, ping, pong) and errors for the
-handler's usual ``receive()`` loop, so aiohttp still does the close handshake
-and the size limit.
+and queues only close frames and errors for the handler's usual ``receive()``
+loop, so aiohttp still does the close handshake and the size limit.
 
 Frames that carry no game data (pings, pongs, and the fragments of a
 fragmented message, which aiohttp assembles before any queue sees them) are
@@ -48,7 +47,7 @@ except ImportError:  # pragma: no cover - depends on the installed aiohttp
 
 _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
-_OP_CONTINUATION, _OP_BINARY, _OP_PING, _OP_PONG = 0x0, 0x2, 0x9, 0xA
+_OP_BINARY, _OP_PING, _OP_PONG = 0x2, 0x9, 0xA
 THROTTLE_S = 0.25  # how long a socket over a budget goes unread
 SLICE = 4096  # bytes of a read parsed between two looks at the budgets
 _NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
