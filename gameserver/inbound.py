@@ -182,13 +182,13 @@ if WebSocketDataQueue is not None:
             control.refill(now)
             inbound.refused = False
             size, start = len(data), 0
-            while start < size:
+            while True:  # at least once: aiohttp feeds b"" to resume a stalled parse
                 end = start + SLICE if size - start > SLICE else size
                 result = _feed_data(self, data if end - start == size else data[start:end])
                 start = end
                 if result[0]:  # a protocol error: the parser is done
                     return result  # type: ignore[no-any-return]
-                if control.allowance < 0 or inbound.refused:
+                if start >= size or control.allowance < 0 or inbound.refused:
                     break
             verdict = Verdict.OK
             if control.allowance < 0 or control.over_since is not None:
