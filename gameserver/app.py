@@ -11,10 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from . import admin, edge, headers, health, heartbeat, http_api, metrics, protocol
+from .client_budgets import ClientBudgets
 from .config import ConfigError, Settings
 from .games.arena import Arena
-from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
+from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
 from .limits import AddressCounter
+from .listing import ListingCache
 from .room import Room
 from .rooms import Limits, RoomManager
 from .ws import game_socket
@@ -66,10 +68,17 @@ def create_app(settings: Settings | None = None,
                       stall_timeout=settings.stall_timeout,
                       reconnect_grace=settings.reconnect_grace,
                       max_reservations=settings.max_reservations,
-                      max_message_size=settings.max_message_size))
+                      max_message_size=settings.max_message_size,
+                      message_rate=settings.message_rate,
+                      message_bytes=settings.message_bytes))
     app[BACKGROUND] = set()
+    app[LISTINGS] = ListingCache(lambda: app[MANAGER].directory)
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
                                     [n for n in settings.ip_limit_exempt if n])
+    app[CLIENT_BUDGETS] = ClientBudgets(settings.matchmake_rate,
+                                        settings.room_creations_per_minute,
+                                        settings.max_pending_per_client,
+                                        [n for n in settings.ip_limit_exempt if n])
     app.cleanup_ctx.append(_rooms_lifecycle)
     app.on_shutdown.append(_going_away)
     if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (cluster.py)

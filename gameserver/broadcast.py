@@ -56,8 +56,8 @@ class Transport(Protocol):
 class Connection:
     """One player's socket as the send path sees it."""
 
-    __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "pinged_at",
-                 "player", "synced", "transport")
+    __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "message_budget",
+                 "pinged_at", "player", "synced", "transport")
 
     def __init__(self, transport: Transport, player: Player,
                  close: Callable[[int, str], None]) -> None:
@@ -68,6 +68,7 @@ class Connection:
         self.behind_since: float | None = None
         self.leaving = False  # the player asked to leave, or was kicked: no reconnection
         self.detached = False  # no longer the player's socket: ignore what it still sends
+        self.message_budget: Any = None  # runtime.py: room messages, made at the first one
         self.last_seen = time.monotonic()  # when the client last sent anything (heartbeat.py)
         self.pinged_at: float | None = None
         player._send = self.send_now

@@ -162,6 +162,14 @@ OPTIONS: tuple[Option, ...] = (
            "messages per second a connection may send (bursts of twice that)"),
     Option("rate_limit_bytes", _positive(int), 65536,
            "bytes per second a connection may send (bursts of twice that)"),
+    Option("rate_limit_control", _positive(float), 20.0,
+           "pings, pongs and message fragments per second a connection may send (bursts of "
+           "twice that); over it pings go unanswered, and after 1 s the socket is closed"),
+    Option("message_rate", _positive(float), 2.0,
+           "room messages (MESSAGE, e.g. chat) per second a player may send (bursts of three "
+           "times that)"),
+    Option("message_bytes", _positive(int), 1024,
+           "bytes of room messages per second a player may send (bursts of three times that)"),
     Option("max_connections_per_ip", _positive(int), 64,
            "open connections per client address, HTTP and WebSocket alike (exempt networks "
            "excepted)"),
@@ -173,6 +181,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("http_timeout", _positive(float), 5.0,
            "seconds an HTTP request's headers, and then its body, may take to arrive; "
            "idle keep-alive connections close after it too"),
+    Option("matchmake_rate", _positive(float), 5.0,
+           "matchmaking requests per second per client address and per signed identity "
+           "(bursts of four times that; addresses in --ip-limit-exempt are not limited)"),
+    Option("room_creations_per_minute", _positive(float), 12.0,
+           "rooms one client address or signed identity may create per minute (that many at "
+           "once, then evenly)"),
+    Option("max_pending_per_client", _positive(int), 8,
+           "seat reservations one client address or signed identity may hold unredeemed"),
     Option("allowed_origins", _origin, (),
            "browser origins allowed to matchmake and connect, e.g. https://game.example "
            "(repeatable); same-origin and loopback pages are always allowed", many=True),
@@ -222,10 +238,16 @@ class Settings:
     shutdown_timeout: float = 10.0
     rate_limit_messages: float = 60.0
     rate_limit_bytes: int = 65536
+    rate_limit_control: float = 20.0
+    message_rate: float = 2.0
+    message_bytes: int = 1024
     max_connections_per_ip: int = 64
     ip_limit_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     max_reservations: int = 10000
     http_timeout: float = 5.0
+    matchmake_rate: float = 5.0
+    room_creations_per_minute: float = 12.0
+    max_pending_per_client: int = 8
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     auth_secret: str = field(default="", repr=False)
     redis: str = field(default="", repr=False)

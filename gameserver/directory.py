@@ -10,8 +10,11 @@ over-filling a room.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 
@@ -59,6 +62,9 @@ class Directory(Protocol):
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
         """Public rooms, oldest first."""
         ...
+    async def first_joinable(self, game: str, skip: Collection[str] = ()) -> RoomListing | None:
+        """The oldest public room of ``game`` with a free seat whose id is not in ``skip``."""
+        ...
     async def reserve(self, room_id: str, reservation: Reservation) -> str | None:
         """Take a seat atomically. Returns None on success, else the refusal code
         (``no_such_room``, ``room_full`` or ``room_locked``)."""
@@ -84,15 +90,38 @@ class MemoryDirectory:
         self._rooms: dict[str, RoomListing] = {}
         self._reservations: dict[str, Reservation] = {}
         self._clock = clock
+        # Joinable public rooms per game, oldest first, so that matchmaking does not scan
+        # every room: a heap of (creation number, room id), cleaned lazily (a room in it
+        # may have filled up or gone since), and the set of room ids it holds.
+        self._count = itertools.count()
+        self._number: dict[str, int] = {}
+        self._open: dict[str, list[tuple[int, str]]] = {}
+        self._queued: set[str] = set()
+
+    def _touch(self, listing: RoomListing) -> None:
+        """A listing may have become joinable: queue it for matchmaking."""
+        room_id = listing.room_id
+        if listing.joinable and not listing.private and room_id not in self._queued:
+            heap = self._open.setdefault(listing.game, [])
+            heapq.heappush(heap, (self._number[room_id], room_id))
+            self._queued.add(room_id)
 
     async def pending(self) -> int:
         return len(self._reservations)
 
     async def add(self, listing: RoomListing) -> None:
         self._rooms[listing.room_id] = listing
+        self._number[listing.room_id] = next(self._count)
+        self._touch(listing)
 
     async def remove(self, room_id: str) -> None:
-        self._rooms.pop(room_id, None)
+        listing = self._rooms.pop(room_id, None)
+        self._number.pop(room_id, None)
+        heap = self._open.get(listing.game, []) if listing is not None else []
+        if len(heap) > 2 * len(self._rooms) + 64:  # mostly gone rooms: compact it
+            heap[:] = [(n, r) for n, r in heap if r in self._rooms]
+            heapq.heapify(heap)
+            self._queued.intersection_update(self._rooms)
         for token in [t for t, r in self._reservations.items() if r.room_id == room_id]:
             del self._reservations[token]
 
@@ -105,10 +134,28 @@ class MemoryDirectory:
         if listing is not None:
             listing.locked = locked
             listing.metadata = dict(metadata)
+            self._touch(listing)
 
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
-        return [RoomListing(**asdict(r)) for r in self._rooms.values()
+        # Copies, so that callers cannot change ours; shallow ones, as update() stores them.
+        return [replace(r, metadata=dict(r.metadata)) for r in self._rooms.values()
                 if not r.private and (game is None or r.game == game)]
+
+    async def first_joinable(self, game: str, skip: Collection[str] = ()) -> RoomListing | None:
+        heap = self._open.get(game)
+        while heap:
+            number, room_id = heap[0]
+            listing = self._rooms.get(room_id)
+            if listing is not None and listing.joinable and self._number[room_id] == number:
+                if room_id not in skip:
+                    return RoomListing(**asdict(listing))
+                # Rare (reserve here never loses a race): look past it, without the index.
+                found = next((r for r in await self.rooms(game)
+                              if r.joinable and r.room_id not in skip), None)
+                return found
+            heapq.heappop(heap)
+            self._queued.discard(room_id)
+        return None
 
     async def reserve(self, room_id: str, reservation: Reservation) -> str | None:
         listing = self._rooms.get(room_id)
@@ -131,6 +178,7 @@ class MemoryDirectory:
             return None
         if reservation.expires_at < self._clock():
             listing.seats -= 1
+            self._touch(listing)
             return None
         listing.players += 1
         return reservation
@@ -140,6 +188,7 @@ class MemoryDirectory:
         if listing is not None:
             listing.players -= 1
             listing.seats -= 1
+            self._touch(listing)
 
     async def expire(self) -> list[str]:
         now = self._clock()
@@ -149,4 +198,5 @@ class MemoryDirectory:
             listing = self._rooms.get(r.room_id)
             if listing is not None:
                 listing.seats -= 1
+                self._touch(listing)
         return sorted({r.room_id for r in expired})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -13,7 +14,8 @@ from . import protocol
 from .auth import AuthError, verify
 from .edge import HttpError, parse_json, read_body
 from .headers import valid_host
-from .keys import MANAGER, SETTINGS
+from .keys import CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
+from .listing import PAGE_SIZE, empty_page, parse_page
 from .origin import origin_allowed, refuse_origin
 from .rooms import MatchmakingError, clamp_name
 
@@ -22,11 +24,25 @@ def error(code: str, message: str, status: int) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+def rate_limited(message: str, wait: float) -> web.Response:
+    seconds = max(1, math.ceil(wait))
+    return web.json_response({"error": "rate_limited", "message": message,
+                              "retry_after": seconds},
+                             status=429, headers={"Retry-After": str(seconds)})
+
+
 async def list_rooms(request: web.Request) -> web.Response:
-    manager = request.app[MANAGER]
+    """``GET /rooms[?game=G][&limit=N][&after=CURSOR]``: one page (listing.py)."""
     game = request.query.get("game") or None
-    rooms = await manager.directory.rooms(game)
-    return web.json_response({"rooms": [r.public_view() for r in rooms]})
+    try:
+        limit, after = parse_page(request.query)
+    except ValueError as exc:
+        return error("bad_request", str(exc), 400)
+    if game is not None and game not in request.app[MANAGER].games:
+        return web.json_response(empty_page())
+    pages = await request.app[LISTINGS].pages(game)
+    body = pages.first if after is None and limit == PAGE_SIZE else pages.page(after, limit)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def list_games(request: web.Request) -> web.Response:
@@ -46,6 +62,12 @@ async def _matchmake(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings.allowed_origins):
         return refuse_origin()
+    # Budgets per client (client_budgets.py): the peer address first, before any work.
+    budgets = request.app[CLIENT_BUDGETS]
+    address = budgets.address_key(request.remote or "")
+    clients = [address] if address else []
+    if wait := budgets.request(clients, time.monotonic()):
+        return rate_limited("too many matchmaking requests from this address", wait)
     body = parse_json(await read_body(request), {})
     try:
         params = _matchmake_params(body)
@@ -53,9 +75,19 @@ async def _matchmake(request: web.Request) -> web.Response:
             claims = _authenticate(request, body, settings.auth_secret)
             params["auth"] = claims
             params["name"] = clamp_name(claims.get("name"), params["name"])
-        reservation = await request.app[MANAGER].matchmake(**params)
+            identity = budgets.identity_key(claims["sub"])
+            if wait := budgets.request([identity], time.monotonic()):
+                return rate_limited("too many matchmaking requests for this player", wait)
+            clients.append(identity)
+        if wait := budgets.may_reserve(clients, time.monotonic()):
+            return rate_limited("too many seat reservations not yet redeemed", wait)
+        reservation = await request.app[MANAGER].matchmake(
+            **params, may_create=lambda: budgets.create(clients, time.monotonic()))
     except MatchmakingError as exc:
+        if exc.retry_after:
+            return rate_limited(exc.message, exc.retry_after)
         return error(exc.code, exc.message, exc.status)
+    budgets.pending.add(clients, reservation.token, reservation.expires_at)
     base = await _room_ws_base(request, reservation.node)
     return web.json_response({
         "room_id": reservation.room_id,

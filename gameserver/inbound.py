@@ -6,9 +6,17 @@ read it: a future, a task step and a coroutine resume per input. For game
 sockets, where every player sends an input each tick, that wake-up is most of
 the cost of an input. :func:`install` swaps the socket's message queue for one
 that hands data messages straight to :meth:`Inbound.frame` from the parser,
-and queues only control frames (close, ping, pong) and errors for the
-handler's usual ``receive()`` loop, so aiohttp still does the close handshake,
-the heartbeat and the size limit.
+and queues only close frames and errors for the handler's usual ``receive()``
+loop, so aiohttp still does the close handshake and the size limit.
+
+Frames that carry no game data (pings, pongs, and the fragments of a
+fragmented message, which aiohttp assembles before any queue sees them) are
+metered one level down, in the frame parser itself (:class:`_MeteredReader`),
+against a small budget of their own: a ping within it is answered there and
+then, without waking the handler; over it, pings and pongs are dropped, and a
+client still over it after a second is closed (4005). Over either budget the
+socket goes unread for a moment, so a flood costs a slice of parsing per
+pause, not a Python call per frame for as long as it lasts.
 
 The swap uses aiohttp internals (the queue and parser attributes of a
 prepared ``WebSocketResponse``). If they are not as expected, :func:`install`
@@ -27,7 +35,7 @@ from aiohttp import WSMsgType, web
 
 from . import protocol
 from .broadcast import Connection
-from .limits import RateLimiter, Verdict
+from .limits import FrameAllowance, RateLimiter, Verdict
 from .runtime import RoomRuntime
 
 log = logging.getLogger("gameserver.ws")
@@ -39,18 +47,28 @@ except ImportError:  # pragma: no cover - depends on the installed aiohttp
 
 _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
+_OP_BINARY, _OP_PING, _OP_PONG = 0x2, 0x9, 0xA
+THROTTLE_S = 0.25  # how long a socket over a budget goes unread
+SLICE = 4096  # bytes of a read parsed between two looks at the budgets
+_NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
 
 
 class Inbound:
     """One connection's inbound side: count, rate-limit, dispatch."""
 
-    __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn")
+    __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control",
+                 "flooded", "refused")
 
     def __init__(self, runtime: RoomRuntime, conn: Connection, messages_per_s: float,
-                 bytes_per_s: float, close: Callable[[int, str], None]) -> None:
+                 bytes_per_s: float, close: Callable[[int, str], None],
+                 control_per_s: float = 20.0) -> None:
         self.conn = conn
         self._clock = time.monotonic
         self._check = RateLimiter(messages_per_s, bytes_per_s, self._clock()).check
+        # Pings, pongs and message fragments: a budget of their own (see the module doc).
+        self.control = FrameAllowance(control_per_s, self._clock())
+        self.refused = False  # a message was refused since the reader last looked
+        self.flooded = False  # closed for flooding
         self._receive = runtime.receive
         self._counters = runtime.counters  # metrics: plain ints, read at scrape time
         self._close = close
@@ -72,13 +90,43 @@ class Inbound:
                 counters.reject("text_frame")
                 conn.send_now(protocol.encode_error(
                     "text_frame", "send binary msgpack frames, not text"))
-        elif verdict is Verdict.LIMITED:
+            return
+        self.refused = True
+        if verdict is Verdict.LIMITED:
             counters.reject("rate_limited")
             conn.send_now(protocol.encode_error(
                 "rate_limited", "too many messages: slow down or be disconnected"))
         elif verdict is Verdict.CLOSE:
             conn.detached = True
+            self.flooded = True
             self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
+
+    def control_verdict(self, verdict: Verdict) -> None:
+        """Act on the control budget's verdict after a read: tell once, or close."""
+        conn = self.conn
+        if conn.detached or verdict is Verdict.OK:
+            return
+        control = self.control
+        if verdict is Verdict.CLOSE:
+            conn.detached = True
+            self.flooded = True
+            self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
+        elif control.over_since == control.stamp:  # just went over: tell, once
+            self._counters.reject("rate_limited")
+            conn.send_now(protocol.encode_error(
+                "rate_limited", "too many control frames: slow down or be disconnected"))
+
+    def control_frame(self) -> bool:
+        """One ping or pong on the handler path (no direct path): within the budget?"""
+        control = self.control
+        now = self._clock()
+        control.refill(now)
+        control.allowance -= 1
+        self.control_verdict(control.settle(now))
+        if control.allowance < 0:
+            return False
+        self.conn.last_seen = now
+        return True
 
 
 if WebSocketDataQueue is not None:
@@ -97,6 +145,106 @@ if WebSocketDataQueue is not None:
             else:
                 WebSocketDataQueue.feed_data(self, msg, size)
 
+    _handle_frame = WebSocketReader._handle_frame
+    _feed_data = WebSocketReader.feed_data
+
+    class _MeteredReader(WebSocketReader):  # type: ignore[misc,valid-type]
+        """aiohttp's frame parser (the C one when built), metered, and paused when over.
+
+        aiohttp calls :meth:`feed_data` once per read from the socket and the parser
+        calls :meth:`_handle_frame` once per frame (a Python override of a cpdef
+        method is honoured from C). Whole data frames go straight on (the message
+        budget is :meth:`Inbound.frame`'s); pings and pongs never reach the queue;
+        fragments are counted, then parsed as usual.
+
+        A read is parsed :data:`SLICE` bytes at a time. Once a slice has gone over
+        either budget, the rest of the read is kept unparsed and the socket goes
+        unread for :data:`THROTTLE_S`: a flood costs a slice's worth of frames per
+        pause, and the flooder's own kernel buffers hold the rest.
+        """
+
+        __slots__ = ("inbound", "loop", "stash", "stopped", "throttled", "transport")
+        inbound: Inbound
+        transport: Any
+        loop: Any
+        throttled: bool
+        stopped: bool  # closed for flooding: nothing more is read
+        stash: bytes  # read while throttled, or left unparsed by it
+
+        def feed_data(self, data: Any) -> tuple[bool, bytes]:
+            if self.throttled or self.stopped:
+                if not self.stopped:
+                    self.stash += data
+                return _NOTHING
+            inbound = self.inbound
+            control = inbound.control
+            now = time.monotonic()
+            control.refill(now)
+            inbound.refused = False
+            size, start = len(data), 0
+            while True:  # at least once: aiohttp feeds b"" to resume a stalled parse
+                end = start + SLICE if size - start > SLICE else size
+                result = _feed_data(self, data if end - start == size else data[start:end])
+                start = end
+                if result[0]:  # a protocol error: the parser is done
+                    return result  # type: ignore[no-any-return]
+                if start >= size or control.allowance < 0 or inbound.refused:
+                    break
+            verdict = Verdict.OK
+            if control.allowance < 0 or control.over_since is not None:
+                verdict = control.settle(now)
+                inbound.control_verdict(verdict)
+            if verdict is Verdict.CLOSE or inbound.flooded:
+                self._stop()
+            elif control.allowance < 0 or inbound.refused:
+                self.stash = data[start:]
+                self._throttle()
+            return _NOTHING
+
+        def _handle_frame(self, fin: Any, opcode: Any, payload: Any, compressed: Any) -> None:
+            if fin and opcode == _OP_BINARY:  # the common case, first
+                _handle_frame(self, fin, opcode, payload, compressed)
+                return
+            if opcode == _OP_PING or opcode == _OP_PONG:
+                control = self.inbound.control
+                control.allowance -= 1
+                if control.allowance >= 0:  # else dropped: no pong, no wake-up
+                    self.inbound.conn.last_seen = control.stamp
+                    if opcode == _OP_PING and not self.transport.is_closing():
+                        self.transport.write(bytes((0x8A, len(payload))) + payload)
+                return
+            if not fin:  # a fragment: may never end, so it cannot wait to be counted
+                self.inbound.control.allowance -= 1
+            _handle_frame(self, fin, opcode, payload, compressed)
+
+        def _throttle(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+            self.throttled = True
+            self.loop.call_later(THROTTLE_S, self._resume)
+
+        def _stop(self) -> None:
+            """Closed for flooding: read nothing more (the close frame goes out anyway)."""
+            self.stopped = True
+            self.stash = b""
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+
+        def _resume(self) -> None:
+            self.throttled = False
+            transport = self.transport
+            if self.stopped or transport.is_closing():
+                return
+            stash, self.stash = self.stash, b""
+            if stash:
+                self.feed_data(stash)
+            if not (self.throttled or self.stopped or self._queue_paused()):
+                transport.resume_reading()
+
+        def _queue_paused(self) -> bool:
+            """aiohttp's own flow control has paused reading (its queue is full)."""
+            return bool(getattr(self.transport.get_protocol(), "_reading_paused", False))
+
 
 def install(ws: web.WebSocketResponse, request: web.Request, inbound: Inbound) -> bool:
     """Route this prepared socket's binary messages to ``inbound`` directly."""
@@ -108,10 +256,15 @@ def install(ws: web.WebSocketResponse, request: web.Request, inbound: Inbound) -
         queue = _DirectQueue(request.protocol, old._limit, loop=ws._loop)
         queue.on_frame = inbound.frame
         try:
-            parser = WebSocketReader(queue, ws._max_msg_size, compress=False,
-                                     decode_text=True)
+            parser = _MeteredReader(queue, ws._max_msg_size, compress=False,
+                                    decode_text=True)
         except TypeError:  # before aiohttp 3.13 there was no decode_text
-            parser = WebSocketReader(queue, ws._max_msg_size, compress=False)
+            parser = _MeteredReader(queue, ws._max_msg_size, compress=False)
+        parser.inbound = inbound
+        parser.transport = request.transport
+        parser.loop = ws._loop
+        parser.throttled = parser.stopped = False
+        parser.stash = b""
         if request.protocol._payload_parser is not old_parser:
             return False
         request.protocol._payload_parser = parser
@@ -132,14 +285,14 @@ async def control_loop(ws: web.WebSocketResponse, inbound: Inbound) -> bool:
     it with 1000. (aiohttp reports a connection that simply vanished as 1000 or 1006
     depending on how it ended, so the client's own close frame is the only proof.)"""
     frame = inbound.frame
-    conn = inbound.conn
     while True:
         msg = await ws.receive()
+        # Pings and pongs reach this loop only without the direct path.
         if msg.type is WSMsgType.PING:  # autoping is off: heartbeat.py does liveness
-            conn.last_seen = time.monotonic()
-            await ws.pong(msg.data)
+            if inbound.control_frame():
+                await ws.pong(msg.data)
         elif msg.type is WSMsgType.PONG:
-            conn.last_seen = time.monotonic()
+            inbound.control_frame()
         elif msg.type is WSMsgType.BINARY:  # only when install() was not possible
             frame(msg.data)
         elif msg.type is WSMsgType.TEXT:

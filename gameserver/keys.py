@@ -8,12 +8,16 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from .client_budgets import ClientBudgets
 from .config import Settings
 from .limits import AddressCounter
+from .listing import ListingCache
 from .rooms import RoomManager
 
 SETTINGS = web.AppKey("settings", Settings)
 MANAGER = web.AppKey("manager", RoomManager)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[Any]])
 ADDRESSES = web.AppKey("addresses", AddressCounter)
+CLIENT_BUDGETS = web.AppKey("client_budgets", ClientBudgets)  # matchmaking, per client
+LISTINGS = web.AppKey("listings", ListingCache)  # GET /rooms, built once per period
 METRICS = web.AppKey("metrics", CollectorRegistry)  # this app's Prometheus registry (metrics.py)

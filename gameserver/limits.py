@@ -76,6 +76,48 @@ class RateLimiter:
         return Verdict.SILENT
 
 
+class FrameAllowance:
+    """A per-frame budget cheap enough to spend inside the frame parser.
+
+    For frames no game needs many of: pings, pongs and the fragments of a
+    fragmented message. Spending is one decrement of :attr:`allowance` per
+    frame (the frame is refused while it is below zero); :meth:`refill` and
+    :meth:`settle` run once per read from the socket, not per frame.
+    """
+
+    __slots__ = ("allowance", "burst", "over_since", "patience", "rate", "refused_at", "stamp")
+
+    def __init__(self, rate: float, now: float, burst_s: float = 2.0,
+                 patience: float = 1.0) -> None:
+        self.rate = rate
+        self.burst = rate * burst_s
+        self.allowance = self.burst
+        self.stamp = now
+        self.patience = patience
+        self.over_since: float | None = None
+        self.refused_at = -1e9
+
+    def refill(self, now: float) -> None:
+        # Below zero only counts the frames refused since the last read: no debt.
+        self.allowance = min(self.burst, max(0.0, self.allowance)
+                             + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def settle(self, now: float) -> Verdict:
+        """After a read: OK; LIMITED (frames were refused); CLOSE (frames have been refused
+        for longer than ``patience``). A ``patience`` without refusals forgives."""
+        if self.allowance >= 0:
+            if self.over_since is not None and now - self.refused_at > self.patience:
+                self.over_since = None
+            return Verdict.OK
+        self.refused_at = now
+        if self.over_since is None:
+            self.over_since = now
+        elif now - self.over_since > self.patience:
+            return Verdict.CLOSE
+        return Verdict.LIMITED
+
+
 class AddressCounter:
     """Open connections per peer address, with exempt networks (e.g. loopback)."""
 

@@ -41,10 +41,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # before the first occurrence. Others appear when they first happen.
 KNOWN_OUTCOMES = ("ok", "bad_request", "unknown_game", "no_such_room", "room_full",
                   "room_locked", "too_many_rooms", "too_many_reservations", "server_draining",
-                  "create_failed")
+                  "create_failed", "rate_limited")
 KNOWN_REJECTIONS = ("bad_msgpack", "bad_message", "unknown_kind", "bad_seq", "stale_seq",
                     "input_overflow", "invalid_input", "message_too_big", "text_frame",
-                    "rate_limited")
+                    "rate_limited", "message_rate_limited")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _BOUNDS = [repr(b) for b in TICK_BUCKETS] + ["+Inf"]
 # Request key: this request became a WebSocket (a typed key where aiohttp has them).

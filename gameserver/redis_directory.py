@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 from redis.asyncio import Redis
@@ -285,6 +286,11 @@ class RedisDirectory:
 
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
         return [_listing(row) for row in await self._run(self._rooms, game or "")]
+
+    async def first_joinable(self, game: str, skip: Collection[str] = ()) -> RoomListing | None:
+        # A scan, as before the index MemoryDirectory keeps; Redis answers it in one call.
+        return next((r for r in await self.rooms(game) if r.joinable and r.room_id not in skip),
+                    None)
 
     async def reserve(self, room_id: str, reservation: Reservation) -> str | None:
         ttl = max(0.0, reservation.expires_at - time.monotonic())

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,11 +31,13 @@ MODES = ("join_or_create", "create", "join")
 class MatchmakingError(Exception):
     """A matchmaking request that cannot be served; ``code`` is stable and documented."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400,
+                 retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.retry_after = retry_after  # seconds, for rate_limited (429)
 
 
 class Placement(Protocol):
@@ -68,6 +70,8 @@ class Limits:
     reconnect_grace: float = 20.0
     max_reservations: int = 10000
     max_message_size: int = 4096  # --max-message-size: the decoder's limit too
+    message_rate: float = 2.0  # room messages per second per player
+    message_bytes: int = 1024  # bytes of room messages per second per player
 
 
 class RoomManager:
@@ -149,7 +153,10 @@ class RoomManager:
 
     async def matchmake(self, game: str, mode: str, *, name: str, room_id: str | None = None,
                         private: bool = False, options: dict[str, Any] | None = None,
-                        auth: dict[str, Any] | None = None) -> Reservation:
+                        auth: dict[str, Any] | None = None,
+                        may_create: Callable[[], float] | None = None) -> Reservation:
+        """A seat reservation. ``may_create`` is asked before a room is created for the
+        request: 0 to go ahead (the caller counts it), else seconds to wait."""
         if not self.accepting:
             raise MatchmakingError("server_draining", "this server is shutting down", 503)
         if mode not in MODES:
@@ -163,6 +170,7 @@ class RoomManager:
                                    "too many players are joining at once; retry shortly", 503)
         seat = (name, options, auth)
         if mode == "create":
+            _check_create(may_create)
             return await self._reserve(*await self._create_anywhere(cls, private, options),
                                        *seat)
         if room_id is not None:
@@ -175,13 +183,17 @@ class RoomManager:
         # One find-or-create at a time per game in this process, so a burst of requests
         # packs rooms instead of each creating its own.
         async with self._locks.setdefault(game, asyncio.Lock()):
-            # Oldest joinable public room first; a lost race for its last seat moves on.
-            for listing in await self.directory.rooms(game):
-                if listing.joinable:
-                    with contextlib.suppress(MatchmakingError):
-                        return await self._reserve(listing.room_id, listing.node, *seat)
+            # Oldest joinable public room first; a lost race for its last seat (to another
+            # node) moves on to the next.
+            lost: list[str] = []
+            while len(lost) < 8 and (listing := await self.directory.first_joinable(game,
+                                                                                   lost)):
+                with contextlib.suppress(MatchmakingError):
+                    return await self._reserve(listing.room_id, listing.node, *seat)
+                lost.append(listing.room_id)
             if mode == "join":
                 raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
+            _check_create(may_create)
             return await self._reserve(*await self._create_anywhere(cls, private, options),
                                        *seat)
 
@@ -237,7 +249,8 @@ class RoomManager:
                               limits.stall_timeout),
             max_catch_up=limits.max_catch_up, on_closed=self._closed,
             reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token,
-            max_message_size=limits.max_message_size)
+            max_message_size=limits.max_message_size,
+            message_budget=(limits.message_rate, limits.message_bytes))
         runtime.counters = self.counters  # metrics
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
@@ -325,6 +338,13 @@ class RoomManager:
 
     def summary(self) -> list[dict[str, Any]]:
         return [r.info() for r in self.runtimes.values()]
+
+
+def _check_create(may_create: Callable[[], float] | None) -> None:
+    wait = may_create() if may_create is not None else 0.0
+    if wait > 0:
+        raise MatchmakingError("rate_limited", "too many rooms created by this client; join "
+                               "one or retry later", 429, retry_after=wait)
 
 
 def clamp_name(raw: Any, default: str = "player") -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from . import protocol
 from .broadcast import Broadcaster, Connection, Transport
 from .counters import Counters
+from .limits import RateLimiter, Verdict
 from .protocol import ProtocolError
 from .room import InvalidInput, Player, Room, _discard
 from .ticker import Ticker, TickStats
@@ -30,9 +31,12 @@ class RoomRuntime:
                  reconnect_grace: float = 0.0,
                  issue_token: Callable[[RoomRuntime, Player], str | None] | None = None,
                  clock: Callable[[], float] = time.perf_counter,
-                 max_message_size: int = protocol.MAX_CLIENT_MESSAGE) -> None:
+                 max_message_size: int = protocol.MAX_CLIENT_MESSAGE,
+                 message_budget: tuple[float, float] = (2.0, 1024.0)) -> None:
         self.room = room
         self.max_message_size = max_message_size  # --max-message-size, for the decoder
+        # Room messages (e.g. chat) fan out to every player: (messages/s, bytes/s) per player.
+        self.message_budget = message_budget
         self.reconnect_grace = reconnect_grace
         self.dropped: dict[int, float] = {}  # player id -> when it dropped (monotonic)
         self._issue_token = issue_token or (lambda _runtime, _player: None)
@@ -200,7 +204,12 @@ class RoomRuntime:
             elif type(msg) is protocol.Ping:
                 conn.send_now(protocol.encode(protocol.S_PONG, msg.client_time, self.room.tick))
             elif type(msg) is protocol.Message:
-                self.room.on_message(player, msg.kind, msg.body)
+                if self._message_allowed(conn, len(data)):
+                    self.room.on_message(player, msg.kind, msg.body)
+                else:
+                    self.counters.reject("message_rate_limited")  # metrics
+                    conn.send_now(protocol.encode_error(
+                        "message_rate_limited", "too many room messages: this one was dropped"))
             else:
                 conn.leaving = True
                 conn.close(protocol.CLOSE_NORMAL, "left")
@@ -212,6 +221,16 @@ class RoomRuntime:
             conn.send_now(protocol.encode_error("invalid_input", str(exc)))
         except Exception as exc:  # the game's own code failed: that is the room's crash
             self._crash_from_hook(exc)
+
+    def _message_allowed(self, conn: Connection, size: int) -> bool:
+        """Within the player's room-message budget? (Never closes: refusing is enough.)"""
+        now = time.monotonic()
+        budget = conn.message_budget
+        if budget is None:
+            messages_per_s, bytes_per_s = self.message_budget
+            budget = conn.message_budget = RateLimiter(messages_per_s, bytes_per_s, now,
+                                                       burst_s=3.0, patience=float("inf"))
+        return budget.check(size, now) is Verdict.OK
 
     def _crash_from_hook(self, exc: Exception) -> None:
         self.crashed = exc

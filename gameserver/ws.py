@@ -16,7 +16,7 @@ from aiohttp import web
 
 from . import protocol
 from .inbound import Inbound, control_loop, install
-from .keys import ADDRESSES, BACKGROUND, MANAGER, SETTINGS
+from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
 from .origin import origin_allowed, refuse_origin
 from .room import JoinRefused
 
@@ -78,6 +78,8 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     else:
         token = request.query.get("token", "")
         found = await manager.redeem(token) if 0 < len(token) <= 64 else None
+        if found is not None:  # no longer held against its requester
+            request.app[CLIENT_BUDGETS].pending.redeemed(token)
         if found is None:
             return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "bad_reservation",
                                  "the seat reservation is unknown, used or expired")
@@ -96,7 +98,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         log.debug("player joined", extra={"room_id": runtime.room_id,
                                           "player_id": conn.player.id})
     inbound = Inbound(runtime, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
-                      close)
+                      close, control_per_s=settings.rate_limit_control)
     install(ws, request, inbound)
     consented = False
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gameserver.auth import AuthError, sign, verify
+from gameserver.client_budgets import KeyedBuckets, PendingReservations
 from gameserver.limits import AddressCounter, RateLimiter, TokenBucket, Verdict
 
 
@@ -80,3 +81,20 @@ def test_signed_tokens_verify_and_refuse_tampering_and_expiry() -> None:
             with pytest.raises(AuthError) as err:
                 verify(bad, "s3cret", now=1_000 if code == "auth_invalid" else 3_000)
             assert err.value.code == code, bad
+
+
+def test_client_budgets_forget_idle_clients_and_stay_bounded() -> None:
+    buckets = KeyedBuckets(rate=1, burst=2, max_clients=100)
+    assert [buckets.wait("a", 0.0) for _ in range(3)] == [0.0, 0.0, 1.0]
+    for i in range(500):  # many clients at once: only the last 100 are kept
+        buckets.wait(f"ip:{i}", 1.0)
+    assert len(buckets) == 100
+    buckets.wait("late", 10.0)  # everyone else has been idle for longer than a refill
+    assert len(buckets) == 1
+    pending = PendingReservations(limit=2)
+    pending.add(["ip:x", "sub:1"], "t1", expires_at=5.0)
+    pending.add(["ip:x"], "t2", expires_at=6.0)
+    assert pending.wait("ip:x", 1.0) == 4.0 and pending.wait("sub:1", 1.0) == 0.0
+    pending.redeemed("t1")
+    assert pending.wait("ip:x", 1.0) == 0.0
+    assert pending.wait("ip:x", 7.0) == 0.0 and len(pending) == 0  # t2 expired
