@@ -64,7 +64,8 @@ class Inbound:
                  control_per_s: float = 20.0) -> None:
         self.conn = conn
         self._clock = time.monotonic
-        self._check = RateLimiter(messages_per_s, bytes_per_s, self._clock()).check
+        self._check = RateLimiter(messages_per_s, bytes_per_s, self._clock(),
+                                  max_message=runtime.max_message_size).check
         # Pings, pongs and message fragments: a budget of their own (see the module doc).
         self.control = FrameAllowance(control_per_s, self._clock())
         self.refused = False  # a message was refused since the reader last looked

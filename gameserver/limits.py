@@ -39,15 +39,17 @@ class RateLimiter:
 
     A client over either budget has its messages dropped with an error; one
     that is still over it ``patience`` seconds after the first refusal is closed.
+    ``max_message`` is the largest message allowed at all: the byte burst always
+    holds one, so no setting makes a message of legal size impossible to send.
     """
 
     __slots__ = ("_bytes", "_messages", "_refused_at", "_told_at", "limited_since", "patience",
                  "refused")
 
     def __init__(self, messages_per_s: float, bytes_per_s: float, now: float,
-                 burst_s: float = 2.0, patience: float = 3.0) -> None:
+                 burst_s: float = 2.0, patience: float = 3.0, max_message: int = 0) -> None:
         self._messages = TokenBucket(messages_per_s, messages_per_s * burst_s, now)
-        self._bytes = TokenBucket(bytes_per_s, bytes_per_s * burst_s, now)
+        self._bytes = TokenBucket(bytes_per_s, max(bytes_per_s * burst_s, max_message), now)
         self.patience = patience
         self.limited_since: float | None = None
         self._told_at = -1e9

@@ -229,7 +229,8 @@ class RoomRuntime:
         if budget is None:
             messages_per_s, bytes_per_s = self.message_budget
             budget = conn.message_budget = RateLimiter(messages_per_s, bytes_per_s, now,
-                                                       burst_s=3.0, patience=float("inf"))
+                                                       burst_s=3.0, patience=float("inf"),
+                                                       max_message=self.max_message_size)
         return budget.check(size, now) is Verdict.OK
 
     def _crash_from_hook(self, exc: Exception) -> None:

@@ -72,7 +72,12 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
                                  "the reconnection token is unknown or used, or the seat "
                                  "was released")
         runtime, player = resumed
-        conn = runtime.resume(player, transport, close)
+        try:
+            conn = runtime.resume(player, transport, close)
+        except Exception as exc:  # on_rejoin raised: the room's crash, as for on_join
+            runtime._crash_from_hook(exc)
+            return await _refuse(ws, protocol.CLOSE_ROOM_CRASHED, "room_crashed",
+                                 "room crashed")
         log.info("player reconnected", extra={"room_id": runtime.room_id,
                                               "player_id": player.id})
     else:

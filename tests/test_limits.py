@@ -98,3 +98,12 @@ def test_client_budgets_forget_idle_clients_and_stay_bounded() -> None:
     pending.redeemed("t1")
     assert pending.wait("ip:x", 1.0) == 0.0
     assert pending.wait("ip:x", 7.0) == 0.0 and len(pending) == 0  # t2 expired
+
+
+def test_the_byte_burst_always_holds_one_message_of_the_largest_size() -> None:
+    # 1 KiB/s with bursts of 2 s would refuse every 4 KiB message forever.
+    tight = RateLimiter(10, 1024, now=0.0)
+    assert tight.check(4096, 0.0) is not Verdict.OK
+    roomy = RateLimiter(10, 1024, now=0.0, max_message=4096)
+    assert roomy.check(4096, 0.0) is Verdict.OK
+    assert roomy.check(4096, 0.1) is not Verdict.OK  # the rate still holds after it

@@ -170,8 +170,12 @@ class Crashy(Room):
         if self.where == "input":
             raise KeyError("the game's other bug")
 
+    def on_rejoin(self, player: Any) -> None:
+        if self.where == "rejoin":
+            raise KeyError("the game's bug on the way back")
 
-@pytest.mark.parametrize("where", ["update", "input"])
+
+@pytest.mark.parametrize("where", ["update", "input", "rejoin"])
 async def test_a_crashing_room_is_closed_and_no_other_room_notices(
         start_server: Callable[..., Any], session: aiohttp.ClientSession,
         caplog: pytest.LogCaptureFixture, where: str) -> None:
@@ -183,6 +187,15 @@ async def test_a_crashing_room_is_closed_and_no_other_room_notices(
     with caplog.at_level(logging.ERROR, logger="gameserver.room"):
         if where == "input":
             await victim.send(protocol.C_INPUT, 1, [0, 0])
+        if where == "rejoin":  # the socket vanishes; the reconnection runs on_rejoin
+            victim.ws._response.connection.transport.abort()  # type: ignore[union-attr]
+            runtime = server.app[MANAGER].runtimes[victim.room_id]
+            for _ in range(250):
+                if victim.player_id in runtime.dropped:
+                    break
+                await asyncio.sleep(0.02)
+            ws = await session.ws_connect(f"{base}/ws?reconnect={victim.reconnect_token}")
+            victim = Player(ws, victim.welcome)
         code, reason = await victim.close_event()
     assert code == protocol.CLOSE_ROOM_CRASHED and reason == "room crashed"
     error = next(r for r in caplog.records if "crashed" in r.getMessage())
