@@ -38,6 +38,7 @@ CLOSE_UNSUPPORTED: Final = 1003
 CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_ROOM_CRASHED: Final = 1011
+CLOSE_TRY_AGAIN: Final = 1013  # the room directory (Redis) is unreachable; retry shortly
 CLOSE_PROTOCOL_ERROR: Final = 4000
 CLOSE_BAD_RESERVATION: Final = 4001
 CLOSE_ROOM_CLOSED: Final = 4002

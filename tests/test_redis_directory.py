@@ -17,7 +17,7 @@ from gameserver.redis_directory import RedisDirectory
 @pytest.fixture
 async def directory(redis_url: str) -> AsyncIterator[RedisDirectory]:
     client = Redis.from_url(redis_url)
-    d = RedisDirectory(client, f"t{secrets.token_hex(4)}")
+    d = RedisDirectory(client, f"t{secrets.token_hex(4)}", "n1")
     await alive(d, "n1")
     yield d
     keys = [k async for k in client.scan_iter(f"{d.prefix}:*")]
@@ -59,7 +59,8 @@ async def test_reserve_redeem_release(directory: RedisDirectory) -> None:
     assert listing is not None and (listing.players, listing.seats) == (1, 1)
     assert await d.pending() == 0
     assert await d.load() == {"n1": 1}
-    await d.release("r1")
+    await d.release("r1", r.token)
+    await d.release("r1", r.token)  # a retry frees nothing twice
     listing = await d.get("r1")
     assert listing is not None and (listing.players, listing.seats) == (0, 0)
     assert await d.load() == {"n1": 0}
