@@ -102,6 +102,7 @@ class Cluster:
         self.directory.on_status = self._status
         self.available = True  # False from a failed Redis call until one succeeds
         self._down_since = 0.0
+        self._up_since = float("-inf")  # loop time: when Redis last became reachable
         self._beats = 0  # heartbeats sent: other nodes' exclusions of this one end with one
         self._skip: dict[str, str] = {}  # unreachable node -> its heartbeat count then
         self._probed: dict[str, float] = {}  # node -> when it last answered a probe
@@ -147,6 +148,7 @@ class Cluster:
         now = asyncio.get_running_loop().time()
         if ok and not self.available:
             self.available = True
+            self._up_since = now
             log.warning("Redis is reachable again after %.1f s; matchmaking resumes",
                         now - self._down_since)
         elif not ok and self.available:
@@ -245,9 +247,11 @@ class Cluster:
     async def sweep(self) -> None:
         """Delete the rooms of nodes whose presence has expired; end exclusions of nodes
         that beat again."""
+        await self._recheck_skipped()
+        if asyncio.get_running_loop().time() - self._up_since < self.settings.node_ttl:
+            return  # just after an outage: the others have not had the time to beat
         nodes = [n.decode() if isinstance(n, bytes) else n
                  for n in await self.directory.call(self.redis.smembers(self.key("nodes")))]
-        await self._recheck_skipped()
         if not nodes:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -294,12 +298,15 @@ class Cluster:
         log.warning("node %s does not answer (%s): no rooms go there and its rooms are "
                     "hidden here until it beats again", node, why)
 
-    async def _recheck_skipped(self) -> None:
+    async def _recheck_skipped(self, nodes: list[str] | None = None) -> None:
         """End the exclusion of nodes that have beaten since (or are gone)."""
-        for node, beat in list(self._skip.items()):
+        for node in list(self._skip) if nodes is None else nodes:
+            beat = self._skip.get(node)
+            if beat is None:
+                continue
             now = await self.directory.call(self.redis.hget(self.key("node", node), "beat"))
             if now is None or (now.decode() if isinstance(now, bytes) else str(now)) != beat:
-                del self._skip[node]
+                self._skip.pop(node, None)
                 self.directory.hidden.discard(node)
                 if now is not None:
                     log.warning("node %s beats again: it takes rooms again", node)
@@ -310,7 +317,9 @@ class Cluster:
         if node == self.node:
             return True
         if node in self._skip:
-            return False
+            await self._recheck_skipped([node])
+            if node in self._skip:
+                return False
         loop = asyncio.get_running_loop()
         if loop.time() - self._probed.get(node, -1e9) < PROBE_FRESH:
             return True
