@@ -272,11 +272,12 @@ async def test_a_frozen_redis_neither_overfills_nor_leaves_ghost_seats(
         held = await matchmake(session, b.base, mode="join", room_id=room_id, name="p3")
         redis_server.freeze()
         try:
-            # While frozen (over the nodes' --node-ttl of 2 s): one leaves at once, one
+            # While frozen (over the nodes' --node-ttl of 2 s): one leaves at once, two
             # late, when the node's idle Redis connections are all taken by stuck calls;
             # and a held reservation tries to take its seat.
             await players.pop(0).ws.close()
             await asyncio.sleep(3.5)
+            await players.pop(0).ws.close()
             await players.pop(0).ws.close()
             late = asyncio.ensure_future(Player.connect(session, held["ws_url"]))
             await asyncio.sleep(1.5)
