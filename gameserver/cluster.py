@@ -186,7 +186,8 @@ class Cluster:
         """Stop the heartbeat and delete this node and whatever is left of its rooms."""
         if self._beat is not None:
             self._beat.cancel()
-            await asyncio.wait({self._beat}, timeout=2)  # bounded: see RedisDirectory._run
+            await asyncio.wait({self._beat}, timeout=2)  # bounded: see RedisDirectory.call
+        await self.directory.settle(REDIS_TIMEOUT)
         with contextlib.suppress(RedisError, OSError, DirectoryUnavailable):
             await self.directory.drop_node(self.node, force=True)
         if self._session is not None:

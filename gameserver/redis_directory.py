@@ -357,6 +357,7 @@ class RedisDirectory:
         self.on_status: Callable[[bool, BaseException | None], None] = lambda ok, exc: None
         self._seq = 0  # this node's writes to its rooms' seats, numbered
         self._inflight: set[int] = set()
+        self._calls: set[asyncio.Future[Any]] = set()  # calls not yet answered
         s = redis.register_script
         self._add, self._remove, self._update = s(_ADD), s(_REMOVE), s(_UPDATE)
         self._get, self._rooms = s(_GET), s(_ROOMS)
@@ -370,17 +371,35 @@ class RedisDirectory:
 
     async def call(self, awaitable: Awaitable[Any]) -> Any:
         """Await a Redis call, bounded; DirectoryUnavailable if Redis cannot answer."""
+        call = asyncio.ensure_future(awaitable)
+        self._calls.add(call)
+        call.add_done_callback(self._answered)
         try:
-            # Shielded: a task cancelled while redis-py connects can otherwise lose the
-            # cancellation (seen with a reconnect after an event-loop stall), and then
+            # The call runs in its own task, awaited through asyncio.wait: a caller that
+            # is cancelled (say while redis-py connects) is never kept from seeing its
+            # cancellation, which asyncio.wait_for can lose before Python 3.12, and then
             # RoomManager.stop would wait for housekeeping until the shutdown timeout.
-            result = await asyncio.wait_for(asyncio.shield(awaitable), TIMEOUT)
+            done, _ = await asyncio.wait({call}, timeout=TIMEOUT)
+            if not done:
+                raise TimeoutError(f"no answer within {TIMEOUT} s")
+            result = call.result()
         except UNAVAILABLE as exc:
             self.on_status(False, exc)
             raise DirectoryUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}"
                                        ) from exc
         self.on_status(True, None)
         return result
+
+    def _answered(self, call: asyncio.Future[Any]) -> None:
+        self._calls.discard(call)
+        if not call.cancelled():
+            call.exception()  # retrieved: a caller that timed out has already reported it
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (bounded) for calls whose callers stopped waiting: a write that lands
+        after the node has left Redis would bring it back."""
+        if self._calls:
+            await asyncio.wait(set(self._calls), timeout=timeout)
 
     async def _run(self, script: Any, *args: Any) -> Any:
         return await self.call(script(keys=[], args=[self.prefix, *args]))

@@ -221,6 +221,10 @@ class RoomManager:
             raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
         return (await self._create(cls, private, options)).room_id
 
+    async def reachable(self, node: str) -> bool:
+        """Whether the node hosting a room answers (always True without a cluster)."""
+        return self.placement is None or not node or await self.placement.reachable(node)
+
     async def node_url(self, node: str) -> str:
         """The public base URL of the node hosting a room; "" without a cluster."""
         if self.placement is None or not node:
@@ -266,8 +270,7 @@ class RoomManager:
 
     async def _reserve(self, room_id: str, node: str, name: str, options: dict[str, Any],
                        auth: dict[str, Any] | None) -> Reservation:
-        if self.placement is not None and node != self.node and \
-                not await self.placement.reachable(node):
+        if node != self.node and not await self.reachable(node):
             raise MatchmakingError("no_such_room", f"the node of room {room_id!r} does not "
                                    "answer", 404)
         reservation = Reservation(secrets.token_urlsafe(24), room_id, name, options,
