@@ -81,6 +81,7 @@ CREATE_TIMEOUT = 1.0  # seconds another node has to create a room for us
 PROBE_TIMEOUT = 0.5  # seconds a node has to answer /healthz before players go there
 PROBE_FRESH = 1.0  # seconds a successful probe stands for
 RETRY_INTERVAL = 0.5  # seconds between heartbeats while Redis is unreachable
+FLAP_QUIET = 10.0  # seconds after a recovery in which a new failure is not logged again
 MAX_BODY = 4096
 
 
@@ -103,6 +104,7 @@ class Cluster:
         self.available = True  # False from a failed Redis call until one succeeds
         self._down_since = 0.0
         self._up_since = float("-inf")  # loop time: when Redis last became reachable
+        self._logged_down = False
         self._beats = 0  # heartbeats sent: other nodes' exclusions of this one end with one
         self._skip: dict[str, str] = {}  # unreachable node -> its heartbeat count then
         self._probed: dict[str, float] = {}  # node -> when it last answered a probe
@@ -145,15 +147,20 @@ class Cluster:
 
     def _status(self, ok: bool, exc: BaseException | None) -> None:
         """Every Redis call's outcome: one warning when an outage starts, one when it ends."""
+        if ok == self.available:
+            return
         now = asyncio.get_running_loop().time()
-        if ok and not self.available:
-            self.available = True
+        self.available = ok
+        if ok:
             self._up_since = now
-            log.warning("Redis is reachable again after %.1f s; matchmaking resumes",
-                        now - self._down_since)
-        elif not ok and self.available:
-            self.available = False
-            self._down_since = now
+            if self._logged_down:
+                log.warning("Redis is reachable again after %.1f s; matchmaking resumes",
+                            now - self._down_since)
+            return
+        self._down_since = now
+        # A Redis that comes and goes is one outage in the log, not one per flap.
+        self._logged_down = now - self._up_since >= FLAP_QUIET
+        if self._logged_down:
             log.warning("Redis is unreachable (%s): matchmaking answers 503 "
                         "directory_unavailable and /readyz 503 until it is back; running "
                         "rooms keep playing", exc or type(exc).__name__)
