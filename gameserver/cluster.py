@@ -271,6 +271,7 @@ class Cluster:
                 dropped = await self.directory.drop_node(n)
                 if dropped >= 0:
                     self._urls.pop(n, None)
+                    self._probed.pop(n, None)
                     log.warning("node %s is gone (no heartbeat for %.0f s); dropped its %d "
                                 "rooms", n, self.settings.node_ttl, dropped)
 
