@@ -237,14 +237,9 @@ class Cluster:
         rooms = [(r.room_id, r.room.locked, dict(r.room.metadata),
                   self.manager.seated(r.room_id)) for r in runtimes]
         gone = set(await self.directory.reconcile(seq, rooms))
-        relisted = [r for r in runtimes if r.room_id in gone and not r.closed]
-        for r in relisted:
-            await self.directory.add(self._listing(r))
-        if relisted:
-            seq2 = self.directory.snapshot_seq()
-            await self.directory.reconcile(seq2, [
-                (r.room_id, r.room.locked, dict(r.room.metadata),
-                 self.manager.seated(r.room_id)) for r in relisted if not r.closed])
+        for r in runtimes:
+            if r.room_id in gone and not r.closed:  # listed again, with its seats
+                await self.directory.add(self._listing(r), self.manager.seated(r.room_id))
         await self.directory.prune(seq, [r.room_id for r in runtimes])
 
     def _listing(self, r: RoomRuntime) -> RoomListing:

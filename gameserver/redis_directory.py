@@ -136,6 +136,13 @@ local rk = P .. ':room:' .. room
 redis.call('HSET', rk, 'node', node, 'game', game, 'max', ARGV[5], 'private', private,
            'locked', ARGV[7], 'meta', ARGV[8], 'created', ARGV[9], 'born', ARGV[10])
 bump(rk, tonumber(ARGV[10]))
+if #ARGV > 10 then  -- listed again with its seats (cluster.py, after Redis lost it)
+  local sk = P .. ':seated:' .. room
+  local before = redis.call('SCARD', sk)
+  for i = 11, #ARGV do redis.call('SADD', sk, ARGV[i]) end
+  local added = redis.call('SCARD', sk) - before
+  if added > 0 then redis.call('ZINCRBY', P .. ':load', added, node) end
+end
 redis.call('SADD', P .. ':node-rooms:' .. node, room)
 if private == '0' then
   redis.call('ZADD', P .. ':public', ARGV[9], room)
@@ -417,12 +424,15 @@ class RedisDirectory:
 
     # -- the Directory protocol ----------------------------------------------------
 
-    async def add(self, listing: RoomListing) -> None:
+    async def add(self, listing: RoomListing, seats: list[str] | None = None) -> None:
+        """List a room; ``seats``: the tokens of its seated players, when it is listed
+        again after Redis lost it."""
         seq = self._begin()
         try:
             await self._run(self._add, listing.room_id, listing.node, listing.game,
                             listing.max_players, int(listing.private), int(listing.locked),
-                            json.dumps(listing.metadata), repr(listing.created_at), seq)
+                            json.dumps(listing.metadata), repr(listing.created_at), seq,
+                            *(seats or ()))
         finally:
             self._inflight.discard(seq)
 

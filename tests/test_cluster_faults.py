@@ -395,22 +395,25 @@ async def test_a_frozen_redis_answers_503_fast_and_readiness_follows(
 async def test_placement_survives_redis_losing_its_data(
         redis_server: RedisServer, nodes: list[Node], prefix: str, tmp_path: Path) -> None:
     a = await start(nodes, redis_server.url, prefix, tmp_path / "a.log")
-    client = Redis.from_url(redis_server.url)
-    try:
-        await client.flushall()
-    finally:
-        await client.aclose()
-    # A new node on the empty Redis brings a new cluster token; A knows the old one.
-    b = await start(nodes, redis_server.url, prefix, tmp_path / "b.log")
-    await asyncio.sleep(2.0 / 3 * 2 + 0.3)  # two heartbeats of A (--node-ttl 2)
     async with aiohttp.ClientSession() as session:
-        first = await matchmake(session, a.base, mode="create", name="ann")
-        assert netloc(first) == a.netloc  # a tie: the asked node
-        ann = await Player.connect(session, first["ws_url"])
+        ann = await Player.join(session, a.base, mode="create", name="ann")
+        client = Redis.from_url(redis_server.url)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+        # A new node on the empty Redis brings a new cluster token; A knows the old one.
+        b = await start(nodes, redis_server.url, prefix, tmp_path / "b.log")
+
+        async def relisted() -> bool:  # by A's next heartbeat, with its seated player
+            return (await listed(session, b.base, ann.room_id)).get("players") == 1
+
+        await eventually(relisted, 2.0, "A's room after the FLUSHALL")
+        await asyncio.sleep(2.0 / 3 + 0.2)  # one more heartbeat of A: both know one token
         placed = await matchmake(session, a.base, mode="create", name="bob")
         assert netloc(placed) == b.netloc  # A asked B, the least loaded, with the token
         back = await matchmake(session, b.base, mode="join", room_id=ann.room_id, name="cy")
-        assert netloc(back) == a.netloc  # A listed its room again
+        assert netloc(back) == a.netloc
 
 
 # -- 8. dead and frozen nodes -----------------------------------------------------------------
