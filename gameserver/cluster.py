@@ -299,8 +299,8 @@ class Cluster:
         self._skip[node] = beat.decode() if isinstance(beat, bytes) else str(beat or "")
         self.directory.hidden.add(node)
         self._probed.pop(node, None)
-        log.warning("node %s does not answer (%s): no rooms go there and its rooms are "
-                    "hidden here until it beats again", node, why)
+        log.warning("node %s failed a placement or a probe (%s): no rooms or players go "
+                    "there from this node until it beats again", node, why)
 
     async def _recheck_skipped(self, nodes: list[str] | None = None) -> None:
         """End the exclusion of nodes that have beaten since (or are gone)."""
