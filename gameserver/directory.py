@@ -72,8 +72,9 @@ class Directory(Protocol):
     async def redeem(self, token: str) -> Reservation | None:
         """Turn a reservation into a connected player (single use; None if unknown or expired)."""
         ...
-    async def release(self, room_id: str) -> None:
-        """A connected player left: free their seat."""
+    async def release(self, room_id: str, seat: str = "") -> None:
+        """A connected player left: free their seat (``seat``: the token it was taken
+        with; a shared directory frees each seat once, however often it is asked)."""
         ...
     async def expire(self) -> list[str]:
         """Drop expired reservations, freeing their seats; returns the affected room ids."""
@@ -183,7 +184,7 @@ class MemoryDirectory:
         listing.players += 1
         return reservation
 
-    async def release(self, room_id: str) -> None:
+    async def release(self, room_id: str, seat: str = "") -> None:
         listing = self._rooms.get(room_id)
         if listing is not None:
             listing.players -= 1

@@ -6,11 +6,14 @@ only while the server accepts new players, and 503 while it is starting or
 draining, so load balancers, Kubernetes and Agones-style fleets send players
 elsewhere. Draining begins with :func:`set_draining`, the first thing the
 shutdown path does; from then on matchmaking answers ``server_draining`` too.
+A cluster node also answers 503 while it cannot reach Redis (its matchmaking
+would only answer ``directory_unavailable``), and 200 again once it can.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -22,16 +25,24 @@ log = logging.getLogger("gameserver.health")
 class Lifecycle:
     """Where the app is: starting, serving, or draining."""
 
-    __slots__ = ("draining", "started")
+    __slots__ = ("checks", "draining", "started")
 
     def __init__(self) -> None:
         self.started = False  # set once start-up (rooms, housekeeping) has completed
         self.draining = False  # set once, when shutdown begins; never cleared
+        # What else a ready server needs: each names what is missing, or None.
+        self.checks: list[Callable[[], str | None]] = []
 
     def state(self, accepting: bool) -> str:
         if self.draining or (self.started and not accepting):
             return "draining"
-        return "ready" if self.started else "starting"
+        if not self.started:
+            return "starting"
+        for check in self.checks:
+            problem = check()
+            if problem:
+                return problem
+        return "ready"
 
 
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

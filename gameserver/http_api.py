@@ -121,7 +121,7 @@ async def reconnect(request: web.Request) -> web.Response:
         return error("bad_request", "the body must be {\"token\": reconnection token}", 400)
     room_id = token.partition(".")[0]
     listing = await request.app[MANAGER].directory.get(room_id)
-    if listing is None:
+    if listing is None or not await request.app[MANAGER].reachable(listing.node):
         return error("no_such_room", "the room of that reconnection token is gone", 404)
     base = await _room_ws_base(request, listing.node)
     return web.json_response({"room_id": room_id, "ws_url": f"{base}/ws?reconnect={token}"})

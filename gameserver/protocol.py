@@ -40,6 +40,7 @@ CLOSE_PROTOCOL_ERROR: Final = 1002  # malformed WebSocket framing
 CLOSE_BAD_TEXT: Final = 1007  # a text frame that is not UTF-8
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_ROOM_CRASHED: Final = 1011
+CLOSE_TRY_AGAIN: Final = 1013  # the room directory (Redis) is unreachable; retry shortly
 CLOSE_BAD_RESERVATION: Final = 4001
 CLOSE_ROOM_CLOSED: Final = 4002
 CLOSE_KICKED: Final = 4003

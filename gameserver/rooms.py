@@ -40,6 +40,13 @@ class MatchmakingError(Exception):
         self.retry_after = retry_after  # seconds, for rate_limited (429)
 
 
+class DirectoryUnavailable(MatchmakingError):
+    """The shared directory (Redis) cannot be reached in time; retry shortly."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("directory_unavailable", message, 503)
+
+
 class Placement(Protocol):
     """Where new rooms go when several nodes share the directory (cluster.py)."""
 
@@ -54,6 +61,10 @@ class Placement(Protocol):
 
     async def node_url(self, node: str) -> str:
         """A node's public base URL ("" if unknown)."""
+        ...
+
+    async def reachable(self, node: str) -> bool:
+        """Whether players can be sent to ``node`` now (False: it stopped answering)."""
         ...
 
 
@@ -95,6 +106,9 @@ class RoomManager:
         # Reconnection tokens: single use, rotated at every (re)connection.
         self._reconnect: dict[str, tuple[str, int]] = {}
         self._reconnect_of: dict[tuple[str, int], str] = {}
+        # The token each seated player's seat was taken with, per room: what a shared
+        # directory counts (seated() is what cluster.py reconciles into Redis).
+        self.seats: dict[str, dict[int, str]] = {}
 
     def register(self, cls: type[Room]) -> None:
         if not cls.game:
@@ -127,6 +141,8 @@ class RoomManager:
             await asyncio.sleep(0.5)
             try:
                 await self.sweep()
+            except DirectoryUnavailable:
+                pass  # reported once per outage (cluster.py); the next sweep catches up
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -136,8 +152,7 @@ class RoomManager:
         now = time.monotonic()
         for runtime in list(self.runtimes.values()):
             for player_id in runtime.expire_drops(now):
-                self.forget_player(runtime.room_id, player_id)
-                await self.directory.release(runtime.room_id)
+                await self.seat_freed(runtime, player_id)
             if runtime.empty_since is None or now - runtime.empty_since < \
                     self.limits.empty_room_grace:
                 continue
@@ -220,6 +235,10 @@ class RoomManager:
             raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
         return (await self._create(cls, private, options)).room_id
 
+    async def reachable(self, node: str) -> bool:
+        """Whether the node hosting a room answers (always True without a cluster)."""
+        return self.placement is None or not node or await self.placement.reachable(node)
+
     async def node_url(self, node: str) -> str:
         """The public base URL of the node hosting a room; "" without a cluster."""
         if self.placement is None or not node:
@@ -255,7 +274,11 @@ class RoomManager:
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
-        await self.directory.add(listing)
+        try:
+            await self.directory.add(listing)
+        except DirectoryUnavailable:
+            del self.runtimes[room_id]  # never started; a late add is pruned (cluster.py)
+            raise
         room.on_listing_change = lambda: self._spawn(self.directory.update(
             room_id, locked=room.locked, metadata=dict(room.metadata)))
         runtime.start()
@@ -265,6 +288,9 @@ class RoomManager:
 
     async def _reserve(self, room_id: str, node: str, name: str, options: dict[str, Any],
                        auth: dict[str, Any] | None) -> Reservation:
+        if node != self.node and not await self.reachable(node):
+            raise MatchmakingError("no_such_room", f"the node of room {room_id!r} does not "
+                                   "answer", 404)
         reservation = Reservation(secrets.token_urlsafe(24), room_id, name, options,
                                   time.monotonic() + self.limits.reservation_ttl, auth, node)
         refused = await self.directory.reserve(room_id, reservation)
@@ -284,15 +310,31 @@ class RoomManager:
         if reservation is None:
             return None
         runtime = self.runtimes.get(reservation.room_id)
-        if runtime is None or runtime.closed:
-            await self.directory.release(reservation.room_id)
+        if runtime is None or runtime.closed or \
+                len(runtime.room.players) >= runtime.room.max_players:  # never over-fill
+            with contextlib.suppress(DirectoryUnavailable):
+                await self.directory.release(reservation.room_id, token)
             return None
         return reservation, runtime
 
-    async def seat_freed(self, runtime: RoomRuntime, player_id: int | None = None) -> None:
+    def seat_taken(self, runtime: RoomRuntime, player_id: int, token: str) -> None:
+        """The player redeemed ``token`` (call at once, with no await since redeem)."""
+        self.seats.setdefault(runtime.room_id, {})[player_id] = token
+
+    def seated(self, room_id: str) -> list[str]:
+        """The tokens of the seats taken in a room this process hosts."""
+        return list(self.seats.get(room_id, {}).values())
+
+    async def seat_freed(self, runtime: RoomRuntime, player_id: int | None = None,
+                         token: str = "") -> None:
+        """A seat is free: ``player_id`` left, or ``token`` was redeemed but not seated.
+
+        If the directory cannot be told now, the node's next reconcile tells it."""
         if player_id is not None:
             self.forget_player(runtime.room_id, player_id)
-        await self.directory.release(runtime.room_id)
+            token = self.seats.get(runtime.room_id, {}).pop(player_id, token)
+        with contextlib.suppress(DirectoryUnavailable):
+            await self.directory.release(runtime.room_id, token)
 
     def _issue_token(self, runtime: RoomRuntime, player: Player) -> str | None:
         if self.limits.reconnect_grace <= 0:
@@ -327,6 +369,7 @@ class RoomManager:
             self.counters.fold(runtime)  # metrics: keep a closed room's counts
         for player_id in list(runtime.room.players):
             self.forget_player(runtime.room_id, player_id)
+        self.seats.pop(runtime.room_id, None)
         self._spawn(self.directory.remove(runtime.room_id))
 
     # -- helpers -------------------------------------------------------------------
@@ -334,7 +377,13 @@ class RoomManager:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None and \
+                not isinstance(task.exception(), DirectoryUnavailable):  # reconciled later
+            log.error("directory update failed", exc_info=task.exception())
 
     def summary(self) -> list[dict[str, Any]]:
         return [r.info() for r in self.runtimes.values()]

@@ -19,6 +19,7 @@ from .inbound import Inbound, control_loop, install
 from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
 from .origin import origin_allowed, refuse_origin
 from .room import JoinRefused
+from .rooms import DirectoryUnavailable
 
 log = logging.getLogger("gameserver.ws")
 
@@ -82,7 +83,11 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
                                               "player_id": player.id})
     else:
         token = request.query.get("token", "")
-        found = await manager.redeem(token) if 0 < len(token) <= 64 else None
+        try:
+            found = await manager.redeem(token) if 0 < len(token) <= 64 else None
+        except DirectoryUnavailable:
+            return await _refuse(ws, protocol.CLOSE_TRY_AGAIN, "directory_unavailable",
+                                 "the room directory is unreachable; retry shortly")
         if found is not None:  # no longer held against its requester
             request.app[CLIENT_BUDGETS].pending.redeemed(token)
         if found is None:
@@ -93,13 +98,14 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
             conn = runtime.connect(transport, reservation.name, reservation.options, close,
                                    reservation.auth)
         except JoinRefused as exc:
-            await manager.seat_freed(runtime)
+            await manager.seat_freed(runtime, token=reservation.token)
             return await _refuse(ws, protocol.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
         except Exception as exc:
-            await manager.seat_freed(runtime)
+            await manager.seat_freed(runtime, token=reservation.token)
             runtime._crash_from_hook(exc)
             return await _refuse(ws, protocol.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
+        manager.seat_taken(runtime, conn.player.id, reservation.token)
         log.debug("player joined", extra={"room_id": runtime.room_id,
                                           "player_id": conn.player.id})
     inbound = Inbound(runtime, conn, settings.rate_limit_messages, settings.rate_limit_bytes,

@@ -17,7 +17,7 @@ from gameserver.redis_directory import RedisDirectory
 @pytest.fixture
 async def directory(redis_url: str) -> AsyncIterator[RedisDirectory]:
     client = Redis.from_url(redis_url)
-    d = RedisDirectory(client, f"t{secrets.token_hex(4)}")
+    d = RedisDirectory(client, f"t{secrets.token_hex(4)}", "n1")
     await alive(d, "n1")
     yield d
     keys = [k async for k in client.scan_iter(f"{d.prefix}:*")]
@@ -59,7 +59,8 @@ async def test_reserve_redeem_release(directory: RedisDirectory) -> None:
     assert listing is not None and (listing.players, listing.seats) == (1, 1)
     assert await d.pending() == 0
     assert await d.load() == {"n1": 1}
-    await d.release("r1")
+    await d.release("r1", r.token)
+    await d.release("r1", r.token)  # a retry frees nothing twice
     listing = await d.get("r1")
     assert listing is not None and (listing.players, listing.seats) == (0, 0)
     assert await d.load() == {"n1": 0}
@@ -163,3 +164,56 @@ async def test_the_public_listing_counts_reserved_seats(directory: RedisDirector
     (listing,) = await d.rooms("arena")
     view = listing.public_view()
     assert (view["players"], view["reserved"], view["joinable"]) == (1, 1, False)
+
+
+async def test_reconcile_sets_seats_unless_a_later_write_landed(
+        directory: RedisDirectory) -> None:
+    d = directory
+    await d.add(RoomListing("r1", "arena", 4, node="n1"))
+    seats = [seat("r1") for _ in range(3)]
+    for r in seats:
+        assert await d.reserve("r1", r) is None
+        assert await d.redeem(r.token) is not None
+    stale = d.snapshot_seq()  # a reconcile built now, delayed by a fault...
+    await d.release("r1", seats[0].token)
+    await d.release("r1", seats[0].token)  # retried: frees nothing twice
+    late = seat("r1")
+    assert await d.reserve("r1", late) is None
+    assert await d.redeem(late.token) is not None  # ...while a player takes a seat
+    everyone = [r.token for r in seats] + [late.token]
+    assert await d.reconcile(stale, [("r1", False, {}, everyone[:3])]) == []
+    seated = {t.decode() for t in await d.redis.smembers(d.key("seated", "r1"))}
+    assert seated == set(everyone[1:])  # the stale reconcile was refused
+    # A ghost seat (a redeem whose caller gave up) and a lost release are set right.
+    ghost = seat("r1")
+    assert await d.reserve("r1", ghost) is None
+    assert await d.redeem(ghost.token) is not None
+    assert await d.reconcile(d.snapshot_seq(), [("r1", True, {"k": 1}, [late.token])]) == []
+    listing = await d.get("r1")
+    assert listing is not None
+    assert (listing.players, listing.locked, listing.metadata) == (1, True, {"k": 1})
+    assert await d.load() == {"n1": 1}
+    assert await d.reconcile(d.snapshot_seq(), [("gone", False, {}, [])]) == ["gone"]
+
+
+async def test_prune_drops_rooms_the_node_no_longer_hosts(directory: RedisDirectory) -> None:
+    d = directory
+    await d.add(RoomListing("kept", "arena", 4, node="n1"))
+    await d.add(RoomListing("ghost", "arena", 4, node="n1"))  # e.g. a remove that failed
+    snapshot = d.snapshot_seq()
+    await d.add(RoomListing("new", "arena", 4, node="n1"))  # listed after the snapshot
+    assert await d.reserve("new", seat("new")) is None
+    await d.redis.zadd(d.key("load"), {"n1": 42})  # drifted
+    assert await d.prune(snapshot, ["kept"]) == 1
+    assert {r.room_id for r in await d.rooms()} == {"kept", "new"}
+    assert await d.load() == {"n1": 1}  # recounted: new's reservation
+
+
+async def test_only_the_rooms_node_redeems(directory: RedisDirectory) -> None:
+    d = directory
+    await d.add(RoomListing("r1", "arena", 4, node="n1"))
+    r = seat("r1")
+    assert await d.reserve("r1", r) is None
+    other = RedisDirectory(d.redis, d.prefix, "n2")
+    assert await other.redeem(r.token) is None  # a socket sent to the wrong node
+    assert await d.redeem(r.token) is not None  # the reservation was left for n1

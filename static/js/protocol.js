@@ -25,6 +25,7 @@ export const CLOSE = Object.freeze({
   BAD_TEXT: 1007, // a text frame that was not UTF-8
   TOO_BIG: 1009, // a message over --max-message-size
   ROOM_CRASHED: 1011,
+  TRY_AGAIN: 1013, // (cluster) the room directory did not answer: retry in a moment
   BAD_RESERVATION: 4001,
   ROOM_CLOSED: 4002,
   KICKED: 4003,
@@ -50,6 +51,8 @@ const MATCHMAKE_TEXT = {
   origin_not_allowed: "This page is not allowed to use that server (origin refused).",
   bad_request: "The server refused the request",
   network: "Can't reach the server. Check your connection and try again.",
+  rate_limited: "Too many requests from here. Wait a few seconds and try again.",
+  directory_unavailable: "The server is briefly unable to find rooms. Try again in a moment.",
 };
 
 /** Text for a failed matchmake: `code` from the JSON error body (or "network"). */
@@ -68,6 +71,7 @@ export function closeText(code, reason) {
     case CLOSE.GOING_AWAY: return "The server is going away (restarting or shutting down).";
     case CLOSE.ABNORMAL: return "Lost the connection to the server.";
     case CLOSE.ROOM_CRASHED: return "The room crashed on the server. Sorry! Pick another room.";
+    case CLOSE.TRY_AGAIN: return "The server is briefly unable to seat you; trying again.";
     case CLOSE.PROTOCOL_ERROR:
     case CLOSE.BAD_TEXT:
     case CLOSE.TOO_BIG: return `The server rejected a message from this client${why}.`;
