@@ -47,7 +47,8 @@ except ImportError:  # pragma: no cover - depends on the installed aiohttp
 
 _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
-_OP_BINARY, _OP_PING, _OP_PONG = 0x2, 0x9, 0xA
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
 THROTTLE_S = 0.25  # how long a socket over a budget goes unread
 SLICE = 4096  # bytes of a read parsed between two looks at the budgets
 _NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
@@ -57,7 +58,7 @@ class Inbound:
     """One connection's inbound side: count, rate-limit, dispatch."""
 
     __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control",
-                 "flooded", "refused")
+                 "delivered", "flooded", "refused")
 
     def __init__(self, runtime: RoomRuntime, conn: Connection, messages_per_s: float,
                  bytes_per_s: float, close: Callable[[int, str], None],
@@ -69,12 +70,14 @@ class Inbound:
         # Pings, pongs and message fragments: a budget of their own (see the module doc).
         self.control = FrameAllowance(control_per_s, self._clock())
         self.refused = False  # a message was refused since the reader last looked
+        self.delivered = 0  # messages seen: a read that completes none is charged (reader)
         self.flooded = False  # closed for flooding
         self._receive = runtime.receive
         self._counters = runtime.counters  # metrics: plain ints, read at scrape time
         self._close = close
 
     def frame(self, data: bytes, binary: bool = True) -> None:
+        self.delivered += 1
         conn = self.conn
         if conn.detached:  # a frame still in flight after a disconnect or a replacement
             return
@@ -112,7 +115,7 @@ class Inbound:
             conn.detached = True
             self.flooded = True
             self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
-        elif control.over_since == control.stamp:  # just went over: tell, once
+        elif control.over_since == control.refused_at:  # just went over: tell, once
             self._counters.reject("rate_limited")
             conn.send_now(protocol.encode_error(
                 "rate_limited", "too many control frames: slow down or be disconnected"))
@@ -132,9 +135,12 @@ class Inbound:
 
 if WebSocketDataQueue is not None:
     class _DirectQueue(WebSocketDataQueue):  # type: ignore[misc,valid-type]
-        """aiohttp's message queue, but binary messages go to the room at once."""
+        """aiohttp's message queue, but data messages go to the room at once, and pings
+        and pongs are metered and answered here: only close frames wake the handler."""
 
         on_frame: Callable[[bytes, bool], None]
+        inbound: Inbound
+        transport: Any
 
         def feed_data(self, msg: Any, size: int) -> None:
             kind = msg[0]
@@ -143,28 +149,46 @@ if WebSocketDataQueue is not None:
             elif kind is _TEXT:  # refused, but in order with the binary ones
                 data = msg[1]
                 self.on_frame(data.encode() if isinstance(data, str) else data, False)
+            elif kind is _PING or kind is _PONG:
+                inbound = self.inbound
+                inbound.delivered += 1
+                control = inbound.control
+                _spend(control)
+                if control.allowance >= 0:  # else dropped: no pong, no wake-up
+                    self.inbound.conn.last_seen = time.monotonic()
+                    if kind is _PING and not self.transport.is_closing():
+                        payload = msg[1]  # a control frame's payload is at most 125 bytes
+                        self.transport.write(bytes((0x8A, len(payload))) + payload)
             else:
                 WebSocketDataQueue.feed_data(self, msg, size)
 
-    _handle_frame = WebSocketReader._handle_frame
     _feed_data = WebSocketReader.feed_data
+
+    def _spend(control: FrameAllowance) -> None:
+        """One unit of the control budget. Refills are skipped while it is full, so the
+        first unit spent from full restarts its clock."""
+        if control.allowance >= control.burst:
+            control.stamp = time.monotonic()
+        control.allowance -= 1
 
     class _MeteredReader(WebSocketReader):  # type: ignore[misc,valid-type]
         """aiohttp's frame parser (the C one when built), metered, and paused when over.
 
-        aiohttp calls :meth:`feed_data` once per read from the socket and the parser
-        calls :meth:`_handle_frame` once per frame (a Python override of a cpdef
-        method is honoured from C). Whole data frames go straight on (the message
-        budget is :meth:`Inbound.frame`'s); pings and pongs never reach the queue;
-        fragments are counted, then parsed as usual.
+        aiohttp calls :meth:`feed_data` once per read from the socket. Pings and pongs
+        are charged to the control budget by the queue; a read that completes no
+        message at all (the fragments of a message, or a flood of empty ones) is
+        charged one unit of it here, so a fragment flood cannot go uncounted while
+        no frame is looked at in Python. An honest read (one input, one message)
+        costs two attribute reads on top of aiohttp's own parse.
 
-        A read is parsed :data:`SLICE` bytes at a time. Once a slice has gone over
-        either budget, the rest of the read is kept unparsed and the socket goes
-        unread for :data:`THROTTLE_S`: a flood costs a slice's worth of frames per
-        pause, and the flooder's own kernel buffers hold the rest.
+        A read longer than :data:`SLICE` bytes is parsed a slice at a time. Once a
+        slice has gone over either budget, the rest of the read is kept unparsed and
+        the socket goes unread for :data:`THROTTLE_S`: a flood costs a slice's worth
+        of frames per pause, and the flooder's own kernel buffers hold the rest.
         """
 
-        __slots__ = ("inbound", "loop", "stash", "stopped", "throttled", "transport")
+        __slots__ = ("control", "inbound", "loop", "stash", "stopped", "throttled", "transport")
+        control: FrameAllowance  # the inbound's control budget, one lookup closer
         inbound: Inbound
         transport: Any
         loop: Any
@@ -177,46 +201,55 @@ if WebSocketDataQueue is not None:
                 if not self.stopped:
                     self.stash += data
                 return _NOTHING
+            control = self.control
+            if control.allowance < control.burst:  # spent lately: earn back what time allows
+                control.refill(time.monotonic())
+            if len(data) > SLICE:
+                return self._feed_slices(data)
+            inbound = self.inbound  # the common case: one short read, often one input
+            before = inbound.delivered
+            result = _feed_data(self, data)
+            if result[0]:  # a protocol error: the parser is done
+                return result  # type: ignore[no-any-return]
+            if inbound.delivered == before:  # fragments only, or nothing at all
+                _spend(control)
+            if control.allowance < 0 or control.over_since is not None or inbound.refused:
+                self._settle(data, len(data))
+            return _NOTHING
+
+        def _feed_slices(self, data: Any) -> tuple[bool, bytes]:
+            """A long read, a slice at a time, stopping at the first slice over a budget."""
+            control, inbound = self.control, self.inbound
+            size, start = len(data), 0
+            while start < size:
+                before = inbound.delivered
+                result = _feed_data(self, data[start:start + SLICE])
+                start += SLICE
+                if result[0]:
+                    return result  # type: ignore[no-any-return]
+                if inbound.delivered == before:
+                    _spend(control)
+                if control.allowance < 0 or inbound.refused:
+                    break
+            if control.allowance < 0 or control.over_since is not None or inbound.refused:
+                self._settle(data, min(start, size))
+            return _NOTHING
+
+        def _settle(self, data: Any, parsed: int) -> None:
+            """After a read over a budget (or recovering from one): tell, close, or
+            throttle, keeping what was not parsed for later."""
             inbound = self.inbound
             control = inbound.control
-            now = time.monotonic()
-            control.refill(now)
-            inbound.refused = False
-            size, start = len(data), 0
-            while True:  # at least once: aiohttp feeds b"" to resume a stalled parse
-                end = start + SLICE if size - start > SLICE else size
-                result = _feed_data(self, data if end - start == size else data[start:end])
-                start = end
-                if result[0]:  # a protocol error: the parser is done
-                    return result  # type: ignore[no-any-return]
-                if start >= size or control.allowance < 0 or inbound.refused:
-                    break
             verdict = Verdict.OK
             if control.allowance < 0 or control.over_since is not None:
-                verdict = control.settle(now)
+                verdict = control.settle(time.monotonic())
                 inbound.control_verdict(verdict)
             if verdict is Verdict.CLOSE or inbound.flooded:
                 self._stop()
             elif control.allowance < 0 or inbound.refused:
-                self.stash = data[start:]
+                inbound.refused = False
+                self.stash = data[parsed:]
                 self._throttle()
-            return _NOTHING
-
-        def _handle_frame(self, fin: Any, opcode: Any, payload: Any, compressed: Any) -> None:
-            if fin and opcode == _OP_BINARY:  # the common case, first
-                _handle_frame(self, fin, opcode, payload, compressed)
-                return
-            if opcode == _OP_PING or opcode == _OP_PONG:
-                control = self.inbound.control
-                control.allowance -= 1
-                if control.allowance >= 0:  # else dropped: no pong, no wake-up
-                    self.inbound.conn.last_seen = control.stamp
-                    if opcode == _OP_PING and not self.transport.is_closing():
-                        self.transport.write(bytes((0x8A, len(payload))) + payload)
-                return
-            if not fin:  # a fragment: may never end, so it cannot wait to be counted
-                self.inbound.control.allowance -= 1
-            _handle_frame(self, fin, opcode, payload, compressed)
 
         def _throttle(self) -> None:
             if not self.transport.is_closing():
@@ -256,12 +289,15 @@ def install(ws: web.WebSocketResponse, request: web.Request, inbound: Inbound) -
         old_parser = ws._parser
         queue = _DirectQueue(request.protocol, old._limit, loop=ws._loop)
         queue.on_frame = inbound.frame
+        queue.inbound = inbound
+        queue.transport = request.transport
         try:
             parser = _MeteredReader(queue, ws._max_msg_size, compress=False,
                                     decode_text=True)
         except TypeError:  # before aiohttp 3.13 there was no decode_text
             parser = _MeteredReader(queue, ws._max_msg_size, compress=False)
         parser.inbound = inbound
+        parser.control = inbound.control
         parser.transport = request.transport
         parser.loop = ws._loop
         parser.throttled = parser.stopped = False
