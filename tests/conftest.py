@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -44,12 +47,35 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A private ``redis-server`` on a free loopback port for the whole session (no disk).
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    Tests isolate themselves with their own key prefix. Without redis-server the
-    tests that need it skip, and fail when ``CI`` is set.
+
+@dataclass
+class RedisServer:
+    """A private ``redis-server`` process; the fault tests freeze and thaw it."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def freeze(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A private ``redis-server`` on a free loopback port (no disk), stopped afterwards.
+
+    Without redis-server the test skips, and fails when ``CI`` is set.
     """
     binary = shutil.which("redis-server")
     if binary is None:
@@ -57,9 +83,7 @@ def redis_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -73,14 +97,29 @@ def redis_url() -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"redis-server did not start on port {port}")
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield RedisServer(proc, port)
     finally:
+        proc.send_signal(signal.SIGCONT)  # a frozen server would not hear the terminate
         proc.terminate()
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One Redis for the whole session; tests isolate themselves with their own key prefix."""
+    with running_redis() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of this test's own, for tests that freeze, cut or flush it."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture
