@@ -66,7 +66,7 @@ from redis.exceptions import RedisError
 from . import health
 from .config import ConfigError, Settings
 from .directory import RoomListing
-from .edge import parse_json, read_body
+from .edge import HttpError, parse_json, read_body
 from .keys import MANAGER, SETTINGS
 from .redis_directory import RedisDirectory
 from .rooms import DirectoryUnavailable, MatchmakingError, RoomManager
@@ -437,8 +437,7 @@ async def _directory_errors(request: web.Request, handler: Any) -> web.StreamRes
     try:
         return await handler(request)
     except DirectoryUnavailable as exc:
-        return web.json_response({"error": exc.code, "message": exc.message},
-                                  status=exc.status, headers={"Retry-After": "1"})
+        return HttpError(exc.code, exc.message, exc.status, {"Retry-After": "1"}).response()
 
 
 async def create_room(request: web.Request) -> web.Response:

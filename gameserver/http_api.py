@@ -21,7 +21,7 @@ from .rooms import MatchmakingError, clamp_name
 
 
 def error(code: str, message: str, status: int) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+    return HttpError(code, message, status).response()
 
 
 def rate_limited(message: str, wait: float) -> web.Response:

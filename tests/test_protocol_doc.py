@@ -8,8 +8,9 @@ from pathlib import Path
 
 from gameserver import protocol
 
+from .doctables import DOC, table_after
+
 ROOT = Path(__file__).parent.parent
-DOC = (ROOT / "docs" / "PROTOCOL.md").read_text()
 JS = (ROOT / "static" / "js" / "protocol.js").read_text()
 SOURCES = {p.name: p.read_text() for p in (ROOT / "gameserver").rglob("*.py")}
 
@@ -19,18 +20,6 @@ def section(title: str) -> str:
     match = re.search(rf"^## \d+\. {re.escape(title)}\n(.*?)(?=^## |\Z)", DOC, re.M | re.S)
     assert match, f"PROTOCOL.md has no section {title!r}"
     return match.group(1)
-
-
-def table_after(text: str, marker: str) -> list[list[str]]:
-    """Cells of the first table after ``marker`` in ``text`` (header and rule skipped)."""
-    lines = text[text.index(marker):].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
 
 
 def code_of(cell: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,9 +18,8 @@ from gameserver.games.arena import RULES, Arena, move
 from gameserver.keys import MANAGER
 
 from .client import MatchmakeFailed, Player, matchmake
+from .doctables import DOC, table_after
 from .rawws import RawSocket
-
-DOC = (Path(__file__).parent.parent / "docs" / "PROTOCOL.md").read_text()
 
 
 def url(server: TestServer) -> str:
@@ -254,20 +252,8 @@ async def test_a_missing_name_still_defaults(session: aiohttp.ClientSession,
 
 # -- 7. the movement rule: the document's worked examples are the code's answers ----------
 
-def doc_table(header: str) -> list[list[str]]:
-    """The rows of the table in PROTOCOL.md whose header row starts with ``header``."""
-    lines = [line.strip() for line in DOC.splitlines()]  # tables may be indented in lists
-    start = lines.index(next(line for line in lines if line.startswith(header)))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
-
-
 def test_the_documented_movement_examples_are_what_arena_move_computes() -> None:
-    rows = doc_table("| x | y | dx | dy | step | x' | y' |")
+    rows = table_after(DOC, "| x | y | dx | dy | step | x' | y' |")
     assert len(rows) >= 8
     for row in rows:
         x, y, dx, dy, step, nx, ny = (int(v) for v in row[:7])
@@ -276,7 +262,7 @@ def test_the_documented_movement_examples_are_what_arena_move_computes() -> None
 
 def test_every_config_key_the_arena_sends_is_defined() -> None:
     documented = set()
-    for row in doc_table("| key | meaning |"):
+    for row in table_after(DOC, "| key | meaning |"):
         documented |= set(re.findall(r"`([a-z_]+)`", row[0]))
     room = Arena("r", 20.0, {})
     room.on_create({})
