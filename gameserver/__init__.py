@@ -5,10 +5,10 @@ The public API for game authors is small: subclass :class:`Room`, declare
 ``gameserver`` command.
 """
 
-from .app import create_app
-from .config import Settings
-from .room import InvalidInput, InvalidOption, JoinRefused, Player, Room
-from .state import Entity
+from gameserver.config import Settings
+from gameserver.core.room import InvalidInput, InvalidOption, JoinRefused, Player, Room
+from gameserver.core.world import Entity
+from gameserver.web.app import create_app
 
 __all__ = ["Entity", "InvalidInput", "InvalidOption", "JoinRefused", "Player", "Room",
            "Settings", "create_app"]

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from . import health, logs
-from .app import create_app
-from .config import ConfigError, Settings, build_parser, load
-from .connections import Runner
+from gameserver import logs
+from gameserver.config import ConfigError, Settings, build_parser, load
+from gameserver.web import health
+from gameserver.web.app import create_app
+from gameserver.web.connections import Runner
 
 log = logging.getLogger("gameserver")
 
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load(argv)
         if settings.workers > 1:  # a supervisor of N single-worker processes (workers.py)
-            from .workers import supervise
+            from gameserver.cluster.workers import supervise
             return supervise(settings, list(sys.argv[1:] if argv is None else argv))
         app = create_app(settings)
     except ConfigError as exc:
@@ -66,7 +67,7 @@ async def serve(app: web.Application, settings: Settings) -> None:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
     if settings.redis:  # join the cluster under this address (cluster.py)
-        from .cluster import announce
+        from gameserver.cluster.node import announce
         await announce(app, shown, port)
     print(f"gameserver: serving on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
     # Everything built so far lives as long as the process: keep it out of the

@@ -6,7 +6,7 @@ walks the frames of a read in place, so a bot that only counts costs one
 callback per read, whatever the number of frames in it. Most bots read the
 input ack straight from the update's first bytes (updates are
 ``0x95|0x98, 11|12, ack, ...``); a sample decodes everything and keeps a
-:class:`~gameserver.replica.Replica` to check the state it is sent.
+:class:`~gameserver.core.replica.Replica` to check the state it is sent.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from typing import Any
 
 import msgpack
 
-from gameserver import protocol
-from gameserver.replica import Replica, ReplicaError
+from gameserver.core import codec
+from gameserver.core.replica import Replica, ReplicaError
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 _UPDATE_HEADS = (0x95, 0x98)  # fixarray(5) snapshot, fixarray(8) delta
-_UPDATE_KINDS = (protocol.S_SNAPSHOT, protocol.S_DELTA)
+_UPDATE_KINDS = (codec.S_SNAPSHOT, codec.S_DELTA)
 
 # One masking key per process. RFC 6455 wants a fresh key per frame so that a
 # browser's frames cannot poison intermediary caches; between a bot and a
@@ -76,8 +76,8 @@ def read_ack(buf: bytes, p: int) -> int:
     return -1
 
 
-_INPUT_HEAD = bytes((0x93, protocol.C_INPUT))  # [1, seq, [dx, dy]]
-_LEAVE = msgpack.packb([protocol.C_LEAVE])
+_INPUT_HEAD = bytes((0x93, codec.C_INPUT))  # [1, seq, [dx, dy]]
+_LEAVE = msgpack.packb([codec.C_LEAVE])
 
 
 class Shared:
@@ -236,11 +236,11 @@ class Bot(asyncio.Protocol):
             self.errors += 1
             return
         kind = msg[0] if isinstance(msg, list) and msg else None
-        if kind == protocol.S_WELCOME and self.welcome is None:
+        if kind == codec.S_WELCOME and self.welcome is None:
             self.welcome = msg
             if not self._handshake.done():
                 self._handshake.set_result(msg)
-        elif kind == protocol.S_ERROR:
+        elif kind == codec.S_ERROR:
             self.errors += 1
 
     def _closed_by_server(self, code: int) -> None:
@@ -340,7 +340,7 @@ class SampledBot(Bot):
             self.replica_errors += 1
             self.replica = None  # it cannot follow any more; stop checking
             return
-        if msg[0] == protocol.S_DELTA:
+        if msg[0] == codec.S_DELTA:
             self.delta_bytes += end - start
             self.moved += _count_changed(msg[5])
         if self._move is not None:

@@ -29,7 +29,7 @@ import msgpack
 from aiohttp import web
 
 from gameserver import Settings, create_app
-from gameserver.keys import MANAGER
+from gameserver.web.keys import MANAGER
 
 
 def kernel_queued(sock: socket.socket, request: int) -> int:

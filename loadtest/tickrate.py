@@ -16,7 +16,7 @@ import time
 import aiohttp
 import msgpack
 
-from gameserver import protocol
+from gameserver.core import codec
 
 
 async def measure(base: str, seconds: float) -> dict[str, float]:
@@ -32,7 +32,7 @@ async def measure(base: str, seconds: float) -> dict[str, float]:
             while time.monotonic() - began < seconds:
                 msg = await ws.receive(timeout=5)
                 data = msgpack.unpackb(msg.data)
-                if data[0] in (protocol.S_SNAPSHOT, protocol.S_DELTA):
+                if data[0] in (codec.S_SNAPSHOT, codec.S_DELTA):
                     last = (data[2], time.monotonic())
                     first = first or last
                     updates += 1

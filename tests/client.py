@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import msgpack
 
-from gameserver import protocol
-from gameserver.replica import Replica
+from gameserver.core import codec
+from gameserver.core.replica import Replica
 
 
 class MatchmakeFailed(Exception):
@@ -56,7 +56,7 @@ class Player:
         if msg.type is not aiohttp.WSMsgType.BINARY:
             raise ConnectionError(f"no welcome: {msg.type} {msg.data!r} {msg.extra!r}")
         welcome = msgpack.unpackb(msg.data)
-        if welcome[0] != protocol.S_WELCOME:
+        if welcome[0] != codec.S_WELCOME:
             await ws.close()
             raise ConnectionError(f"expected a welcome, got {welcome}")
         return cls(ws, welcome)
@@ -70,7 +70,7 @@ class Player:
 
     async def send_input(self, dx: int, dy: int) -> int:
         self.seq += 1
-        await self.ws.send_bytes(msgpack.packb([protocol.C_INPUT, self.seq, [dx, dy]]))
+        await self.ws.send_bytes(msgpack.packb([codec.C_INPUT, self.seq, [dx, dy]]))
         return self.seq
 
     async def send(self, *items: Any) -> None:
@@ -82,10 +82,10 @@ class Player:
         if msg.type is not aiohttp.WSMsgType.BINARY:
             raise ConnectionError(f"socket ended: {msg.type} {msg.data!r} {msg.extra!r}")
         data = msgpack.unpackb(msg.data)
-        if data[0] in (protocol.S_SNAPSHOT, protocol.S_DELTA):
+        if data[0] in (codec.S_SNAPSHOT, codec.S_DELTA):
             self.replica.apply(data)
             self.updates.append((time.monotonic(), data))
-        elif data[0] == protocol.S_ERROR:
+        elif data[0] == codec.S_ERROR:
             self.errors.append(data)
             self.messages.append(data)
         else:
@@ -116,7 +116,7 @@ class Player:
         """
         previous = None
         for _, message in self.updates:
-            if message[0] == protocol.S_DELTA and previous is not None and message[3] != previous:
+            if message[0] == codec.S_DELTA and previous is not None and message[3] != previous:
                 return False
             previous = message[2]
         return True
@@ -143,7 +143,7 @@ class Player:
             msg = await self.ws.receive(timeout=max(0.01, deadline - time.monotonic()))
             if msg.type is aiohttp.WSMsgType.BINARY:
                 data = msgpack.unpackb(msg.data)
-                if data[0] == protocol.S_ERROR:
+                if data[0] == codec.S_ERROR:
                     self.errors.append(data)
                 continue
             if msg.type is aiohttp.WSMsgType.CLOSE:  # the close frame's own code and reason

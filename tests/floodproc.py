@@ -31,7 +31,7 @@ import time
 import aiohttp
 import msgpack
 
-from gameserver import protocol
+from gameserver.core import codec
 
 _MASK = b"\x00\x00\x00\x00"  # a zero mask: still a masked client frame, payload as is
 FRAMES = {
@@ -54,8 +54,8 @@ async def honest(base: str, seconds: float) -> None:
         async def read() -> None:  # all along, so nothing queued before the window counts
             async for msg in ws:
                 if (msg.type is aiohttp.WSMsgType.BINARY
-                        and msgpack.unpackb(msg.data)[0] in (protocol.S_SNAPSHOT,
-                                                              protocol.S_DELTA)):
+                        and msgpack.unpackb(msg.data)[0] in (codec.S_SNAPSHOT,
+                                                              codec.S_DELTA)):
                     arrivals.append(time.monotonic())
 
         reading = asyncio.create_task(read())

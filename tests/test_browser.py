@@ -32,8 +32,8 @@ import aiohttp
 import msgpack
 import pytest
 
+from gameserver.core.replica import Replica
 from gameserver.games.arena import RULES, move
-from gameserver.replica import Replica
 
 from .browsing import missing
 

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .client import Player
 
@@ -57,7 +57,7 @@ async def test_sigterm_tells_players_and_exits(cli_server: tuple[Any, str]) -> N
         await ann.pump()
         proc.send_signal(signal.SIGTERM)
         code, reason = await ann.close_event()
-    assert code == protocol.CLOSE_GOING_AWAY
+    assert code == codec.CLOSE_GOING_AWAY
     assert "shutting down" in reason
     assert await asyncio.wait_for(proc.wait(), 10) == 0
 

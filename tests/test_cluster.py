@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .client import Player, matchmake
 
@@ -253,7 +253,7 @@ async def test_a_draining_node_gets_no_new_rooms(redis_url: str, redis: Redis, p
                 assert j["room_id"] != ann.room_id and netloc(j) != a.netloc
             assert await redis.hget(a_key, "draining") == "1"  # all while A was draining
             code, _ = await ann.close_event()
-            assert code == protocol.CLOSE_GOING_AWAY
+            assert code == codec.CLOSE_GOING_AWAY
             assert await asyncio.wait_for(a.proc.wait(), 10) == 0
             assert time.monotonic() - signalled < 5
             assert not await redis.exists(a_key, f"{prefix}:room:{ann.room_id}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.app import create_app, load_game
 from gameserver.config import ConfigError, load
-from gameserver.keys import MANAGER
+from gameserver.web.app import create_app, load_game
+from gameserver.web.keys import MANAGER
 
 
 def test_flags_beat_the_environment_which_beats_defaults() -> None:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .client import Player, matchmake
 
@@ -134,6 +134,6 @@ def test_fuzzed_frames_never_hurt_the_server_or_the_room(live_server: str) -> No
             assert 19 <= await good.rate(2.0) <= 21 and good.gapless()
             seq = await good.send_input(100, 0)
             await good.until(lambda: good.replica.ack == seq)
-            assert good.version == protocol.PROTOCOL_VERSION
+            assert good.version == codec.PROTOCOL_VERSION
 
     asyncio.run(good_client())

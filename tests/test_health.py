@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, make_mocked_request
 
-from gameserver import Settings, create_app, protocol
-from gameserver.health import readyz, set_draining
+from gameserver import Settings, create_app
+from gameserver.core import codec
+from gameserver.web.health import readyz, set_draining
 
 from .client import MatchmakeFailed, Player, matchmake
 
@@ -49,7 +50,7 @@ async def test_readiness_flips_to_503_when_shutdown_begins(
     assert refused.value.body["error"] == "server_draining"
     while (msg := await ann.ws.receive(timeout=5)).type is aiohttp.WSMsgType.BINARY:
         pass
-    assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, protocol.CLOSE_GOING_AWAY)
+    assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, codec.CLOSE_GOING_AWAY)
     await shutdown
     assert (await get(session, f"{base}/readyz"))[0] == 503
 

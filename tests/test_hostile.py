@@ -12,9 +12,9 @@ import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gameserver import protocol
 from gameserver.auth import sign
-from gameserver.keys import MANAGER
+from gameserver.core import codec
+from gameserver.web.keys import MANAGER
 
 from .client import MatchmakeFailed, Player, matchmake
 from .rawws import RawSocket
@@ -51,8 +51,8 @@ async def test_each_bad_message_gets_its_error_and_the_room_sees_nothing(
     ]
     for data, _ in bad:
         await ann.ws.send_bytes(data)
-    await ann.send(protocol.C_INPUT, 9, [0, 0])
-    await ann.send(protocol.C_INPUT, 3, [0, 0])  # stale: 9 was accepted
+    await ann.send(codec.C_INPUT, 9, [0, 0])
+    await ann.send(codec.C_INPUT, 3, [0, 0])  # stale: 9 was accepted
     await ann.until(lambda: len(ann.errors) == len(bad) + 1)
     assert [e[1] for e in ann.errors] == [code for _, code in bad] + ["stale_seq"]
     assert all(isinstance(e[2], str) and e[2] for e in ann.errors)
@@ -67,7 +67,7 @@ async def test_an_oversized_message_closes_only_its_sender(
     ann, bob = await pair(session, base)
     await ann.ws.send_bytes(msgpack.packb([2, "chat", "x" * 10_000]))
     code, _ = await ann.close_event()
-    assert code == protocol.CLOSE_TOO_BIG
+    assert code == codec.CLOSE_TOO_BIG
     assert 17 <= await bob.rate() <= 23 and bob.gapless()
 
 
@@ -79,7 +79,7 @@ async def test_a_player_moves_only_their_own_avatar_and_only_by_the_rules(
     await ann.until(lambda: ann.avatar is not None)
     x0 = ann.avatar["x"]  # type: ignore[index]
     direction = 1 if x0 < 800 else -1
-    await ann.send(protocol.C_INPUT, 1, [direction * 10**9, 0])  # "teleport"
+    await ann.send(codec.C_INPUT, 1, [direction * 10**9, 0])  # "teleport"
     await ann.until(lambda: ann.replica.ack == 1)
     assert abs(ann.avatar["x"] - x0) == ann.config["step"]  # type: ignore[index]
     await bob.updates_for(0.2)
@@ -96,7 +96,7 @@ async def test_a_flood_is_rate_limited_then_closed(start_server: Callable[..., A
         seq = 0
         while not ann.ws.closed and time.monotonic() - began < 8:
             seq += 1
-            await ann.send(protocol.C_PING, seq)
+            await ann.send(codec.C_PING, seq)
             await asyncio.sleep(0.005)
 
     flooding = asyncio.create_task(flood())
@@ -104,7 +104,7 @@ async def test_a_flood_is_rate_limited_then_closed(start_server: Callable[..., A
     await flooding
     codes = [e[1] for e in ann.errors]
     assert "rate_limited" in codes
-    assert code == protocol.CLOSE_RATE_LIMITED and "rate limit" in reason
+    assert code == codec.CLOSE_RATE_LIMITED and "rate limit" in reason
     assert 3.0 < time.monotonic() - began < 6.0  # told, then closed after the patience
     assert 17 <= await bob.rate() <= 23 and bob.errors == [] and bob.gapless()
 
@@ -134,7 +134,7 @@ async def test_browser_origins_are_checked(start_server: Callable[..., Any],
         assert not allowed and exc.status == 403
     else:
         assert allowed
-        assert msgpack.unpackb((await ws.receive()).data)[0] == protocol.S_WELCOME
+        assert msgpack.unpackb((await ws.receive()).data)[0] == codec.S_WELCOME
 
 
 async def test_same_origin_pages_may_connect(session: aiohttp.ClientSession,
@@ -142,7 +142,7 @@ async def test_same_origin_pages_may_connect(session: aiohttp.ClientSession,
     base = url(server)
     body = await matchmake(session, base, name="o")
     ws = await session.ws_connect(body["ws_url"], headers={"Origin": base})
-    assert msgpack.unpackb((await ws.receive()).data)[0] == protocol.S_WELCOME
+    assert msgpack.unpackb((await ws.receive()).data)[0] == codec.S_WELCOME
 
 
 async def test_connections_per_address_are_limited(start_server: Callable[..., Any],
@@ -205,9 +205,9 @@ async def test_raw_protocol_abuse_is_survived(server: TestServer,
     # A text frame, a fragmented-then-abandoned message, garbage after a good frame.
     reservation = await matchmake(session, base, name="raw")
     raw = await RawSocket.open(host, port, "/ws?token=" + reservation["token"])
-    assert (await raw.read_message())[0] == protocol.S_WELCOME
+    assert (await raw.read_message())[0] == codec.S_WELCOME
     raw.send_frame(b"hello", opcode=0x1)
-    while (msg := await raw.read_message())[0] != protocol.S_ERROR:
+    while (msg := await raw.read_message())[0] != codec.S_ERROR:
         pass
     assert msg[1] == "text_frame"
     raw.send_frame(msgpack.packb([3, 1.0]), opcode=0x2)
@@ -216,5 +216,5 @@ async def test_raw_protocol_abuse_is_survived(server: TestServer,
         while True:
             await raw.read_message()
     if isinstance(closed.value, ConnectionResetError):
-        assert closed.value.args[1] == protocol.CLOSE_PROTOCOL_ERROR
+        assert closed.value.args[1] == codec.CLOSE_PROTOCOL_ERROR
     assert 17 <= await ann.rate() <= 23 and ann.gapless()

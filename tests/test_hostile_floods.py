@@ -16,9 +16,9 @@ import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gameserver import protocol
 from gameserver.auth import sign
-from gameserver.keys import MANAGER
+from gameserver.core import codec
+from gameserver.web.keys import MANAGER
 
 from .client import Player, matchmake
 from .rawws import RawSocket
@@ -80,7 +80,7 @@ async def test_a_control_frame_flood_is_closed_and_other_rooms_keep_their_rate(
     rate = await honest.rate()
     result = json.loads(await line(attacker))
     await asyncio.wait_for(attacker.wait(), 10)
-    assert result["code"] == protocol.CLOSE_RATE_LIMITED, result
+    assert result["code"] == codec.CLOSE_RATE_LIMITED, result
     # Control frames: a second over their budget. Data messages: told, then 3 s.
     assert result["after"] < (2.5 if kind != "binary" else 4.5), result
     assert rate >= MIN_RATE, f"the honest player got {rate:.1f} updates/s during the {kind} flood"
@@ -100,7 +100,7 @@ async def test_room_messages_have_their_own_budget(start_server: Callable[..., A
     began = asyncio.get_running_loop().time()
     while (elapsed := asyncio.get_running_loop().time() - began) < seconds:
         sent += 1  # 20 a second: well inside the connection's budget of 60
-        await ann.send(protocol.C_MESSAGE, "chat", f"spam {sent} " + "x" * 150)
+        await ann.send(codec.C_MESSAGE, "chat", f"spam {sent} " + "x" * 150)
         await ann.send_input(1, 0)  # inputs are not held back by chatting
         await asyncio.sleep(0.05)
     await bob.updates_for(0.5)
@@ -115,7 +115,7 @@ async def test_room_messages_have_their_own_budget(start_server: Callable[..., A
     server = await start_server(message_rate=100, message_bytes=1024)
     ann = await Player.join(session, url(server), name="ann")
     for i in range(3):
-        await ann.send(protocol.C_MESSAGE, "chat", f"{i}" + "y" * 1500)
+        await ann.send(codec.C_MESSAGE, "chat", f"{i}" + "y" * 1500)
     await ann.until(lambda: len(ann.errors) == 3)
     assert [e[1] for e in ann.errors] == ["invalid_input", "invalid_input",
                                           "message_rate_limited"]
@@ -228,7 +228,7 @@ async def test_pings_are_answered_within_their_budget_and_dropped_beyond_it(
     assert server.port is not None
     reservation = await matchmake(session, url(server), name="pinger")
     raw = await RawSocket.open(server.host, server.port, "/ws?token=" + reservation["token"])
-    assert (await raw.read_message())[0] == protocol.S_WELCOME
+    assert (await raw.read_message())[0] == codec.S_WELCOME
     for i in range(100):  # at once: over the burst of 40
         raw.send_frame(b"p%d" % i, opcode=0x9)
     pongs: list[bytes] = []
@@ -242,7 +242,7 @@ async def test_pings_are_answered_within_their_budget_and_dropped_beyond_it(
             break
         if opcode == 0xA:
             pongs.append(payload)
-        elif opcode == 0x2 and msgpack.unpackb(payload)[0] == protocol.S_ERROR:
+        elif opcode == 0x2 and msgpack.unpackb(payload)[0] == codec.S_ERROR:
             errors.append(msgpack.unpackb(payload))
     assert pongs == [b"p%d" % i for i in range(40)]  # in order, each with its payload
     assert [e[1] for e in errors] == ["rate_limited"]  # told once

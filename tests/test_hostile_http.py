@@ -20,9 +20,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gameserver import headers
 from gameserver.auth import sign
-from gameserver.names import MAX_LENGTH, clean_name
+from gameserver.core.names import MAX_LENGTH, clean_name
+from gameserver.web import headers
 
 from .client import Player, matchmake
 
@@ -199,7 +199,7 @@ async def test_a_body_in_two_tcp_pieces_is_read_whole(start_server: Callable[...
 
 async def test_cluster_room_creation_reads_the_whole_body(
         start_server: Callable[..., Any], redis_url: str) -> None:
-    from gameserver.cluster import CLUSTER
+    from gameserver.cluster.node import CLUSTER
     server = await start_server(redis=redis_url, cluster_prefix=f"h{os.getpid()}")
     token = server.app[CLUSTER].token
     body = json.dumps({"game": "arena", "private": False, "options": {}}).encode()
@@ -371,7 +371,7 @@ async def test_security_and_cache_headers(start_server: Callable[..., Any]) -> N
             async with session.get(base + path) as resp:
                 assert resp.status == 404, path
     # The pages load no inline script or style: the CSP above needs none.
-    for page in (ROOT / "static" / "index.html", ROOT / "gameserver" / "monitor.html"):
+    for page in (ROOT / "static" / "index.html", ROOT / "gameserver" / "web" / "monitor.html"):
         text = page.read_text()
         assert "<style" not in text and " style=" not in text and "<script>" not in text
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gameserver.auth import AuthError, sign, verify
-from gameserver.client_budgets import KeyedBuckets, PendingReservations
-from gameserver.limits import AddressCounter, RateLimiter, TokenBucket, Verdict
+from gameserver.core.limits import AddressCounter, RateLimiter, TokenBucket, Verdict
+from gameserver.web.client_budgets import KeyedBuckets, PendingReservations
 
 
 def test_token_bucket_allows_bursts_then_the_rate() -> None:

@@ -13,9 +13,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from gameserver import Entity, Room, protocol
+from gameserver import Entity, Room
+from gameserver.core import codec
+from gameserver.core.ticker import TICK_BUCKETS, TickStats
 from gameserver.games.arena import Arena
-from gameserver.ticker import TICK_BUCKETS, TickStats
 
 from .client import MatchmakeFailed, Player, matchmake
 
@@ -66,16 +67,16 @@ async def test_the_metrics_say_what_happened(session: aiohttp.ClientSession, bas
     for i in range(50):
         p = players[i % 5]
         p.seq += 1
-        frame = msgpack.packb([protocol.C_INPUT, p.seq, [10, 0]])
+        frame = msgpack.packb([codec.C_INPUT, p.seq, [10, 0]])
         sent_bytes += len(frame)
         await p.ws.send_bytes(frame)
     for p in players:
         await p.until(lambda p=p: p.replica.ack == 10)
-    leave = msgpack.packb([protocol.C_LEAVE])
+    leave = msgpack.packb([codec.C_LEAVE])
     for p in players[:2]:
         await p.ws.send_bytes(leave)
         sent_bytes += len(leave)
-        assert await closed_with(p) == protocol.CLOSE_NORMAL
+        assert await closed_with(p) == codec.CLOSE_NORMAL
 
     m = await settle(session, base,
                      lambda m: value(m, "gameserver_players", game="arena") == 3
@@ -114,9 +115,9 @@ async def test_the_metrics_say_what_happened(session: aiohttp.ClientSession, bas
 async def test_rejections_and_failed_matchmaking_are_counted_by_code(
         session: aiohttp.ClientSession, base: str) -> None:
     ann = await Player.join(session, base, name="ann")
-    await ann.send(protocol.C_INPUT, 1, "not a vector")  # arena refuses it: invalid_input
-    await ann.send(protocol.C_INPUT, 1, [0, 0])  # fine
-    await ann.send(protocol.C_INPUT, 1, [0, 0])  # the same seq again: stale_seq
+    await ann.send(codec.C_INPUT, 1, "not a vector")  # arena refuses it: invalid_input
+    await ann.send(codec.C_INPUT, 1, [0, 0])  # fine
+    await ann.send(codec.C_INPUT, 1, [0, 0])  # the same seq again: stale_seq
     await ann.ws.send_str("hello")  # text_frame
     await ann.until(lambda: len(ann.errors) == 3)
     with pytest.raises(MatchmakeFailed):
@@ -140,7 +141,7 @@ async def test_a_closed_rooms_counts_stay(start_server: Callable[..., Any],
     base = url(server)
     ann = await Player.join(session, base, name="ann")
     await ann.updates_for(0.3)
-    await ann.send(protocol.C_INPUT, 1, "bad")
+    await ann.send(codec.C_INPUT, 1, "bad")
     await ann.until(lambda: bool(ann.errors))
     before = await scrape(session, base)
     await ann.ws.close()
@@ -183,7 +184,7 @@ async def test_crashes_and_reconnections_are_counted(start_server: Callable[...,
     server = await start_server(games=(Arena, Crashy), reconnect_grace=5)
     base = url(server)
     victim = await Player.join(session, base, game="crashy", name="v")
-    assert await closed_with(victim) == protocol.CLOSE_ROOM_CRASHED
+    assert await closed_with(victim) == codec.CLOSE_ROOM_CRASHED
 
     ann = await Player.join(session, base, name="ann")
     await ann.pump()

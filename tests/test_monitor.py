@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .client import Player
 
@@ -156,7 +156,7 @@ async def test_kick_closes_the_players_socket_with_4003(session: aiohttp.ClientS
                               json={"player_id": bob.player_id, "reason": "cheating"})
     assert status == 200 and data["kicked"] == bob.player_id
     code, reason = await closed_with(bob)
-    assert (code, reason) == (protocol.CLOSE_KICKED, "cheating")
+    assert (code, reason) == (codec.CLOSE_KICKED, "cheating")
     await ann.updates_for(0.2)
     _, room = await call(session, "GET", f"{admin_base}/admin/rooms/{ann.room_id}", AUTH)
     assert [p["name"] for p in room["players"]] == ["ann"]
@@ -170,7 +170,7 @@ async def test_dispose_closes_the_room_with_4002(session: aiohttp.ClientSession,
                               f"{admin_base}/admin/rooms/{ann.room_id}/dispose", AUTH)
     assert (status, data) == (200, {"disposed": ann.room_id})
     for player in (ann, bob):
-        assert (await closed_with(player))[0] == protocol.CLOSE_ROOM_CLOSED
+        assert (await closed_with(player))[0] == codec.CLOSE_ROOM_CLOSED
     _, listing = await call(session, "GET", f"{admin_base}/admin/rooms", AUTH)
     assert listing["rooms"] == []
     assert (await call(session, "GET", f"{admin_base}/admin/rooms/{ann.room_id}", AUTH)
@@ -238,13 +238,13 @@ async def test_the_monitor_page_shows_a_room_and_kicks_a_player(
     print(f"monitor screenshot: {shot}")
 
     await page.click(f"#d-players tr[data-player='{eve.player_id}'] button")
-    assert (await closed_with(eve))[0] == protocol.CLOSE_KICKED
+    assert (await closed_with(eve))[0] == codec.CLOSE_KICKED
     await page.wait_for_function(
         f"() => !document.querySelector(\"#d-players tr[data-player='{eve.player_id}']\")")
 
     await page.click("#d-dispose")  # arms
     await page.click("#d-dispose")  # disposes
-    assert (await closed_with(ann))[0] == protocol.CLOSE_ROOM_CLOSED
+    assert (await closed_with(ann))[0] == codec.CLOSE_ROOM_CLOSED
     await page.wait_for_selector("#d-gone", state="visible")
     await page.wait_for_function(
         f"() => !document.querySelector(\"#rooms tr[data-room='{ann.room_id}']\")")

@@ -7,8 +7,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from gameserver import protocol
-from gameserver.protocol import ProtocolError, decode_client
+from gameserver.core import codec
+from gameserver.core.codec import ProtocolError, decode_client
 
 
 @pytest.mark.parametrize(("data", "code"), [
@@ -37,19 +37,19 @@ def test_bad_frames_get_a_stable_code(data: bytes, code: str) -> None:
 
 
 @pytest.mark.parametrize(("items", "expected"), [
-    ([1, 7, [100, -5]], protocol.Input(7, [100, -5])),
-    ([2, "chat", "hi"], protocol.Message("chat", "hi")),
-    ([3, 12.5], protocol.Ping(12.5)),
-    ([4], protocol.Leave()),
+    ([1, 7, [100, -5]], codec.Input(7, [100, -5])),
+    ([2, "chat", "hi"], codec.Message("chat", "hi")),
+    ([3, 12.5], codec.Ping(12.5)),
+    ([4], codec.Leave()),
 ])
 def test_good_frames_decode(items: list[Any], expected: Any) -> None:
     assert decode_client(msgpack.packb(items)) == expected
 
 
 def test_update_frames_concatenate_into_valid_msgpack() -> None:
-    tail = protocol.encode_delta_tail(9, 8, [1, 0, 5], [2, 3, 1, -1], [4], [["chat", "x"]])
-    message = msgpack.unpackb(protocol.DELTA_HEADER + msgpack.packb(300) + tail)
-    assert message == [protocol.S_DELTA, 300, 9, 8, [1, 0, 5], [2, 3, 1, -1], [4], [["chat", "x"]]]
-    snap = protocol.encode_snapshot_tail(9, [1, 0, 5], [])
-    assert msgpack.unpackb(protocol.SNAPSHOT_HEADER + b"\x00" + snap) == \
-        [protocol.S_SNAPSHOT, 0, 9, [1, 0, 5], []]
+    tail = codec.encode_delta_tail(9, 8, [1, 0, 5], [2, 3, 1, -1], [4], [["chat", "x"]])
+    message = msgpack.unpackb(codec.DELTA_HEADER + msgpack.packb(300) + tail)
+    assert message == [codec.S_DELTA, 300, 9, 8, [1, 0, 5], [2, 3, 1, -1], [4], [["chat", "x"]]]
+    snap = codec.encode_snapshot_tail(9, [1, 0, 5], [])
+    assert msgpack.unpackb(codec.SNAPSHOT_HEADER + b"\x00" + snap) == \
+        [codec.S_SNAPSHOT, 0, 9, [1, 0, 5], []]

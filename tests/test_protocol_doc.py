@@ -1,4 +1,4 @@
-"""A guard against drift: docs/PROTOCOL.md, gameserver/protocol.py, static/js/protocol.js and
+"""A guard against drift: docs/PROTOCOL.md, gameserver/codec.py, static/js/protocol.js and
 what the server actually sends name the same message kinds, error codes and close codes."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .doctables import DOC, table_after
 
@@ -34,18 +34,18 @@ def test_message_kinds_agree() -> None:
     socket = section("The game socket")
     documented = {(int(n), name) for n, name in
                   re.findall(r"^\| (\d+) ([A-Z]+) \|", socket, re.M)}
-    python = {(value, name.split("_", 1)[1]) for name, value in vars(protocol).items()
+    python = {(value, name.split("_", 1)[1]) for name, value in vars(codec).items()
               if re.fullmatch(r"[CS]_[A-Z]+", name)}
     js = {(int(n), name) for name, n in
           re.findall(r"^export const [CS]_([A-Z]+) = (\d+);", JS, re.M)}
-    assert documented == python, "PROTOCOL.md vs protocol.py"
-    assert js == python, "static/js/protocol.js vs protocol.py"
+    assert documented == python, "PROTOCOL.md vs codec.py"
+    assert js == python, "static/js/protocol.js vs codec.py"
 
 
 # -- WebSocket ERROR codes -----------------------------------------------------------------
 
 # How the server sends an ERROR: ProtocolError(code, ...), encode_error(code, ...) and
-# ws.py's _refuse(ws, close_code, code, ...).
+# game_socket.py's _refuse(ws, close_code, code, ...).
 SENT_ERROR = re.compile(r"(?:ProtocolError|encode_error)\(\s*\"([a-z_]+)\"|"
                         r"_refuse\(\s*ws,\s*[\w.]+,\s*\"([a-z_]+)\"")
 
@@ -62,7 +62,7 @@ def test_websocket_error_codes_agree_with_what_the_server_sends() -> None:
 # -- HTTP error codes ----------------------------------------------------------------------
 
 # The public HTTP API (not the admin or cluster endpoints, which have their own codes).
-HTTP_MODULES = ("http_api.py", "rooms.py", "auth.py", "origin.py", "ws.py")
+HTTP_MODULES = ("http_api.py", "matchmaker.py", "auth.py", "origin.py", "game_socket.py")
 SENT_HTTP = re.compile(r"(?:MatchmakingError|AuthError|\berror)\(\s*\"([a-z_]+)\"|"
                        r"\"error\":\s*\"([a-z_]+)\"")
 
@@ -91,21 +91,21 @@ def close_rows() -> dict[int, str]:
 def test_close_codes_agree() -> None:
     rows = close_rows()
     server_sent = {code for code, who in rows.items() if "server" in who or who == "either"}
-    python = {value: name for name, value in vars(protocol).items()
+    python = {value: name for name, value in vars(codec).items()
               if name.startswith("CLOSE_")}
-    assert set(python) == server_sent, "protocol.py vs the codes PROTOCOL.md says the server sends"
+    assert set(python) == server_sent, "codec.py vs the codes PROTOCOL.md says the server sends"
     js = {int(n) for n in re.findall(r"^\s*[A-Z_]+: (\d+),", JS, re.M)}
     assert js == set(rows), "static/js/protocol.js CLOSE vs PROTOCOL.md"
 
 
 def test_every_documented_server_close_is_sent() -> None:
-    """Each code is used by gameserver outside protocol.py, or sent by the WebSocket layer
+    """Each code is used by gameserver outside codec.py, or sent by the WebSocket layer
     (aiohttp's frame parser: tests/test_hostile.py and test_protocol_truth.py provoke them)."""
-    code_text = "\n".join(text for name, text in SOURCES.items() if name != "protocol.py")
+    code_text = "\n".join(text for name, text in SOURCES.items() if name != "codec.py")
     for code, who in close_rows().items():
         if "server" not in who and who != "either":
             continue
-        name = next(n for n, v in vars(protocol).items() if n.startswith("CLOSE_") and v == code)
+        name = next(n for n, v in vars(codec).items() if n.startswith("CLOSE_") and v == code)
         if who == "server (WebSocket layer)":
             assert name not in code_text, f"{code} is sent by gameserver: say so"
         else:

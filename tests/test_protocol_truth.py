@@ -12,10 +12,11 @@ import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gameserver import Entity, Room, protocol
+from gameserver import Entity, Room
 from gameserver import Player as Seat
+from gameserver.core import codec
 from gameserver.games.arena import RULES, Arena, move
-from gameserver.keys import MANAGER
+from gameserver.web.keys import MANAGER
 
 from .client import MatchmakeFailed, Player, matchmake
 from .doctables import DOC, table_after
@@ -57,12 +58,12 @@ async def test_after_a_replacement_the_snapshot_ack_is_final(
     await ann.until(lambda: ann.replica.ack >= 1)
     back = await Player.connect(session, f"{base}/ws?reconnect={ann.reconnect_token}")
     await back.until(lambda: bool(back.updates))
-    assert back.updates[0][1][0] == protocol.S_SNAPSHOT
+    assert back.updates[0][1][0] == codec.S_SNAPSHOT
     ack = back.replica.ack
     assert 1 <= ack < 30  # inputs were still queued when the socket was replaced
     await back.updates_for(0.4)  # no new input: the ack must not move
     assert {u[1][1] for u in back.updates} == {ack}
-    await back.send(protocol.C_INPUT, ack + 1, [0, 10])  # numbering continues after it
+    await back.send(codec.C_INPUT, ack + 1, [0, 10])  # numbering continues after it
     await back.until(lambda: back.replica.ack == ack + 1)
     assert back.errors == []
 
@@ -110,7 +111,7 @@ async def frames_until_update(player: Player) -> list[list[Any]]:
     while True:
         message = await player.pump()
         out.append(message)
-        if message[0] in (protocol.S_SNAPSHOT, protocol.S_DELTA):
+        if message[0] in (codec.S_SNAPSHOT, codec.S_DELTA):
             return out
 
 
@@ -119,8 +120,8 @@ async def test_send_from_on_join_follows_the_welcome(
     _, base = await hooks_server(start_server)
     ann = await Player.join(session, base, game="hooks", name="ann")
     frames = await frames_until_update(ann)
-    assert frames[:2] == [[protocol.S_MESSAGE, "hello", "ann"], [protocol.S_MESSAGE, "second", 2]]
-    assert frames[2][0] == protocol.S_SNAPSHOT
+    assert frames[:2] == [[codec.S_MESSAGE, "hello", "ann"], [codec.S_MESSAGE, "second", 2]]
+    assert frames[2][0] == codec.S_SNAPSHOT
 
 
 async def test_kick_from_on_join_closes_after_the_welcome_and_frees_the_seat(
@@ -131,9 +132,9 @@ async def test_kick_from_on_join_closes_after_the_welcome_and_frees_the_seat(
     while (msg := await kicked.ws.receive(timeout=5)).type is aiohttp.WSMsgType.BINARY:
         frames.append(msgpack.unpackb(msg.data))
     assert msg.type is aiohttp.WSMsgType.CLOSE
-    assert (msg.data, msg.extra) == (protocol.CLOSE_KICKED, "not today")
-    assert frames == [[protocol.S_MESSAGE, "hello", "kick-on-join"],
-                      [protocol.S_MESSAGE, "second", 2]]
+    assert (msg.data, msg.extra) == (codec.CLOSE_KICKED, "not today")
+    assert frames == [[codec.S_MESSAGE, "hello", "kick-on-join"],
+                      [codec.S_MESSAGE, "second", 2]]
     room = server.app[MANAGER].runtimes[kicked.room_id].room
     await until(lambda: not room.players)
     ws = await session.ws_connect(f"{base}/ws?reconnect={kicked.reconnect_token}")
@@ -153,11 +154,11 @@ async def test_send_and_kick_from_on_rejoin(
         back = await Player.connect(session, f"{base}/ws?reconnect={player.reconnect_token}")
         assert back.player_id == player.player_id
         first = await back.pump()
-        assert first == [protocol.S_MESSAGE, "welcome back", player.player_id]
+        assert first == [codec.S_MESSAGE, "welcome back", player.player_id]
         if kicked:
-            assert (await back.close_event())[0] == protocol.CLOSE_KICKED
+            assert (await back.close_event())[0] == codec.CLOSE_KICKED
         else:
-            assert (await back.pump())[0] == protocol.S_SNAPSHOT
+            assert (await back.pump())[0] == codec.S_SNAPSHOT
 
 
 async def test_send_and_kick_from_on_drop_and_on_leave_do_not_crash_the_room(
@@ -169,7 +170,7 @@ async def test_send_and_kick_from_on_drop_and_on_leave_do_not_crash_the_room(
     dropper = await Player.join(session, base, game="hooks", mode="join",
                                 room_id=watcher.room_id, name="kick-on-drop")
     runtime = server.app[MANAGER].runtimes[watcher.room_id]
-    await leaver.send(protocol.C_LEAVE)
+    await leaver.send(codec.C_LEAVE)
     await leaver.close_event()
     await drop(dropper)
     await until(lambda: set(runtime.room.players) == {watcher.player_id})  # kicked while away
@@ -183,8 +184,8 @@ async def test_send_and_kick_from_on_drop_and_on_leave_do_not_crash_the_room(
 
 def chat_of_size(size: int) -> bytes:
     """A chat MESSAGE of exactly ``size`` bytes (arena refuses it as too long: invalid_input)."""
-    overhead = len(msgpack.packb([protocol.C_MESSAGE, "chat", "x" * 300])) - 300
-    data = msgpack.packb([protocol.C_MESSAGE, "chat", "x" * (size - overhead)])
+    overhead = len(msgpack.packb([codec.C_MESSAGE, "chat", "x" * 300])) - 300
+    data = msgpack.packb([codec.C_MESSAGE, "chat", "x" * (size - overhead)])
     assert len(data) == size
     return data
 
@@ -204,7 +205,7 @@ async def test_a_message_of_exactly_the_limit_is_accepted_and_one_more_byte_clos
         assert error[1] == "invalid_input", (size, error)  # the game saw it: no size error
     await ann.ws.send_bytes(chat_of_size(limit + 1))
     code, _ = await ann.close_event()
-    assert code == protocol.CLOSE_TOO_BIG
+    assert code == codec.CLOSE_TOO_BIG
 
 
 # -- 4 and 9. shapes: bad_message vs unknown_kind -----------------------------------------
@@ -221,8 +222,8 @@ async def test_shape_errors_follow_the_document(session: aiohttp.ClientSession,
     ]
     for message, _ in cases:
         await ann.ws.send_bytes(msgpack.packb(message))
-    await ann.send(protocol.C_PING, 1.5)  # the socket is still open after [4, 1]
-    await ann.until(lambda: any(m[0] == protocol.S_PONG for m in ann.messages))
+    await ann.send(codec.C_PING, 1.5)  # the socket is still open after [4, 1]
+    await ann.until(lambda: any(m[0] == codec.S_PONG for m in ann.messages))
     assert [e[1] for e in ann.errors] == [code for _, code in cases]
     assert all(len(e) == 3 for e in ann.errors)  # none of them is an INPUT's error
 
@@ -282,19 +283,19 @@ async def test_the_welcome_config_gives_the_documented_step(
 async def test_refused_inputs_name_their_seq(session: aiohttp.ClientSession,
                                              base: str) -> None:
     ann = await Player.join(session, base, name="ann")
-    await ann.send(protocol.C_INPUT, 5, [0, 0])
-    await ann.send(protocol.C_INPUT, 5, [0, 0])  # stale
-    await ann.send(protocol.C_INPUT, 6, "north")  # invalid
-    await ann.send(protocol.C_INPUT, 0, [0, 0])  # bad seq, an integer
-    await ann.send(protocol.C_INPUT, "7", [0, 0])  # bad seq, not an integer
-    await ann.send(protocol.C_MESSAGE, "chat", 12)  # not an input: no seq
+    await ann.send(codec.C_INPUT, 5, [0, 0])
+    await ann.send(codec.C_INPUT, 5, [0, 0])  # stale
+    await ann.send(codec.C_INPUT, 6, "north")  # invalid
+    await ann.send(codec.C_INPUT, 0, [0, 0])  # bad seq, an integer
+    await ann.send(codec.C_INPUT, "7", [0, 0])  # bad seq, not an integer
+    await ann.send(codec.C_MESSAGE, "chat", 12)  # not an input: no seq
     await ann.until(lambda: len(ann.errors) == 5)
     assert [(e[1], e[3:]) for e in ann.errors] == [
         ("stale_seq", [5]), ("invalid_input", [6]), ("bad_seq", [0]), ("bad_seq", []),
         ("invalid_input", [])]
     # An overflowing burst: the refused seqs are named, and later seqs still count.
     for seq in range(10, 10 + Arena.max_pending_inputs + 5):
-        await ann.send(protocol.C_INPUT, seq, [0, 0])
+        await ann.send(codec.C_INPUT, seq, [0, 0])
     await ann.until(lambda: len(ann.errors) >= 6)
     overflow = [e for e in ann.errors if e[1] == "input_overflow"]
     assert overflow and all(len(e) == 4 and e[3] >= 10 + Arena.max_pending_inputs - 3
@@ -327,12 +328,12 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007(
     reservation = await matchmake(session, url(server), name="raw")
     assert server.port is not None
     raw = await RawSocket.open(server.host, server.port, "/ws?token=" + reservation["token"])
-    assert (await raw.read_message())[0] == protocol.S_WELCOME
+    assert (await raw.read_message())[0] == codec.S_WELCOME
     raw.send_frame(b"\xff\xfe", opcode=0x1)
     with pytest.raises(ConnectionResetError) as closed:
         while True:
             await raw.read_message()
-    assert closed.value.args[1] == protocol.CLOSE_BAD_TEXT
+    assert closed.value.args[1] == codec.CLOSE_BAD_TEXT
 
 
 # -- 11. the room listing counts reserved seats ------------------------------------------
@@ -354,7 +355,7 @@ async def test_the_listing_counts_reserved_seats(session: aiohttp.ClientSession,
     with pytest.raises(MatchmakeFailed) as full:
         await matchmake(session, base, mode="join", room_id=ann.room_id, name="carl")
     assert full.value.body["error"] == "room_full"
-    await ann.send(protocol.C_LEAVE)
+    await ann.send(codec.C_LEAVE)
     await ann.close_event()
     for _ in range(100):
         room = await listed()
@@ -385,7 +386,7 @@ async def test_a_joiners_own_snapshot_carries_its_joined_event(
         session: aiohttp.ClientSession, base: str) -> None:
     ann = await Player.join(session, base, name="ann")
     snapshot = await ann.pump()
-    assert snapshot[0] == protocol.S_SNAPSHOT
+    assert snapshot[0] == codec.S_SNAPSHOT
     assert ["joined", [ann.player_id, "ann"]] in snapshot[4]
 
 
@@ -396,18 +397,18 @@ async def test_server_closes_1009_and_4005_are_drops_that_keep_the_seat(
     runtimes = server.app[MANAGER].runtimes
     big = await Player.join(session, base, name="big")
     await big.ws.send_bytes(chat_of_size(5000))
-    assert (await big.close_event())[0] == protocol.CLOSE_TOO_BIG
+    assert (await big.close_event())[0] == codec.CLOSE_TOO_BIG
     flood = await Player.join(session, base, name="flood")
 
     async def flooding() -> None:
         seq = 0
         while not flood.ws.closed:
             seq += 1
-            await flood.send(protocol.C_PING, seq)
+            await flood.send(codec.C_PING, seq)
             await asyncio.sleep(0.01)
 
     task = asyncio.create_task(flooding())
-    assert (await flood.close_event(timeout=8))[0] == protocol.CLOSE_RATE_LIMITED
+    assert (await flood.close_event(timeout=8))[0] == codec.CLOSE_RATE_LIMITED
     await task
     for player in (big, flood):
         runtime = runtimes[player.room_id]

@@ -13,8 +13,8 @@ import pytest
 
 import gameserver
 from gameserver import Room, Settings, create_app
-from gameserver.app import BUILTIN_GAMES, load_game
 from gameserver.config import OPTIONS
+from gameserver.web.app import BUILTIN_GAMES, load_game
 
 from .client import Player
 

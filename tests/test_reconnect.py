@@ -10,8 +10,8 @@ import aiohttp
 import msgpack
 from aiohttp.test_utils import TestServer
 
-from gameserver import protocol
-from gameserver.keys import MANAGER
+from gameserver.core import codec
+from gameserver.web.keys import MANAGER
 
 from .client import Player, matchmake
 
@@ -59,20 +59,20 @@ async def test_a_dropped_player_reconnects_exactly_where_they_were(
     assert back.reconnect_token not in (None, token)  # rotated
     await back.until(lambda: back.avatar is not None)
     assert back.avatar == where
-    assert back.updates[0][1][0] == protocol.S_SNAPSHOT
+    assert back.updates[0][1][0] == codec.S_SNAPSHOT
     assert back.replica.ack == 4  # inputs continue after the acknowledged one
-    await back.send(protocol.C_INPUT, 5, [0, 100])
+    await back.send(codec.C_INPUT, 5, [0, 100])
     await back.until(lambda: back.replica.ack == 5)
     await bob.until(lambda: avatar_of(bob, ann.player_id)["y"] != where["y"])  # type: ignore[index]
     # The same player id, never removed: bob saw no "left" event for ann.
-    assert not any(u[1][0] == protocol.S_DELTA and ["left", [ann.player_id, "ann"]] in u[1][7]
+    assert not any(u[1][0] == codec.S_DELTA and ["left", [ann.player_id, "ann"]] in u[1][7]
                    for u in bob.updates)
     # The old token was single use.
     ws = await session.ws_connect(f"{base}/ws?reconnect={token}")
     refused = msgpack.unpackb((await ws.receive()).data)
-    assert refused[:2] == [protocol.S_ERROR, "reconnect_refused"]
+    assert refused[:2] == [codec.S_ERROR, "reconnect_refused"]
     assert (await ws.receive()).type is aiohttp.WSMsgType.CLOSE
-    assert ws.close_code == protocol.CLOSE_BAD_RESERVATION
+    assert ws.close_code == codec.CLOSE_BAD_RESERVATION
 
 
 async def test_reconnecting_before_the_server_notices_replaces_the_old_socket(
@@ -82,7 +82,7 @@ async def test_reconnecting_before_the_server_notices_replaces_the_old_socket(
     back = await Player.connect(session, f"{base}/ws?reconnect={ann.reconnect_token}")
     assert back.player_id == ann.player_id
     code, _ = await ann.close_event()
-    assert code == protocol.CLOSE_REPLACED
+    assert code == codec.CLOSE_REPLACED
     assert 17 <= await back.rate() <= 23
 
 
@@ -98,7 +98,7 @@ async def test_after_the_grace_the_seat_is_released_and_the_token_refused(
     await drop(ann)
     await bob.until(lambda: avatar_of(bob, ann.player_id) is None, timeout=5)
     assert any(["left", [ann.player_id, "ann"]] in u[1][7] for u in bob.updates
-               if u[1][0] == protocol.S_DELTA)
+               if u[1][0] == codec.S_DELTA)
     ws = await session.ws_connect(f"{base}/ws?reconnect={ann.reconnect_token}")
     assert msgpack.unpackb((await ws.receive()).data)[1] == "reconnect_refused"
     # The seat is free for someone else.
@@ -109,7 +109,7 @@ async def test_after_the_grace_the_seat_is_released_and_the_token_refused(
 async def test_leaving_on_purpose_gives_up_the_seat_at_once(
         session: aiohttp.ClientSession, base: str) -> None:
     ann = await Player.join(session, base, name="ann", options={"max_players": 1})
-    await ann.send(protocol.C_LEAVE)
+    await ann.send(codec.C_LEAVE)
     await ann.close_event()
     ws = await session.ws_connect(f"{base}/ws?reconnect={ann.reconnect_token}")
     assert msgpack.unpackb((await ws.receive()).data)[1] == "reconnect_refused"

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gameserver.directory import Reservation, RoomListing
-from gameserver.redis_directory import RedisDirectory
+from gameserver.cluster.redis_directory import RedisDirectory
+from gameserver.core.directory import Reservation, RoomListing
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gameserver import Entity, Room, protocol
-from gameserver.app import BUILTIN_GAMES
-from gameserver.keys import ADDRESSES, MANAGER
+from gameserver import Entity, Room
+from gameserver.core import codec
+from gameserver.web.app import BUILTIN_GAMES
+from gameserver.web.keys import ADDRESSES, MANAGER
 
 from .client import Player, matchmake
 from .rawws import RawSocket
@@ -102,9 +103,9 @@ async def test_a_client_that_stops_reading_costs_bounded_memory_and_is_resynced(
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             kinds.append((await raw.read_message())[0])
-            if protocol.S_SNAPSHOT in kinds and kinds[-1] == protocol.S_DELTA:
+            if codec.S_SNAPSHOT in kinds and kinds[-1] == codec.S_DELTA:
                 break
-        assert kinds.count(protocol.S_SNAPSHOT) == 1 and kinds[-1] == protocol.S_DELTA
+        assert kinds.count(codec.S_SNAPSHOT) == 1 and kinds[-1] == codec.S_DELTA
     finally:
         reading.cancel()
         raw.abort()
@@ -186,7 +187,7 @@ async def test_a_crashing_room_is_closed_and_no_other_room_notices(
                                options={"where": where})
     with caplog.at_level(logging.ERROR, logger="gameserver.room"):
         if where == "input":
-            await victim.send(protocol.C_INPUT, 1, [0, 0])
+            await victim.send(codec.C_INPUT, 1, [0, 0])
         if where == "rejoin":  # the socket vanishes; the reconnection runs on_rejoin
             victim.ws._response.connection.transport.abort()  # type: ignore[union-attr]
             runtime = server.app[MANAGER].runtimes[victim.room_id]
@@ -197,7 +198,7 @@ async def test_a_crashing_room_is_closed_and_no_other_room_notices(
             ws = await session.ws_connect(f"{base}/ws?reconnect={victim.reconnect_token}")
             victim = Player(ws, victim.welcome)
         code, reason = await victim.close_event()
-    assert code == protocol.CLOSE_ROOM_CRASHED and reason == "room crashed"
+    assert code == codec.CLOSE_ROOM_CRASHED and reason == "room crashed"
     error = next(r for r in caplog.records if "crashed" in r.getMessage())
     assert error.exc_info is not None
     assert error.exc_info[0] in (ZeroDivisionError, KeyError)
@@ -224,7 +225,7 @@ async def test_abrupt_ends_everywhere_leak_no_tasks_seats_or_rooms(
         await asyncio.gather(*(p.pump() for p in players))
         for i, p in enumerate(players):
             if i % 2:
-                await p.send(protocol.C_LEAVE)
+                await p.send(codec.C_LEAVE)
             else:
                 p.ws._response.connection.transport.abort()  # type: ignore[union-attr]
         # Reservations never used.

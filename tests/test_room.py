@@ -7,10 +7,10 @@ from typing import Any
 import msgpack
 import pytest
 
-from gameserver import protocol
+from gameserver.core import codec
+from gameserver.core.room import InvalidInput, JoinRefused, Player, Room
+from gameserver.core.world import Entity
 from gameserver.games.arena import RULES, Arena, Avatar, move
-from gameserver.room import InvalidInput, JoinRefused, Player, Room
-from gameserver.state import Entity
 
 
 def arena(**options: Any) -> Arena:
@@ -51,12 +51,12 @@ def test_stale_and_overflowing_inputs_are_refused() -> None:
     room = arena()
     p = room._add_player("ann", {})
     room._queue_input(p, 5, [1, 1])
-    with pytest.raises(protocol.ProtocolError) as stale:
+    with pytest.raises(codec.ProtocolError) as stale:
         room._queue_input(p, 5, [1, 1])
     assert stale.value.code == "stale_seq"
     for seq in range(6, 6 + Arena.max_pending_inputs - 1):
         room._queue_input(p, seq, [1, 1])
-    with pytest.raises(protocol.ProtocolError) as overflow:
+    with pytest.raises(codec.ProtocolError) as overflow:
         room._queue_input(p, 1000, [1, 1])
     assert overflow.value.code == "input_overflow"
 
@@ -139,7 +139,7 @@ def test_room_sends_typed_messages_to_one_player() -> None:
     sent: list[bytes] = []
     p._send = sent.append
     room.send(p, "hint", {"door": 3})
-    assert msgpack.unpackb(sent[0]) == [protocol.S_MESSAGE, "hint", {"door": 3}]
+    assert msgpack.unpackb(sent[0]) == [codec.S_MESSAGE, "hint", {"door": 3}]
 
 
 def test_a_room_needs_a_game_name() -> None:

@@ -10,7 +10,7 @@ import aiohttp
 import msgpack
 import pytest
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .client import MatchmakeFailed, Player, matchmake
 
@@ -21,14 +21,14 @@ async def test_matchmake_and_join(session: aiohttp.ClientSession, base: str) -> 
     assert reservation["ws_url"].startswith("ws://127.0.0.1:")
     assert len(reservation["token"]) >= 32
     ann = await Player.connect(session, reservation["ws_url"])
-    assert ann.version == protocol.PROTOCOL_VERSION
+    assert ann.version == codec.PROTOCOL_VERSION
     assert ann.room_id == reservation["room_id"]
     assert ann.game == "arena" and ann.tick_rate == 20
     assert ann.config["step"] == 10
     await ann.until(lambda: ann.avatar is not None)
-    assert ann.updates[0][1][0] == protocol.S_SNAPSHOT  # a snapshot first...
+    assert ann.updates[0][1][0] == codec.S_SNAPSHOT  # a snapshot first...
     await ann.until(lambda: len(ann.updates) >= 3)
-    assert {u[1][0] for u in ann.updates[1:]} == {protocol.S_DELTA}  # ...then deltas
+    assert {u[1][0] for u in ann.updates[1:]} == {codec.S_DELTA}  # ...then deltas
     assert ann.avatar["name"] == "ann"
     async with session.get(f"{base}/rooms") as resp:
         rooms = (await resp.json())["rooms"]
@@ -80,7 +80,7 @@ async def test_a_late_joiner_gets_a_snapshot_of_the_current_world(
     carl = await Player.join(session, base, name="carl")
     await carl.pump()
     first = carl.updates[0][1]
-    assert first[0] == protocol.S_SNAPSHOT
+    assert first[0] == codec.S_SNAPSHOT
     await ann.until(lambda: ann.replica.tick >= carl.replica.tick)
     # Everything ann's replica held at that tick is in carl's snapshot, bar carl himself.
     seen_by_carl = {k: v for k, v in carl.replica.view().items()
@@ -100,9 +100,9 @@ async def test_leaving_removes_the_player_and_an_empty_room_is_disposed(
     bob = await Player.join(session, base, name="bob")
     await bob.until(lambda: len([e for e in bob.replica.entities.values()
                                  if e.type == "Avatar"]) == 2)
-    await ann.send(protocol.C_LEAVE)
+    await ann.send(codec.C_LEAVE)
     code, _ = await ann.close_event()
-    assert code == protocol.CLOSE_NORMAL
+    assert code == codec.CLOSE_NORMAL
     await bob.until(lambda: len([e for e in bob.replica.entities.values()
                                  if e.type == "Avatar"]) == 1)
     await bob.until(lambda: any(ev[0] == "left" for ev in bob.replica.events))
@@ -161,9 +161,9 @@ async def test_expired_and_reused_tokens_are_refused(
                 late["ws_url"].split("?")[0]):
         ws = await session.ws_connect(url)
         msg = await ws.receive(timeout=5)
-        assert msgpack.unpackb(msg.data)[:2] == [protocol.S_ERROR, "bad_reservation"]
+        assert msgpack.unpackb(msg.data)[:2] == [codec.S_ERROR, "bad_reservation"]
         assert (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSE
-        assert ws.close_code == protocol.CLOSE_BAD_RESERVATION
+        assert ws.close_code == codec.CLOSE_BAD_RESERVATION
     used = await matchmake(session, base, name="once")
     await Player.connect(session, used["ws_url"])
     ws = await session.ws_connect(used["ws_url"])
@@ -235,8 +235,8 @@ async def test_bad_frames_get_errors_and_hurt_nobody(session: aiohttp.ClientSess
     bob = await Player.join(session, base, name="bob")
     await ann.ws.send_bytes(b"\xc1")
     await ann.ws.send_str("hello")
-    await ann.send(protocol.C_INPUT, 1, ["left"])
-    await ann.send(protocol.C_MESSAGE, "chat", "hi all")
+    await ann.send(codec.C_INPUT, 1, ["left"])
+    await ann.send(codec.C_MESSAGE, "chat", "hi all")
     await ann.until(lambda: len(ann.errors) == 3)
     assert [e[1] for e in ann.errors] == ["bad_msgpack", "text_frame", "invalid_input"]
     await bob.until(lambda: any(ev == ["chat", [ann.player_id, "ann", "hi all"]]
@@ -247,23 +247,23 @@ async def test_bad_frames_get_errors_and_hurt_nobody(session: aiohttp.ClientSess
 async def test_ping_is_answered_with_the_client_time_and_tick(
         session: aiohttp.ClientSession, base: str) -> None:
     ann = await Player.join(session, base, name="ann")
-    await ann.send(protocol.C_PING, 123.5)
-    await ann.until(lambda: any(m[0] == protocol.S_PONG for m in ann.messages))
-    pong = next(m for m in ann.messages if m[0] == protocol.S_PONG)
+    await ann.send(codec.C_PING, 123.5)
+    await ann.until(lambda: any(m[0] == codec.S_PONG for m in ann.messages))
+    pong = next(m for m in ann.messages if m[0] == codec.S_PONG)
     assert pong[1] == 123.5 and isinstance(pong[2], int)
 
 
 async def test_inputs_take_the_direct_receive_path(session: aiohttp.ClientSession, base: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from gameserver import inbound, ws
+    from gameserver.web import game_socket, socket_reader
 
     installed: list[bool] = []
 
     def recording(*args: Any) -> bool:
-        installed.append(inbound.install(*args))
+        installed.append(socket_reader.install(*args))
         return installed[-1]
 
-    monkeypatch.setattr(ws, "install", recording)
+    monkeypatch.setattr(game_socket, "install", recording)
     ann = await Player.join(session, base, name="ann")
     await ann.send_input(100, 0)
     await ann.until(lambda: ann.replica.ack == 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gameserver import protocol
+from gameserver.core import codec
 
 from .client import Player
 
@@ -56,7 +56,7 @@ async def test_a_signal_shuts_down_gracefully(tmp_path: Path, sig: signal.Signal
             began = time.monotonic()
             proc.send_signal(sig)
             closes = await asyncio.gather(*(p.close_event() for p in [*players, arena]))
-            assert {c for c, _ in closes} == {protocol.CLOSE_GOING_AWAY}
+            assert {c for c, _ in closes} == {codec.CLOSE_GOING_AWAY}
             assert all("shutting down" in reason for _, reason in closes)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
         assert time.monotonic() - began < 5

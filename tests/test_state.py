@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gameserver import protocol
-from gameserver.broadcast import Broadcaster, Connection
-from gameserver.replica import Replica
-from gameserver.room import Player
-from gameserver.state import Entity, World
+from gameserver.core import codec
+from gameserver.core.replica import Replica
+from gameserver.core.room import Player
+from gameserver.core.world import Entity, World
+from gameserver.host.broadcast import Broadcaster, Connection
 
 from .fakes import FakeTransport
 
@@ -79,8 +79,8 @@ def test_deltas_and_resyncs_reproduce_the_world(ticks: list[Any]) -> None:
         for t, behind in zip(transports, backed_up, strict=True):
             t.backlog = 10_000 if behind else 0
         created, changed, removed = world.collect()
-        tail = protocol.encode_delta_tail(n, n - 1, created, changed, removed, [])
-        broadcaster.send(conns, tail, lambda n=n: protocol.encode_snapshot_tail(
+        tail = codec.encode_delta_tail(n, n - 1, created, changed, removed, [])
+        broadcaster.send(conns, tail, lambda n=n: codec.encode_snapshot_tail(
             n, world.snapshot(), []), now=float(n))
         for t, replica, behind in zip(transports, replicas, backed_up, strict=True):
             for message in t.messages():
@@ -99,7 +99,7 @@ def test_a_moving_entity_costs_few_bytes() -> None:
         s.x += 7
         s.y -= 3
     created, changed, removed = world.collect()
-    tail = protocol.encode_delta_tail(2, 1, created, changed, removed, [])
+    tail = codec.encode_delta_tail(2, 1, created, changed, removed, [])
     # id (1-3 B) + mask (1 B) + two one-byte differences, plus a few bytes of envelope.
     assert len(tail) / len(ships) <= 6.1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gameserver.ticker import Ticker, TickStats
+from gameserver.core.ticker import Ticker, TickStats
 
 
 def run(ticker: Ticker, seconds: float, work: object) -> tuple[int, list[float]]:

@@ -12,8 +12,8 @@ import math
 import random
 from typing import Any
 
-from ..room import InvalidInput, InvalidOption, Player, Room
-from ..state import Entity
+from gameserver.core.room import InvalidInput, InvalidOption, Player, Room
+from gameserver.core.world import Entity
 
 RULES: dict[str, int] = {
     "width": 1600,

@@ -55,8 +55,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .directory import Reservation, RoomListing
-from .rooms import DirectoryUnavailable
+from gameserver.core.directory import Reservation, RoomListing
+from gameserver.host.matchmaker import DirectoryUnavailable
 
 _PRELUDE = """
 local P = ARGV[1]
@@ -348,7 +348,7 @@ UNAVAILABLE = (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError,
 
 
 class RedisDirectory:
-    """The :class:`~gameserver.directory.Directory` of a cluster, in one Redis.
+    """The :class:`~gameserver.core.directory.Directory` of a cluster, in one Redis.
 
     ``node`` is the node that uses it: only that node redeems and releases its
     rooms' seats. ``hidden`` holds nodes whose rooms this node leaves out of

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .rooms import RoomManager
+from gameserver.host.matchmaker import RoomManager
 
 PING = b"\x89\x00"  # a final ping frame with no payload
 

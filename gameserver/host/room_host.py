@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import protocol
-from .broadcast import Broadcaster, Connection, Transport
-from .counters import Counters
-from .limits import RateLimiter, Verdict
-from .protocol import ProtocolError
-from .room import InvalidInput, Player, Room, _discard
-from .ticker import Ticker, TickStats
+from gameserver.core import codec
+from gameserver.core.codec import ProtocolError
+from gameserver.core.limits import RateLimiter, Verdict
+from gameserver.core.room import InvalidInput, Player, Room, _discard
+from gameserver.core.ticker import Ticker, TickStats
+from gameserver.host.broadcast import Broadcaster, Connection, Transport
+from gameserver.host.counters import Counters
 
 log = logging.getLogger("gameserver.room")
 
@@ -31,7 +31,7 @@ class RoomRuntime:
                  reconnect_grace: float = 0.0,
                  issue_token: Callable[[RoomRuntime, Player], str | None] | None = None,
                  clock: Callable[[], float] = time.perf_counter,
-                 max_message_size: int = protocol.MAX_CLIENT_MESSAGE,
+                 max_message_size: int = codec.MAX_CLIENT_MESSAGE,
                  message_budget: tuple[float, float] = (2.0, 1024.0)) -> None:
         self.room = room
         self.max_message_size = max_message_size  # --max-message-size, for the decoder
@@ -92,9 +92,9 @@ class RoomRuntime:
             self.crashed = exc
             log.exception("room %s (%s) crashed; closing it", room.room_id, room.game,
                           extra={"room_id": room.room_id})
-            self.close(protocol.CLOSE_ROOM_CRASHED, "room crashed")
+            self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
 
-    def close(self, code: int = protocol.CLOSE_ROOM_CLOSED, reason: str = "room closed") -> None:
+    def close(self, code: int = codec.CLOSE_ROOM_CLOSED, reason: str = "room closed") -> None:
         """Stop ticking, disconnect everyone with ``code``, run ``on_dispose``. Idempotent."""
         if self.closed:
             return
@@ -132,7 +132,7 @@ class RoomRuntime:
         old = self.connections.pop(player.id, None)
         if old is not None:  # the client saw the drop before the server did
             old.detached = True  # its frames still in flight go nowhere
-            old.close(protocol.CLOSE_REPLACED, "replaced by a newer connection")
+            old.close(codec.CLOSE_REPLACED, "replaced by a newer connection")
             # As on a drop: what the old socket queued is not applied, so the new
             # snapshot's ack is final and the client numbers its inputs after it.
             self.room._forget_inputs(player)
@@ -198,27 +198,27 @@ class RoomRuntime:
         """Handle one binary frame from a player. Bad input gets an error to the sender only."""
         player = conn.player
         try:
-            msg = protocol.decode_client(data, self.max_message_size)
-            if type(msg) is protocol.Input:
+            msg = codec.decode_client(data, self.max_message_size)
+            if type(msg) is codec.Input:
                 self.room._queue_input(player, msg.seq, msg.data)
-            elif type(msg) is protocol.Ping:
-                conn.send_now(protocol.encode(protocol.S_PONG, msg.client_time, self.room.tick))
-            elif type(msg) is protocol.Message:
+            elif type(msg) is codec.Ping:
+                conn.send_now(codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
+            elif type(msg) is codec.Message:
                 if self._message_allowed(conn, len(data)):
                     self.room.on_message(player, msg.kind, msg.body)
                 else:
                     self.counters.reject("message_rate_limited")  # metrics
-                    conn.send_now(protocol.encode_error(
+                    conn.send_now(codec.encode_error(
                         "message_rate_limited", "too many room messages: this one was dropped"))
             else:
                 conn.leaving = True
-                conn.close(protocol.CLOSE_NORMAL, "left")
+                conn.close(codec.CLOSE_NORMAL, "left")
         except ProtocolError as exc:
             self.counters.reject(exc.code)  # metrics
-            conn.send_now(protocol.encode_error(exc.code, exc.message, exc.seq))
+            conn.send_now(codec.encode_error(exc.code, exc.message, exc.seq))
         except InvalidInput as exc:
             self.counters.reject("invalid_input")  # metrics
-            conn.send_now(protocol.encode_error("invalid_input", str(exc)))
+            conn.send_now(codec.encode_error("invalid_input", str(exc)))
         except Exception as exc:  # the game's own code failed: that is the room's crash
             self._crash_from_hook(exc)
 
@@ -237,13 +237,13 @@ class RoomRuntime:
         self.crashed = exc
         log.error("room %s (%s) crashed in a hook; closing it", self.room.room_id,
                   self.room.game, exc_info=exc, extra={"room_id": self.room.room_id})
-        self.close(protocol.CLOSE_ROOM_CRASHED, "room crashed")
+        self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
 
     def _kick(self, player: Player, reason: str) -> None:
         conn = self.connections.get(player.id)
         if conn is not None:
             conn.leaving = True
-            conn.close(protocol.CLOSE_KICKED, reason)
+            conn.close(codec.CLOSE_KICKED, reason)
         elif player.id in self.dropped:  # kicked while away: no seat to come back to
             self.dropped[player.id] = -1e18
         elif self.room.players.get(player.id) is player:

@@ -13,7 +13,7 @@ import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 
-from .limits import TokenBucket
+from gameserver.core.limits import TokenBucket
 
 
 class KeyedBuckets:

@@ -14,12 +14,12 @@ import logging
 
 from aiohttp import web
 
-from . import protocol
-from .inbound import Inbound, control_loop, install
-from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
-from .origin import origin_allowed, refuse_origin
-from .room import JoinRefused
-from .rooms import DirectoryUnavailable
+from gameserver.core import codec
+from gameserver.core.room import JoinRefused
+from gameserver.host.matchmaker import DirectoryUnavailable
+from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
+from gameserver.web.origin import origin_allowed, refuse_origin
+from gameserver.web.socket_reader import Inbound, control_loop, install
 
 log = logging.getLogger("gameserver.ws")
 
@@ -69,7 +69,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     if reconnect:
         resumed = manager.resume(reconnect) if len(reconnect) <= 64 else None
         if resumed is None:
-            return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "reconnect_refused",
+            return await _refuse(ws, codec.CLOSE_BAD_RESERVATION, "reconnect_refused",
                                  "the reconnection token is unknown or used, or the seat "
                                  "was released")
         runtime, player = resumed
@@ -77,7 +77,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
             conn = runtime.resume(player, transport, close)
         except Exception as exc:  # on_rejoin raised: the room's crash, as for on_join
             runtime._crash_from_hook(exc)
-            return await _refuse(ws, protocol.CLOSE_ROOM_CRASHED, "room_crashed",
+            return await _refuse(ws, codec.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
         log.info("player reconnected", extra={"room_id": runtime.room_id,
                                               "player_id": player.id})
@@ -86,12 +86,12 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         try:
             found = await manager.redeem(token) if 0 < len(token) <= 64 else None
         except DirectoryUnavailable:
-            return await _refuse(ws, protocol.CLOSE_TRY_AGAIN, "directory_unavailable",
+            return await _refuse(ws, codec.CLOSE_TRY_AGAIN, "directory_unavailable",
                                  "the room directory is unreachable; retry shortly")
         if found is not None:  # no longer held against its requester
             request.app[CLIENT_BUDGETS].pending.redeemed(token)
         if found is None:
-            return await _refuse(ws, protocol.CLOSE_BAD_RESERVATION, "bad_reservation",
+            return await _refuse(ws, codec.CLOSE_BAD_RESERVATION, "bad_reservation",
                                  "the seat reservation is unknown, used or expired")
         reservation, runtime = found
         try:
@@ -99,11 +99,11 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
                                    reservation.auth)
         except JoinRefused as exc:
             await manager.seat_freed(runtime, token=reservation.token)
-            return await _refuse(ws, protocol.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
+            return await _refuse(ws, codec.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
         except Exception as exc:
             await manager.seat_freed(runtime, token=reservation.token)
             runtime._crash_from_hook(exc)
-            return await _refuse(ws, protocol.CLOSE_ROOM_CRASHED, "room_crashed",
+            return await _refuse(ws, codec.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
         manager.seat_taken(runtime, conn.player.id, reservation.token)
         log.debug("player joined", extra={"room_id": runtime.room_id,
@@ -124,6 +124,6 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
 
 async def _refuse(ws: web.WebSocketResponse, close_code: int, code: str, message: str
                   ) -> web.WebSocketResponse:
-    await ws.send_bytes(protocol.encode_error(code, message))
+    await ws.send_bytes(codec.encode_error(code, message))
     await ws.close(code=close_code, message=message.encode()[:120])
     return ws

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .keys import SETTINGS
+from gameserver.web.keys import SETTINGS
 
 log = logging.getLogger("gameserver.http")
 

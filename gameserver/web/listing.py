@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .directory import Directory, RoomListing
+from gameserver.core.directory import Directory, RoomListing
 
 LISTING_TTL = 0.5  # seconds a built listing is served before it is rebuilt
 PAGE_SIZE = 100  # rooms per page by default

@@ -10,14 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
-from . import protocol
-from .auth import AuthError, verify
-from .edge import HttpError, parse_json, read_body
-from .headers import valid_host
-from .keys import CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
-from .listing import PAGE_SIZE, empty_page, parse_page
-from .origin import origin_allowed, refuse_origin
-from .rooms import MatchmakingError, clamp_name
+from gameserver.auth import AuthError, verify
+from gameserver.core import codec
+from gameserver.host.matchmaker import MatchmakingError, clamp_name
+from gameserver.web.edge import HttpError, parse_json, read_body
+from gameserver.web.headers import valid_host
+from gameserver.web.keys import CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
+from gameserver.web.listing import PAGE_SIZE, empty_page, parse_page
+from gameserver.web.origin import origin_allowed, refuse_origin
 
 
 def error(code: str, message: str, status: int) -> web.Response:
@@ -48,7 +48,7 @@ async def list_rooms(request: web.Request) -> web.Response:
 async def list_games(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     return web.json_response({"games": sorted(manager.games),
-                              "protocol": protocol.PROTOCOL_VERSION})
+                              "protocol": codec.PROTOCOL_VERSION})
 
 
 async def matchmake(request: web.Request) -> web.Response:
@@ -96,7 +96,7 @@ async def _matchmake(request: web.Request) -> web.Response:
         "token": reservation.token,
         "ws_url": f"{base}/ws?token={reservation.token}",
         "expires_in": settings.reservation_ttl,
-        "protocol": protocol.PROTOCOL_VERSION,
+        "protocol": codec.PROTOCOL_VERSION,
     })
 
 

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .broadcast import Broadcaster
-from .counters import Counters
-from .directory import Directory, MemoryDirectory, Reservation, RoomListing
-from .names import clean_name
-from .room import InvalidOption, Player, Room
-from .runtime import RoomRuntime
+from gameserver.core.directory import Directory, MemoryDirectory, Reservation, RoomListing
+from gameserver.core.names import clean_name
+from gameserver.core.room import InvalidOption, Player, Room
+from gameserver.host.broadcast import Broadcaster
+from gameserver.host.counters import Counters
+from gameserver.host.room_host import RoomRuntime
 
 log = logging.getLogger("gameserver.rooms")
 

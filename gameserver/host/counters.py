@@ -2,7 +2,7 @@
 
 Pure: no prometheus-client, no aiohttp. Nothing here is called per message
 except ``+= 1`` on an attribute; per-room figures that already exist
-(:class:`~gameserver.ticker.TickStats`, :class:`~gameserver.broadcast.SendStats`)
+(:class:`~gameserver.core.ticker.TickStats`, :class:`~gameserver.host.broadcast.SendStats`)
 are read where they are, and a closing room's totals are folded into its
 game's :class:`RoomTotals` so that counters never go backwards when rooms go away.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .ticker import TICK_BUCKETS
+from gameserver.core.ticker import TICK_BUCKETS
 
 if TYPE_CHECKING:
-    from .runtime import RoomRuntime
+    from gameserver.host.room_host import RoomRuntime
 
 
 class RoomTotals:
@@ -63,7 +63,7 @@ class RoomTotals:
 
 
 class Counters:
-    """Process-wide counters, shared by every room of a :class:`~gameserver.rooms.RoomManager`.
+    """Process-wide counters, shared by every room of a ``RoomManager``.
 
     The WebSocket receive loop and the room runtime bump the plain ints below;
     ``reconnections`` is bumped once per successful reconnection.

@@ -63,14 +63,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from . import health
-from .config import ConfigError, Settings
-from .directory import RoomListing
-from .edge import HttpError, parse_json, read_body
-from .keys import MANAGER, SETTINGS
-from .redis_directory import RedisDirectory
-from .rooms import DirectoryUnavailable, MatchmakingError, RoomManager
-from .runtime import RoomRuntime
+from gameserver.cluster.redis_directory import RedisDirectory
+from gameserver.config import ConfigError, Settings
+from gameserver.core.directory import RoomListing
+from gameserver.host.matchmaker import DirectoryUnavailable, MatchmakingError, RoomManager
+from gameserver.host.room_host import RoomRuntime
+from gameserver.web import health
+from gameserver.web.edge import HttpError, parse_json, read_body
+from gameserver.web.keys import MANAGER, SETTINGS
 
 log = logging.getLogger("gameserver.cluster")
 

@@ -1,10 +1,10 @@
 """Prometheus metrics at ``GET /metrics``, read from the server's own counters at scrape time.
 
 Nothing here runs on the hot path. Rooms already keep their tick statistics
-(:class:`~gameserver.ticker.TickStats`, including a fixed-bucket duration
-histogram) and send statistics (:class:`~gameserver.broadcast.SendStats`);
+(:class:`~gameserver.core.ticker.TickStats`, including a fixed-bucket duration
+histogram) and send statistics (:class:`~gameserver.host.broadcast.SendStats`);
 process-wide figures are plain ints on the manager's
-:class:`~gameserver.counters.Counters`. A custom collector sums them by game
+:class:`~gameserver.host.counters.Counters`. A custom collector sums them by game
 when Prometheus scrapes, adding the totals of rooms that have closed, so
 counters only ever go up.
 
@@ -30,10 +30,10 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from .counters import Counters, RoomTotals
-from .keys import MANAGER, METRICS
-from .rooms import RoomManager
-from .ticker import TICK_BUCKETS
+from gameserver.core.ticker import TICK_BUCKETS
+from gameserver.host.counters import Counters, RoomTotals
+from gameserver.host.matchmaker import RoomManager
+from gameserver.web.keys import MANAGER, METRICS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,7 +49,7 @@ _CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _BOUNDS = [repr(b) for b in TICK_BUCKETS] + ["+Inf"]
 # Request key: this request became a WebSocket (a typed key where aiohttp has them).
 _UPGRADED: Any = (web.RequestKey("gameserver_upgraded", bool) if hasattr(web, "RequestKey")
-                  else "gameserver.metrics.upgraded")
+                  else "gameserver.web.metrics.upgraded")
 
 
 class GameserverCollector(Collector):

@@ -1,6 +1,6 @@
 """The Room API: what a game author subclasses. Pure: no sockets, no event loop.
 
-A room owns a :class:`~gameserver.state.World` and its players. The framework
+A room owns a :class:`~gameserver.core.world.World` and its players. The framework
 calls the hooks below; the game writes rules only::
 
     class Tag(Room):
@@ -32,8 +32,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from . import protocol
-from .state import Entity, World
+from gameserver.core import codec
+from gameserver.core.world import Entity, World
 
 
 class JoinRefused(Exception):
@@ -168,7 +168,7 @@ class Room:
 
     def send(self, player: Player, kind: str, body: Any) -> None:
         """Send a message to one player now (from ``on_join``/``on_rejoin``: after the welcome)."""
-        player._send(protocol.encode(protocol.S_MESSAGE, kind, body))
+        player._send(codec.encode(codec.S_MESSAGE, kind, body))
 
     def set_metadata(self, **values: Any) -> None:
         """Update the metadata shown in the room listing."""
@@ -224,15 +224,15 @@ class Room:
     def _queue_input(self, player: Player, seq: int, raw: Any) -> None:
         """Validate and queue one input. Raises ProtocolError (with the seq if refused)."""
         if seq <= player._last_seq:
-            raise protocol.ProtocolError(
+            raise codec.ProtocolError(
                 "stale_seq", f"input seq {seq} is not after {player._last_seq}", seq)
         if len(player._inputs) >= self.max_pending_inputs:
-            raise protocol.ProtocolError(
+            raise codec.ProtocolError(
                 "input_overflow", f"more than {self.max_pending_inputs} inputs are pending", seq)
         try:
             data = self.validate_input(raw)
         except InvalidInput as exc:
-            raise protocol.ProtocolError("invalid_input", str(exc), seq) from None
+            raise codec.ProtocolError("invalid_input", str(exc), seq) from None
         player._last_seq = seq
         player._inputs.append((seq, data))
 
@@ -257,16 +257,16 @@ class Room:
         events, self._events = self._events, []
         self._last_events = events  # a snapshot taken now carries them too
         base, self._base_tick = self._base_tick, self.tick
-        return protocol.encode_delta_tail(self.tick, base, created, changed, removed, events)
+        return codec.encode_delta_tail(self.tick, base, created, changed, removed, events)
 
     def _snapshot_tail(self) -> bytes:
         """The full state as of the last ``_collect``, for joiners and resyncs."""
-        return protocol.encode_snapshot_tail(self._base_tick, self.world.snapshot(),
+        return codec.encode_snapshot_tail(self._base_tick, self.world.snapshot(),
                                              self._last_events)
 
     def _welcome(self, player: Player, reconnect_token: str | None) -> bytes:
-        return protocol.encode(
-            protocol.S_WELCOME, protocol.PROTOCOL_VERSION, self.room_id, self.game, player.id,
+        return codec.encode(
+            codec.S_WELCOME, codec.PROTOCOL_VERSION, self.room_id, self.game, player.id,
             self.rate, self.world.schema(), self.client_config(), reconnect_token)
 
 

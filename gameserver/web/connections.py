@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from .keys import SETTINGS
-from .limits import AddressCounter
+from gameserver.core.limits import AddressCounter
+from gameserver.web.keys import SETTINGS
 
 log = logging.getLogger("gameserver.http")
 

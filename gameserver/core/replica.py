@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import S_DELTA, S_SNAPSHOT
+from gameserver.core.codec import S_DELTA, S_SNAPSHOT
 
 
 class ReplicaError(Exception):

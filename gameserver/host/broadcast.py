@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import msgpack
 
-from .protocol import DELTA_HEADER, SNAPSHOT_HEADER
-from .room import Player
+from gameserver.core.codec import DELTA_HEADER, SNAPSHOT_HEADER
+from gameserver.core.room import Player
 
 _OP_BINARY = 0x82  # FIN + binary opcode
 _pack_len2 = struct.Struct("!BBH").pack

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .keys import MANAGER
+from gameserver.web.keys import MANAGER
 
 log = logging.getLogger("gameserver.health")
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import IO
 
-from .config import ConfigError, Settings
+from gameserver.config import ConfigError, Settings
 
 GRACE = 5.0  # seconds over --shutdown-timeout before a worker is killed
 

@@ -25,15 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import health, protocol
-from .edge import parse_json, read_body
-from .keys import MANAGER
-from .runtime import RoomRuntime
+from gameserver.core import codec
+from gameserver.host.room_host import RoomRuntime
+from gameserver.web import health
+from gameserver.web.edge import parse_json, read_body
+from gameserver.web.keys import MANAGER
 
 log = logging.getLogger("gameserver.admin")
 
 try:  # the cluster's app key, when the redis extra is usable (cluster.py imports redis)
-    from .cluster import CLUSTER as CLUSTER_KEY
+    from gameserver.cluster.node import CLUSTER as CLUSTER_KEY
 except ImportError:  # pragma: no cover
     CLUSTER_KEY = None
 
@@ -300,7 +301,7 @@ async def dispose(request: web.Request) -> web.Response:
         return _no_room(request)
     log.info("admin disposed room %s", runtime.room_id, extra={"room_id": runtime.room_id})
     runtime.room.locked = True
-    runtime.close(protocol.CLOSE_ROOM_CLOSED, "room disposed by an administrator")
+    runtime.close(codec.CLOSE_ROOM_CLOSED, "room disposed by an administrator")
     return _json({"disposed": runtime.room_id})
 
 

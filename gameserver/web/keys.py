@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from .client_budgets import ClientBudgets
-from .config import Settings
-from .limits import AddressCounter
-from .listing import ListingCache
-from .rooms import RoomManager
+from gameserver.config import Settings
+from gameserver.core.limits import AddressCounter
+from gameserver.host.matchmaker import RoomManager
+from gameserver.web.client_budgets import ClientBudgets
+from gameserver.web.listing import ListingCache
 
 SETTINGS = web.AppKey("settings", Settings)
 MANAGER = web.AppKey("manager", RoomManager)

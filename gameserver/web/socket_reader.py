@@ -33,10 +33,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from . import protocol
-from .broadcast import Connection
-from .limits import FrameAllowance, RateLimiter, Verdict
-from .runtime import RoomRuntime
+from gameserver.core import codec
+from gameserver.core.limits import FrameAllowance, RateLimiter, Verdict
+from gameserver.host.broadcast import Connection
+from gameserver.host.room_host import RoomRuntime
 
 log = logging.getLogger("gameserver.ws")
 
@@ -92,18 +92,18 @@ class Inbound:
                 self._receive(conn, data)
             else:
                 counters.reject("text_frame")
-                conn.send_now(protocol.encode_error(
+                conn.send_now(codec.encode_error(
                     "text_frame", "send binary msgpack frames, not text"))
             return
         self.refused = True
         if verdict is Verdict.LIMITED:
             counters.reject("rate_limited")
-            conn.send_now(protocol.encode_error(
+            conn.send_now(codec.encode_error(
                 "rate_limited", "too many messages: slow down or be disconnected"))
         elif verdict is Verdict.CLOSE:
             conn.detached = True
             self.flooded = True
-            self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
+            self._close(codec.CLOSE_RATE_LIMITED, "rate limit exceeded")
 
     def control_verdict(self, verdict: Verdict) -> None:
         """Act on the control budget's verdict after a read: tell once, or close."""
@@ -114,10 +114,10 @@ class Inbound:
         if verdict is Verdict.CLOSE:
             conn.detached = True
             self.flooded = True
-            self._close(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
+            self._close(codec.CLOSE_RATE_LIMITED, "rate limit exceeded")
         elif control.over_since == control.refused_at:  # just went over: tell, once
             self._counters.reject("rate_limited")
-            conn.send_now(protocol.encode_error(
+            conn.send_now(codec.encode_error(
                 "rate_limited", "too many control frames: slow down or be disconnected"))
 
     def control_frame(self) -> bool:
@@ -335,6 +335,6 @@ async def control_loop(ws: web.WebSocketResponse, inbound: Inbound) -> bool:
         elif msg.type is WSMsgType.TEXT:
             frame(msg.data.encode(), binary=False)
         elif msg.type is WSMsgType.CLOSE:
-            return msg.data == protocol.CLOSE_NORMAL
+            return msg.data == codec.CLOSE_NORMAL
         elif msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return False

@@ -10,24 +10,26 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admin, edge, headers, health, heartbeat, http_api, metrics, protocol
-from .client_budgets import ClientBudgets
-from .config import ConfigError, Settings
-from .games.arena import Arena
-from .keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
-from .limits import AddressCounter
-from .listing import ListingCache
-from .room import Room
-from .rooms import Limits, RoomManager
-from .ws import game_socket
+from gameserver.config import ConfigError, Settings
+from gameserver.core import codec
+from gameserver.core.limits import AddressCounter
+from gameserver.core.room import Room
+from gameserver.games.arena import Arena
+from gameserver.host import liveness
+from gameserver.host.matchmaker import Limits, RoomManager
+from gameserver.web import admin, edge, headers, health, http_api, metrics
+from gameserver.web.client_budgets import ClientBudgets
+from gameserver.web.game_socket import game_socket
+from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
+from gameserver.web.listing import ListingCache
 
 BUILTIN_GAMES: tuple[type[Room], ...] = (Arena,)
 
 
 def static_dir() -> Path:
     """The browser client: inside the installed package, or beside it in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_static", here.parent / "static"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "_static", package.parent / "static"):
         if (candidate / "index.html").is_file():
             return candidate
     raise FileNotFoundError("the browser client (static/) is missing from this installation")
@@ -81,9 +83,9 @@ def create_app(settings: Settings | None = None,
                                         [n for n in settings.ip_limit_exempt if n])
     app.cleanup_ctx.append(_rooms_lifecycle)
     app.on_shutdown.append(_going_away)
-    if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (cluster.py)
-        from . import cluster
-        cluster.setup(app)
+    if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (node.py)
+        from gameserver.cluster import node
+        node.setup(app)
 
     static = static_dir()
     app.router.add_get("/", _index(static))
@@ -110,10 +112,10 @@ def _index(static: Path) -> Any:
 async def _rooms_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[MANAGER].start()
     beat = asyncio.get_running_loop().create_task(
-        heartbeat.keep_alive(app[MANAGER], app[SETTINGS].heartbeat), name="heartbeat")
+        liveness.keep_alive(app[MANAGER], app[SETTINGS].heartbeat), name="heartbeat")
     yield
     beat.cancel()
-    await app[MANAGER].stop(protocol.CLOSE_GOING_AWAY, "server shutting down")
+    await app[MANAGER].stop(codec.CLOSE_GOING_AWAY, "server shutting down")
     if app[BACKGROUND]:
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
 
@@ -121,6 +123,6 @@ async def _rooms_lifecycle(app: web.Application) -> AsyncIterator[None]:
 async def _going_away(app: web.Application) -> None:
     """Tell every player before the sockets are torn down."""
     health.set_draining(app)  # first: /readyz answers 503 from here on
-    await app[MANAGER].stop(protocol.CLOSE_GOING_AWAY, "server shutting down")
+    await app[MANAGER].stop(codec.CLOSE_GOING_AWAY, "server shutting down")
     if app[BACKGROUND]:
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
