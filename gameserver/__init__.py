@@ -6,10 +6,10 @@ The public API for game authors is small: subclass :class:`Room`, declare
 """
 
 from gameserver.config import Settings
-from gameserver.core.room import InvalidInput, InvalidOption, JoinRefused, Player, Room
+from gameserver.core.room import InvalidInput, InvalidOption, JoinRefused, Player, Room, message
 from gameserver.core.world import Entity
 from gameserver.web.app import create_app
 
 __all__ = ["Entity", "InvalidInput", "InvalidOption", "JoinRefused", "Player", "Room",
-           "Settings", "create_app"]
+           "Settings", "create_app", "message"]
 __version__ = "0.1.0"

@@ -44,9 +44,9 @@ def test_message_kinds_agree() -> None:
 
 # -- WebSocket ERROR codes -----------------------------------------------------------------
 
-# How the server sends an ERROR: ProtocolError(code, ...), encode_error(code, ...) and
-# game_socket.py's _refuse(ws, close_code, code, ...).
-SENT_ERROR = re.compile(r"(?:ProtocolError|encode_error)\(\s*\"([a-z_]+)\"|"
+# How the server sends an ERROR: ProtocolError(code, ...), encode_error(code, ...),
+# engine.py's _refuse(seat, code, ...) and game_socket.py's _refuse(ws, close_code, code, ...).
+SENT_ERROR = re.compile(r"(?:ProtocolError|encode_error|_refuse\(\s*seat,)\(?\s*\"([a-z_]+)\"|"
                         r"_refuse\(\s*ws,\s*[\w.]+,\s*\"([a-z_]+)\"")
 
 

@@ -67,7 +67,7 @@ from gameserver.cluster.redis_directory import RedisDirectory
 from gameserver.config import ConfigError, Settings
 from gameserver.core.directory import RoomListing
 from gameserver.host.matchmaker import DirectoryUnavailable, MatchmakingError, RoomManager
-from gameserver.host.room_host import RoomRuntime
+from gameserver.host.room_host import RoomHost
 from gameserver.web import health
 from gameserver.web.edge import HttpError, parse_json, read_body
 from gameserver.web.keys import MANAGER, SETTINGS
@@ -242,7 +242,7 @@ class Cluster:
                 await self.directory.add(self._listing(r), self.manager.seated(r.room_id))
         await self.directory.prune(seq, [r.room_id for r in runtimes])
 
-    def _listing(self, r: RoomRuntime) -> RoomListing:
+    def _listing(self, r: RoomHost) -> RoomListing:
         room = r.room
         return RoomListing(r.room_id, room.game, room.max_players, private=room.private,
                            locked=room.locked, metadata=dict(room.metadata), node=self.node)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -152,3 +153,20 @@ class AddressCounter:
             self.counts[address] = count
         else:
             self.counts.pop(address, None)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rooms: int = 1000  # rooms hosted by this process
+    max_players: int = 64  # cap on any room's max_players
+    reservation_ttl: float = 10.0
+    empty_room_grace: float = 5.0
+    max_catch_up: int = 3
+    send_high_water: int = 64 * 1024
+    send_low_water: int = 16 * 1024
+    stall_timeout: float = 10.0
+    reconnect_grace: float = 20.0
+    max_reservations: int = 10000
+    max_message_size: int = 4096  # --max-message-size: the decoder's limit too
+    message_rate: float = 2.0  # room messages per second per player
+    message_bytes: int = 1024  # bytes of room messages per second per player

@@ -1,7 +1,8 @@
-"""The Room API: what a game author subclasses. Pure: no sockets, no event loop.
+"""The Room API: what a game author subclasses. Hooks to override, helpers to call.
 
-A room owns a :class:`~gameserver.core.world.World` and its players. The framework
-calls the hooks below; the game writes rules only::
+A room owns a :class:`~gameserver.core.world.World` and its players. The
+framework (:mod:`gameserver.core.engine`) calls the hooks below; the game
+writes rules only::
 
     class Tag(Room):
         game = "tag"
@@ -17,20 +18,32 @@ calls the hooks below; the game writes rules only::
         def on_input(self, player, data):
             ...  # applied in order, once per tick at most per input credit
 
+        @message("tag", int)
+        def on_tag(self, player, target_id):
+            ...  # a typed room message, validated before it runs
+
         def update(self, dt):
             ...  # the fixed step
 
 Hook order for a player: ``on_join_request`` (may raise :class:`JoinRefused`),
-``on_join``, then any number of ``on_input`` / ``on_message`` (with ``on_drop`` and
-``on_rejoin`` around a lost connection), then ``on_leave``. For the room:
+``on_join``, then any number of ``on_input`` and message handlers (with ``on_drop``
+and ``on_rejoin`` around a lost connection), then ``on_leave``. For the room:
 ``on_create`` first, ``on_dispose`` last, and ``update`` once per tick in between.
+
+Helpers never reach a socket: ``send``, ``broadcast``, ``kick``, ``set_metadata``
+and ``lock`` record what should happen in the room's :class:`Outbox`, and the
+host carries it out in order once the hook returns. That is why they work from
+every hook, ``on_join`` included (what it sends follows the welcome).
+
+Everything here is public and meant for the game: the framework's own state
+(seats, input queues, credits, encoding) lives in the engine, so a helper a
+game names ``_step`` or ``_collect_orbs`` cannot collide with it.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from gameserver.core import codec
 from gameserver.core.world import Entity, World
@@ -45,17 +58,14 @@ class InvalidOption(ValueError):
 
 
 class InvalidInput(ValueError):
-    """Raised by ``validate_input`` or ``on_message``: the sender gets an error, nothing else."""
-
-
-MAX_HELD_MESSAGES = 64  # messages a hook may send a player before its socket is attached
+    """Raised by ``validate_input`` or a message handler: the sender gets an error, nothing
+    else happens."""
 
 
 class Player:
-    """One seat in a room, from join to leave."""
+    """One seat in a room, from join to leave. The game keeps its own state in ``data``."""
 
-    __slots__ = ("_credit", "_inputs", "_kick", "_last_seq", "_outbox", "_send", "ack", "auth",
-                 "connected", "data", "id", "name", "options")
+    __slots__ = ("ack", "auth", "connected", "data", "id", "name", "options")
 
     def __init__(self, player_id: int, name: str, options: dict[str, Any] | None = None,
                  auth: dict[str, Any] | None = None) -> None:
@@ -66,25 +76,84 @@ class Player:
         self.data: dict[str, Any] = {}  # the game's own per-player state
         self.connected = True  # False while dropped and awaiting a reconnection
         self.ack = 0  # the last input seq applied
-        self._inputs: deque[tuple[int, Any]] = deque()  # (seq, validated input)
-        self._last_seq = 0
-        self._credit = 0
-        # Hooks run before the player's socket is attached (on_join, on_rejoin): what they
-        # send, and a kick, wait here until the runtime writes the welcome, then follow it.
-        self._outbox: list[bytes] = []
-        self._kick: str | None = None
-        self._send: Callable[[bytes], None] = self._hold
-
-    def _hold(self, data: bytes) -> None:
-        if len(self._outbox) < MAX_HELD_MESSAGES:
-            self._outbox.append(data)
 
     def __repr__(self) -> str:
         return f"Player(id={self.id}, name={self.name!r})"
 
 
-def _discard(_: bytes) -> None:
-    pass
+MAX_OUTBOX_FRAMES = 4096  # direct messages held between two drains; past it they are dropped
+
+
+class Outbox:
+    """What a room's helpers decided, waiting for the host. Plain data, no callbacks.
+
+    ``frames`` and ``closes`` are per player (by id), in the order the helpers ran;
+    ``events`` go to everyone with the next update; ``listing_changed`` says the
+    room's listing (metadata, lock) must be republished. ``pending`` is set by
+    everything except events, so the host checks one flag after each call.
+    """
+
+    __slots__ = ("closes", "crashed", "events", "frames", "listing_changed", "pending")
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, bytes]] = []
+        self.closes: list[tuple[int, int, str]] = []
+        self.events: list[Any] = []
+        self.listing_changed = False
+        self.crashed: BaseException | None = None  # set by the engine, not by helpers
+        self.pending = False
+
+    def frame(self, player_id: int, payload: bytes) -> None:
+        if len(self.frames) < MAX_OUTBOX_FRAMES:
+            self.frames.append((player_id, payload))
+            self.pending = True
+
+    def close(self, player_id: int, code: int, reason: str) -> None:
+        self.closes.append((player_id, code, reason[:120]))
+        self.pending = True
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+BodySpec = type | tuple[type, ...] | Callable[[Any], Any] | None
+
+
+def message(kind: str, body: BodySpec = None) -> Callable[[H], H]:
+    """Declare a method as the handler of room messages of ``kind``::
+
+        @message("chat", str)
+        def on_chat(self, player, text): ...
+
+    ``body`` checks the message body before the handler runs: a type or a tuple of
+    types (``isinstance``; ``bool`` is not an ``int`` here), or a function that returns
+    the converted body or raises :class:`InvalidInput` (or ``ValueError``/``TypeError``).
+    A refused body, or a kind no handler takes, gets the sender an ``invalid_input``
+    error and nothing else happens.
+    """
+    if not 0 < len(kind) <= codec.MAX_KIND_LEN:
+        raise ValueError(f"a message kind is 1-{codec.MAX_KIND_LEN} characters: {kind!r}")
+
+    def mark(handler: H) -> H:
+        handler.__gameserver_message__ = (kind, body)  # type: ignore[attr-defined]
+        return handler
+    return mark
+
+
+def check_body(kind: str, spec: BodySpec, body: Any) -> Any:
+    """``body`` as the handler of ``kind`` takes it, or :class:`InvalidInput`."""
+    if spec is None:
+        return body
+    if isinstance(spec, type | tuple):
+        types = spec if isinstance(spec, tuple) else (spec,)
+        if isinstance(body, types) and not (type(body) is bool and bool not in types):
+            return body
+        names = " or ".join(t.__name__ for t in types)
+        raise InvalidInput(f"a {kind!r} message takes a {names} body")
+    try:
+        return spec(body)
+    except InvalidInput:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"bad {kind!r} message: {exc}"[:200]) from None
 
 
 class Room:
@@ -97,6 +166,18 @@ class Room:
     entity_types: ClassVar[tuple[type[Entity], ...]] = ()
     max_pending_inputs: ClassVar[int] = 32  # queued inputs per player before refusing more
     input_burst: ClassVar[int] = 3  # inputs a player may bank to catch up after jitter
+    # kind -> (method name, body spec), from the @message handlers of the class and its bases
+    message_handlers: ClassVar[dict[str, tuple[str, BodySpec]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers = dict(cls.message_handlers)
+        for name, value in vars(cls).items():
+            declared = getattr(value, "__gameserver_message__", None)
+            if declared is not None:
+                kind, spec = declared
+                handlers[kind] = (name, spec)
+        cls.message_handlers = handlers
 
     def __init__(self, room_id: str, tick_rate: float, options: dict[str, Any] | None = None,
                  private: bool = False) -> None:
@@ -112,12 +193,7 @@ class Room:
         self.world = World(self.entity_types)
         self.players: dict[int, Player] = {}
         self.tick = 0
-        self._events: list[Any] = []
-        self._next_player_id = 1
-        self._base_tick = 0
-        self._last_events: list[Any] = []
-        self.on_listing_change: Callable[[], None] = _nothing  # set by the runtime
-        self.on_kick: Callable[[Player, str], None] = lambda _p, _r: None
+        self.__outbox = Outbox()  # name-mangled: a game's own attributes cannot shadow it
 
     # -- hooks (override) -------------------------------------------------------
 
@@ -138,7 +214,8 @@ class Room:
         """Apply one validated input of ``player``; called in seq order during a tick."""
 
     def on_message(self, player: Player, kind: str, body: Any) -> None:
-        """A typed message from a player; raise :class:`InvalidInput` to refuse it."""
+        """A room message no ``@message`` handler takes; raise :class:`InvalidInput` to
+        refuse it (the default refuses every such kind)."""
         raise InvalidInput(f"this room takes no {kind!r} messages")
 
     def update(self, dt: float) -> None:
@@ -153,6 +230,16 @@ class Room:
     def on_leave(self, player: Player, consented: bool) -> None:
         """The player left (``consented``), or dropped and did not come back in time."""
 
+    def on_error(self, exc: Exception) -> bool:
+        """A hook raised ``exc`` (anything but :class:`InvalidInput`/:class:`JoinRefused`).
+
+        Return True to keep the room running: the failed call is abandoned (an input
+        or message is dropped, a tick's update is cut short, a join is refused). The
+        default returns False: the room closes, every player gets 1011 and other rooms
+        carry on. The exception is logged either way.
+        """
+        return False
+
     def on_dispose(self) -> None:
         """The room is going away; release what it holds."""
 
@@ -164,111 +251,33 @@ class Room:
 
     def broadcast(self, kind: str, body: Any) -> None:
         """Send an event to every player with the next update (encoded once)."""
-        self._events.append([kind, body])
+        self.__outbox.events.append([kind, body])
 
     def send(self, player: Player, kind: str, body: Any) -> None:
-        """Send a message to one player now (from ``on_join``/``on_rejoin``: after the welcome)."""
-        player._send(codec.encode(codec.S_MESSAGE, kind, body))
+        """Send a message to one player (from ``on_join``/``on_rejoin``: after the welcome).
+
+        Best effort: a player whose connection is behind or gone does not get it."""
+        self.__outbox.frame(player.id, codec.encode(codec.S_MESSAGE, kind, body))
 
     def set_metadata(self, **values: Any) -> None:
         """Update the metadata shown in the room listing."""
         self.metadata.update(values)
-        self.on_listing_change()
+        self.__outbox.listing_changed = self.__outbox.pending = True
 
     def lock(self) -> None:
         """Stop matchmaking from placing new players here."""
         self.locked = True
-        self.on_listing_change()
+        self.__outbox.listing_changed = self.__outbox.pending = True
 
     def unlock(self) -> None:
         self.locked = False
-        self.on_listing_change()
+        self.__outbox.listing_changed = self.__outbox.pending = True
 
     def kick(self, player: Player, reason: str = "kicked") -> None:
         """Close the player's socket (4003) and give up their seat; works from any hook."""
-        self.on_kick(player, reason)
-
-    # -- framework internals ------------------------------------------------------
-
-    def _add_player(self, name: str, options: dict[str, Any],
-                    auth: dict[str, Any] | None = None) -> Player:
-        """Seat a player: ``on_join_request`` then ``on_join``. May raise JoinRefused."""
-        player = Player(self._next_player_id, name, options, auth)
-        self.on_join_request(player)
-        self._next_player_id += 1
-        self.players[player.id] = player
-        self.on_join(player)
-        return player
-
-    def _remove_player(self, player: Player, consented: bool) -> None:
-        if self.players.pop(player.id, None) is not None:
-            self.on_leave(player, consented)
-
-    def _drop_player(self, player: Player) -> None:
-        """Keep the seat, forget what was in flight: the client resends after the ack."""
-        player.connected = False
-        self._forget_inputs(player)
-        self.on_drop(player)
-
-    @staticmethod
-    def _forget_inputs(player: Player) -> None:
-        """Discard queued, unapplied inputs: the next snapshot's ack is then final."""
-        player._inputs.clear()
-        player._last_seq = player.ack
-        player._credit = 0
-
-    def _rejoin_player(self, player: Player) -> None:
-        player.connected = True
-        self.on_rejoin(player)
-
-    def _queue_input(self, player: Player, seq: int, raw: Any) -> None:
-        """Validate and queue one input. Raises ProtocolError (with the seq if refused)."""
-        if seq <= player._last_seq:
-            raise codec.ProtocolError(
-                "stale_seq", f"input seq {seq} is not after {player._last_seq}", seq)
-        if len(player._inputs) >= self.max_pending_inputs:
-            raise codec.ProtocolError(
-                "input_overflow", f"more than {self.max_pending_inputs} inputs are pending", seq)
-        try:
-            data = self.validate_input(raw)
-        except InvalidInput as exc:
-            raise codec.ProtocolError("invalid_input", str(exc), seq) from None
-        player._last_seq = seq
-        player._inputs.append((seq, data))
-
-    def _step(self) -> None:
-        """One fixed step: apply queued inputs (one per earned credit), then ``update``."""
-        burst = self.input_burst
-        for player in list(self.players.values()):
-            credit = min(player._credit + 1, burst)
-            inputs = player._inputs
-            while inputs and credit:
-                seq, data = inputs.popleft()
-                credit -= 1
-                self.on_input(player, data)
-                player.ack = seq
-            player._credit = credit
-        self.update(self.dt)
-        self.tick += 1
-
-    def _collect(self) -> bytes:
-        """This update's shared delta tail; marks the world sent."""
-        created, changed, removed = self.world.collect()
-        events, self._events = self._events, []
-        self._last_events = events  # a snapshot taken now carries them too
-        base, self._base_tick = self._base_tick, self.tick
-        return codec.encode_delta_tail(self.tick, base, created, changed, removed, events)
-
-    def _snapshot_tail(self) -> bytes:
-        """The full state as of the last ``_collect``, for joiners and resyncs."""
-        return codec.encode_snapshot_tail(self._base_tick, self.world.snapshot(),
-                                             self._last_events)
-
-    def _welcome(self, player: Player, reconnect_token: str | None) -> bytes:
-        return codec.encode(
-            codec.S_WELCOME, codec.PROTOCOL_VERSION, self.room_id, self.game, player.id,
-            self.rate, self.world.schema(), self.client_config(), reconnect_token)
+        self.__outbox.close(player.id, codec.CLOSE_KICKED, reason)
 
 
-def _nothing() -> None:
-    pass
+def outbox_of(room: Room) -> Outbox:
+    """The engine's handle on what ``room``'s helpers recorded."""
+    return room._Room__outbox  # type: ignore[attr-defined,no-any-return]

@@ -12,7 +12,7 @@ import math
 import random
 from typing import Any
 
-from gameserver.core.room import InvalidInput, InvalidOption, Player, Room
+from gameserver.core.room import InvalidInput, InvalidOption, Player, Room, message
 from gameserver.core.world import Entity
 
 RULES: dict[str, int] = {
@@ -106,12 +106,11 @@ class Arena(Room):
         avatar.x, avatar.y = move(avatar.x, avatar.y, data[0], data[1], self.step, self.rules)
         self._collect_orbs(avatar)
 
-    def on_message(self, player: Player, kind: str, body: Any) -> None:
-        if kind != "chat":
-            raise InvalidInput(f"arena takes no {kind!r} messages")
-        if type(body) is not str or not body.strip():
-            raise InvalidInput("a chat message is a non-empty string")
+    @message("chat", str)
+    def on_chat(self, player: Player, body: str) -> None:
         text = "".join(ch for ch in body if ch.isprintable()).strip()
+        if not text:
+            raise InvalidInput("a chat message has something to say")
         if len(text) > self.rules["chat_max_len"]:
             raise InvalidInput(f"chat messages are at most {self.rules['chat_max_len']} characters")
         self.broadcast("chat", [player.id, player.name, text])

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import msgpack
 
 from gameserver.core.codec import DELTA_HEADER, SNAPSHOT_HEADER
-from gameserver.core.room import Player
+from gameserver.core.engine import Seat
 
 _OP_BINARY = 0x82  # FIN + binary opcode
 _pack_len2 = struct.Struct("!BBH").pack
@@ -56,22 +56,21 @@ class Transport(Protocol):
 class Connection:
     """One player's socket as the send path sees it."""
 
-    __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "message_budget",
-                 "pinged_at", "player", "synced", "transport")
+    __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "pinged_at",
+                 "player", "seat", "synced", "transport")
 
-    def __init__(self, transport: Transport, player: Player,
+    def __init__(self, transport: Transport, seat: Seat,
                  close: Callable[[int, str], None]) -> None:
         self.transport = transport
-        self.player = player
+        self.seat = seat  # the engine's seat this socket plays
+        self.player = seat.player
         self.close = close  # schedules a WebSocket close with a code and reason
         self.synced = False  # has this socket got a baseline the next delta applies to?
         self.behind_since: float | None = None
         self.leaving = False  # the player asked to leave, or was kicked: no reconnection
         self.detached = False  # no longer the player's socket: ignore what it still sends
-        self.message_budget: Any = None  # runtime.py: room messages, made at the first one
         self.last_seen = time.monotonic()  # when the client last sent anything (heartbeat.py)
         self.pinged_at: float | None = None
-        player._send = self.send_now
 
     def send_now(self, payload: bytes) -> None:
         """Send one message outside the tick (errors, pongs, direct room messages).

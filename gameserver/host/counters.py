@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from gameserver.core.ticker import TICK_BUCKETS
 
 if TYPE_CHECKING:
-    from gameserver.host.room_host import RoomRuntime
+    from gameserver.host.room_host import RoomHost
 
 
 class RoomTotals:
@@ -38,7 +38,7 @@ class RoomTotals:
         self.bytes_sent = 0
         self.closed_stalled = 0
 
-    def add(self, runtime: RoomRuntime) -> None:
+    def add(self, runtime: RoomHost) -> None:
         """Add the counters of one room (live or closed) to these totals."""
         stats, sent = runtime.stats, runtime.broadcaster.stats
         self.tick_count += stats.count
@@ -89,7 +89,7 @@ class Counters:
     def matchmade(self, outcome: str) -> None:
         self.matchmake[outcome] = self.matchmake.get(outcome, 0) + 1
 
-    def fold(self, runtime: RoomRuntime) -> None:
+    def fold(self, runtime: RoomHost) -> None:
         """A room closed: keep its counts (call once, when it leaves the manager)."""
         totals = self.closed.get(runtime.room.game)
         if totals is None:

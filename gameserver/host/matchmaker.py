@@ -13,15 +13,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gameserver.core.directory import Directory, MemoryDirectory, Reservation, RoomListing
+from gameserver.core.limits import Limits
 from gameserver.core.names import clean_name
 from gameserver.core.room import InvalidOption, Player, Room
-from gameserver.host.broadcast import Broadcaster
 from gameserver.host.counters import Counters
-from gameserver.host.room_host import RoomRuntime
+from gameserver.host.room_host import RoomHost
+from gameserver.host.tokens import ReconnectTokens
 
 log = logging.getLogger("gameserver.rooms")
 
@@ -68,23 +68,6 @@ class Placement(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_rooms: int = 1000  # rooms hosted by this process
-    max_players: int = 64  # cap on any room's max_players
-    reservation_ttl: float = 10.0
-    empty_room_grace: float = 5.0
-    max_catch_up: int = 3
-    send_high_water: int = 64 * 1024
-    send_low_water: int = 16 * 1024
-    stall_timeout: float = 10.0
-    reconnect_grace: float = 20.0
-    max_reservations: int = 10000
-    max_message_size: int = 4096  # --max-message-size: the decoder's limit too
-    message_rate: float = 2.0  # room messages per second per player
-    message_bytes: int = 1024  # bytes of room messages per second per player
-
-
 class RoomManager:
     def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = 20.0,
                  limits: Limits | None = None, directory: Directory | None = None,
@@ -97,15 +80,13 @@ class RoomManager:
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.placement: Placement | None = None  # set by cluster.py; None: one process
-        self.runtimes: dict[str, RoomRuntime] = {}
+        self.runtimes: dict[str, RoomHost] = {}
         self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
         self._housekeeping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
-        # Reconnection tokens: single use, rotated at every (re)connection.
-        self._reconnect: dict[str, tuple[str, int]] = {}
-        self._reconnect_of: dict[tuple[str, int], str] = {}
+        self.tokens = ReconnectTokens(self.limits.reconnect_grace)
         # The token each seated player's seat was taken with, per room: what a shared
         # directory counts (seated() is what cluster.py reconciles into Redis).
         self.seats: dict[str, dict[int, str]] = {}
@@ -246,7 +227,7 @@ class RoomManager:
         return await self.placement.node_url(node)
 
     async def _create(self, cls: type[Room], private: bool, options: dict[str, Any]
-                      ) -> RoomRuntime:
+                      ) -> RoomHost:
         if len(self.runtimes) >= self.limits.max_rooms:
             raise MatchmakingError("too_many_rooms",
                                    f"this server hosts its limit of {self.limits.max_rooms} rooms",
@@ -262,15 +243,8 @@ class RoomManager:
             raise MatchmakingError("create_failed", f"the {cls.game} room could not be created",
                                    500) from None
         room.max_players = max(1, min(room.max_players, self.limits.max_players))  # type: ignore[misc]
-        limits = self.limits
-        runtime = RoomRuntime(
-            room, Broadcaster(limits.send_high_water, limits.send_low_water,
-                              limits.stall_timeout),
-            max_catch_up=limits.max_catch_up, on_closed=self._closed,
-            reconnect_grace=limits.reconnect_grace, issue_token=self._issue_token,
-            max_message_size=limits.max_message_size,
-            message_budget=(limits.message_rate, limits.message_bytes))
-        runtime.counters = self.counters  # metrics
+        runtime = RoomHost(room, self.limits, counters=self.counters, tokens=self.tokens,
+                           on_listing=self._listing_changed, on_closed=self._closed)
         self.runtimes[room_id] = runtime
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
@@ -279,8 +253,6 @@ class RoomManager:
         except DirectoryUnavailable:
             del self.runtimes[room_id]  # never started; a late add is pruned (cluster.py)
             raise
-        room.on_listing_change = lambda: self._spawn(self.directory.update(
-            room_id, locked=room.locked, metadata=dict(room.metadata)))
         runtime.start()
         log.info("created %s room %s%s", cls.game, room_id, " (private)" if private else "",
                  extra={"room_id": room_id})
@@ -304,7 +276,7 @@ class RoomManager:
 
     # -- sockets -----------------------------------------------------------------
 
-    async def redeem(self, token: str) -> tuple[Reservation, RoomRuntime] | None:
+    async def redeem(self, token: str) -> tuple[Reservation, RoomHost] | None:
         """The reservation behind ``token`` and its room, if both are alive (single use)."""
         reservation = await self.directory.redeem(token)
         if reservation is None:
@@ -317,7 +289,7 @@ class RoomManager:
             return None
         return reservation, runtime
 
-    def seat_taken(self, runtime: RoomRuntime, player_id: int, token: str) -> None:
+    def seat_taken(self, runtime: RoomHost, player_id: int, token: str) -> None:
         """The player redeemed ``token`` (call at once, with no await since redeem)."""
         self.seats.setdefault(runtime.room_id, {})[player_id] = token
 
@@ -325,50 +297,38 @@ class RoomManager:
         """The tokens of the seats taken in a room this process hosts."""
         return list(self.seats.get(room_id, {}).values())
 
-    async def seat_freed(self, runtime: RoomRuntime, player_id: int | None = None,
+    async def seat_freed(self, runtime: RoomHost, player_id: int | None = None,
                          token: str = "") -> None:
         """A seat is free: ``player_id`` left, or ``token`` was redeemed but not seated.
 
         If the directory cannot be told now, the node's next reconcile tells it."""
         if player_id is not None:
-            self.forget_player(runtime.room_id, player_id)
+            self.tokens.forget(runtime.room_id, player_id)
             token = self.seats.get(runtime.room_id, {}).pop(player_id, token)
         with contextlib.suppress(DirectoryUnavailable):
             await self.directory.release(runtime.room_id, token)
 
-    def _issue_token(self, runtime: RoomRuntime, player: Player) -> str | None:
-        if self.limits.reconnect_grace <= 0:
-            return None
-        self.forget_player(runtime.room_id, player.id)
-        # "room_id.secret": any node can tell where the room is (POST /reconnect);
-        # only the room's own node can redeem it.
-        token = f"{runtime.room_id}.{secrets.token_urlsafe(24)}"
-        self._reconnect[token] = (runtime.room_id, player.id)
-        self._reconnect_of[(runtime.room_id, player.id)] = token
-        return token
-
-    def forget_player(self, room_id: str, player_id: int) -> None:
-        token = self._reconnect_of.pop((room_id, player_id), None)
-        if token is not None:
-            self._reconnect.pop(token, None)
-
-    def resume(self, token: str) -> tuple[RoomRuntime, Player] | None:
+    def resume(self, token: str) -> tuple[RoomHost, Player] | None:
         """The room and player a reconnection token is for (single use; None if stale)."""
-        key = self._reconnect.pop(token, None)
-        if key is None:
+        seat = self.tokens.redeem(token)
+        if seat is None:
             return None
-        del self._reconnect_of[key]
-        runtime = self.runtimes.get(key[0])
-        player = runtime.room.players.get(key[1]) if runtime and not runtime.closed else None
+        runtime = self.runtimes.get(seat[0])
+        player = runtime.room.players.get(seat[1]) if runtime and not runtime.closed else None
         if runtime is None or player is None:
             return None
         return runtime, player
 
-    def _closed(self, runtime: RoomRuntime) -> None:
+    def _listing_changed(self, runtime: RoomHost) -> None:
+        room = runtime.room
+        self._spawn(self.directory.update(runtime.room_id, locked=room.locked,
+                                          metadata=dict(room.metadata)))
+
+    def _closed(self, runtime: RoomHost) -> None:
         if self.runtimes.pop(runtime.room_id, None) is not None:
             self.counters.fold(runtime)  # metrics: keep a closed room's counts
         for player_id in list(runtime.room.players):
-            self.forget_player(runtime.room_id, player_id)
+            self.tokens.forget(runtime.room_id, player_id)
         self.seats.pop(runtime.room_id, None)
         self._spawn(self.directory.remove(runtime.room_id))
 

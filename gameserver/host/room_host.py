@@ -1,9 +1,11 @@
-"""A live room: its tick task, its connections, and the dispatch of client messages.
+"""One live room on the event loop: its tick task, its sockets, and the engine's outbox.
 
-This is where the pure pieces meet the event loop: the :class:`Ticker` says
-when, the :class:`Room` steps and yields a delta, the :class:`Broadcaster`
-writes it. It knows nothing of aiohttp: a connection is a transport and a
-close callback.
+The :class:`~gameserver.core.ticker.Ticker` says when, the
+:class:`~gameserver.core.engine.RoomEngine` steps and encodes, the
+:class:`~gameserver.host.broadcast.Broadcaster` writes. After every call into the
+engine the host carries out what the room decided (``drain``): direct frames to
+sockets, closes, listing changes, a crash. Nothing here knows aiohttp: a
+connection is a transport and a close callback.
 """
 
 from __future__ import annotations
@@ -15,61 +17,80 @@ from collections.abc import Callable
 from typing import Any
 
 from gameserver.core import codec
-from gameserver.core.codec import ProtocolError
-from gameserver.core.limits import RateLimiter, Verdict
-from gameserver.core.room import InvalidInput, Player, Room, _discard
+from gameserver.core.engine import RoomEngine, Seat
+from gameserver.core.limits import Limits
+from gameserver.core.room import Player, Room
 from gameserver.core.ticker import Ticker, TickStats
 from gameserver.host.broadcast import Broadcaster, Connection, Transport
 from gameserver.host.counters import Counters
+from gameserver.host.tokens import ReconnectTokens
 
 log = logging.getLogger("gameserver.room")
 
 
-class RoomRuntime:
-    def __init__(self, room: Room, broadcaster: Broadcaster, *, max_catch_up: int = 3,
-                 on_closed: Callable[[RoomRuntime], Any] | None = None,
-                 reconnect_grace: float = 0.0,
-                 issue_token: Callable[[RoomRuntime, Player], str | None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter,
-                 max_message_size: int = codec.MAX_CLIENT_MESSAGE,
-                 message_budget: tuple[float, float] = (2.0, 1024.0)) -> None:
+class RoomHost:
+    """Drives one room's engine on the loop and connects it to its sockets.
+
+    ``on_listing`` is called when the room's listing (metadata, lock) changed and
+    ``on_closed`` once when the room has closed; both are given by whoever owns the
+    host (the matchmaker), at construction.
+    """
+
+    def __init__(self, room: Room, limits: Limits, *, counters: Counters | None = None,
+                 tokens: ReconnectTokens | None = None,
+                 on_listing: Callable[[RoomHost], Any] | None = None,
+                 on_closed: Callable[[RoomHost], Any] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.room = room
-        self.max_message_size = max_message_size  # --max-message-size, for the decoder
-        # Room messages (e.g. chat) fan out to every player: (messages/s, bytes/s) per player.
-        self.message_budget = message_budget
-        self.reconnect_grace = reconnect_grace
-        self.dropped: dict[int, float] = {}  # player id -> when it dropped (monotonic)
-        self._issue_token = issue_token or (lambda _runtime, _player: None)
-        self.broadcaster = broadcaster
-        self.connections: dict[int, Connection] = {}
-        self.max_catch_up = max_catch_up
+        self.limits = limits
+        # metrics: plain ints, shared by the rooms of a manager
+        self.counters = counters if counters is not None else Counters()
+        self.engine = RoomEngine(room, max_message_size=limits.max_message_size,
+                                 message_rate=limits.message_rate,
+                                 message_bytes=limits.message_bytes,
+                                 reconnect_grace=limits.reconnect_grace,
+                                 rejected=self.counters.rejected)
+        self.broadcaster = Broadcaster(limits.send_high_water, limits.send_low_water,
+                                       limits.stall_timeout)
+        self.max_message_size = limits.max_message_size  # for the socket's rate limiter
+        self.connections: dict[int, Connection] = {}  # player id -> their socket
         self.stats = TickStats(1.0 / room.rate)
-        self.counters = Counters()  # metrics: the RoomManager shares its own (counters.py)
         self.clock = clock
         self.ticker: Ticker | None = None
         self.started_at = 0.0
         self.empty_since: float | None = time.monotonic()
         self.closed = False
-        self.crashed: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tokens = tokens if tokens is not None else ReconnectTokens(0.0)
+        self._on_listing = on_listing
         self._on_closed = on_closed
-        room.on_kick = self._kick
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def room_id(self) -> str:
         return self.room.room_id
 
+    @property
+    def crashed(self) -> BaseException | None:
+        return self.engine.crashed
+
+    @property
+    def dropped(self) -> dict[int, float]:
+        """Players awaiting a reconnection: id -> when they dropped."""
+        return self.engine.dropped
+
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
         self.started_at = self.clock()
-        self.ticker = Ticker(self.room.rate, self.started_at, self.max_catch_up)
+        self.ticker = Ticker(self.room.rate, self.started_at, self.limits.max_catch_up)
+        self.engine.out.listing_changed = False  # what on_create set is in the first listing
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"room:{self.room.room_id}")
 
     async def _run(self) -> None:
         assert self.ticker is not None
-        ticker, stats, room, clock = self.ticker, self.stats, self.room, self.clock
+        ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
+        out, send, connections = engine.out, self.broadcaster.send, self.connections
         sleep = asyncio.sleep
         try:
             while True:
@@ -81,17 +102,20 @@ class RoomRuntime:
                     continue
                 began = clock()
                 for _ in range(steps):
-                    room._step()
-                tail = room._collect()
-                self.broadcaster.send(self.connections.values(), tail, room._snapshot_tail,
-                                      time.monotonic())
+                    engine.tick()
+                if out.pending:
+                    self.drain()
+                    if self.closed:
+                        return
+                send(connections.values(), engine.collect(), engine.snapshot_tail,
+                     time.monotonic())
                 stats.record(clock() - began)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            self.crashed = exc
-            log.exception("room %s (%s) crashed; closing it", room.room_id, room.game,
-                          extra={"room_id": room.room_id})
+        except Exception as exc:  # the framework's own failure: close this room only
+            engine.crashed = exc
+            log.exception("room %s (%s) crashed; closing it", self.room_id, self.room.game,
+                          extra={"room_id": self.room_id})
             self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
 
     def close(self, code: int = codec.CLOSE_ROOM_CLOSED, reason: str = "room closed") -> None:
@@ -105,11 +129,7 @@ class RoomRuntime:
             conn.detached = True  # frames still in flight go nowhere
             conn.close(code, reason)
         self.connections.clear()
-        try:
-            self.room.on_dispose()
-        except Exception:
-            log.exception("room %s: on_dispose raised", self.room.room_id,
-                          extra={"room_id": self.room.room_id})
+        self.engine.dispose()
         if self._on_closed is not None:
             self._on_closed(self)
 
@@ -117,45 +137,80 @@ class RoomRuntime:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
+    # -- the outbox ----------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Carry out what the room decided: frames, then closes, then listing and crash."""
+        engine = self.engine
+        frames, closes, listing_changed = engine.drain()
+        connections = self.connections
+        for pid, payload in frames:
+            conn = connections.get(pid)
+            if conn is not None:
+                conn.send_now(payload)
+        for pid, code, reason in closes:  # a kick or a leave: the seat goes with the socket
+            conn = connections.get(pid)
+            if conn is not None and not conn.leaving:
+                conn.leaving = True
+                conn.close(code, reason)
+        if listing_changed and self._on_listing is not None and not self.closed:
+            self._on_listing(self)
+        if engine.crashed is not None:
+            self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+
     # -- players -----------------------------------------------------------------
 
     def connect(self, transport: Transport, name: str, options: dict[str, Any],
                 close: Callable[[int, str], None], auth: dict[str, Any] | None = None
                 ) -> Connection:
-        """Seat a player on this socket and send the welcome. May raise JoinRefused."""
-        player = self.room._add_player(name, options, auth)
-        return self._attach(player, transport, close)
+        """Seat a player on this socket and send the welcome.
+
+        Raises JoinRefused, or RoomCrashed (the room is closed by then)."""
+        engine = self.engine
+        pid = engine.next_player_id
+        token = self._tokens.issue(self.room_id, pid)
+        try:
+            seat = engine.join(name, options, auth, token)
+        except Exception:
+            self._tokens.forget(self.room_id, pid)
+            if engine.out.pending:
+                self.drain()
+            raise
+        return self._attach(seat, transport, close)
 
     def resume(self, player: Player, transport: Transport, close: Callable[[int, str], None]
                ) -> Connection:
-        """Put a dropped (or about to drop) player back on a new socket."""
+        """Put a dropped (or about to drop) player back on a new socket.
+
+        Raises RoomCrashed if ``on_rejoin`` failed (the room is closed by then)."""
+        seat = self.engine.seats[player.id]
         old = self.connections.pop(player.id, None)
         if old is not None:  # the client saw the drop before the server did
             old.detached = True  # its frames still in flight go nowhere
             old.close(codec.CLOSE_REPLACED, "replaced by a newer connection")
-            # As on a drop: what the old socket queued is not applied, so the new
-            # snapshot's ack is final and the client numbers its inputs after it.
-            self.room._forget_inputs(player)
-        player._send = player._hold  # on_rejoin runs before the new socket is attached
-        if self.dropped.pop(player.id, None) is not None or not player.connected:
-            self.room._rejoin_player(player)
+        token = self._tokens.issue(self.room_id, player.id)
+        try:
+            self.engine.rejoin(seat, token, replaced=old is not None)
+        except Exception:
+            self.drain()
+            raise
         self.counters.reconnections += 1  # metrics
-        return self._attach(player, transport, close)
+        return self._attach(seat, transport, close)
 
-    def _attach(self, player: Player, transport: Transport, close: Callable[[int, str], None]
+    def _attach(self, seat: Seat, transport: Transport, close: Callable[[int, str], None]
                 ) -> Connection:
-        conn = Connection(transport, player, close)
-        self.connections[player.id] = conn
+        conn = Connection(transport, seat, close)
+        self.connections[seat.player.id] = conn
         self.empty_since = None
-        conn.send_now(self.room._welcome(player, self._issue_token(self, player)))
-        # What the join/rejoin hooks sent or decided, in order after the welcome.
-        held, player._outbox = player._outbox, []
-        for data in held:
-            conn.send_now(data)
-        if player._kick is not None:
-            reason, player._kick = player._kick, None
-            self._kick(player, reason)
+        self.drain()  # the welcome, then what the join/rejoin hooks sent or decided
         return conn
+
+    def receive(self, conn: Connection, data: bytes) -> None:
+        """One binary message from a player's socket."""
+        engine = self.engine
+        engine.receive(conn.seat, data, time.monotonic())
+        if engine.out.pending:
+            self.drain()
 
     def disconnect(self, conn: Connection, consented: bool) -> bool:
         """The socket ended. Returns whether the player's seat is free now.
@@ -167,87 +222,28 @@ class RoomRuntime:
             return False  # replaced by a reconnection, or the room closed
         del self.connections[player.id]
         conn.detached = True
-        player._send = _discard
         if not self.connections:
             self.empty_since = time.monotonic()
-        try:
-            if consented or conn.leaving or self.reconnect_grace <= 0:
-                self.room._remove_player(player, consented or conn.leaving)
-                return True
-            self.dropped[player.id] = time.monotonic()  # first: on_drop may kick
-            self.room._drop_player(player)
-            return False
-        except Exception as exc:
-            self._crash_from_hook(exc)
-            return True
+        engine = self.engine
+        freed = consented or conn.leaving or self.limits.reconnect_grace <= 0
+        if freed:
+            engine.leave(conn.seat, consented or conn.leaving)
+            self._tokens.forget(self.room_id, player.id)
+        else:
+            engine.drop(conn.seat, time.monotonic())
+        if engine.out.pending:
+            self.drain()
+        return freed or player.id not in engine.seats
 
     def expire_drops(self, now: float) -> list[int]:
         """Remove dropped players whose grace is over; their ids (their seats are free)."""
-        expired = [pid for pid, at in self.dropped.items() if now - at >= self.reconnect_grace]
+        engine = self.engine
+        expired = [seat.player.id for seat in engine.expire(now)]
         for pid in expired:
-            del self.dropped[pid]
-            player = self.room.players.get(pid)
-            if player is not None:
-                try:
-                    self.room._remove_player(player, consented=False)
-                except Exception as exc:
-                    self._crash_from_hook(exc)
+            self._tokens.forget(self.room_id, pid)
+        if engine.out.pending:
+            self.drain()
         return expired
-
-    def receive(self, conn: Connection, data: bytes) -> None:
-        """Handle one binary frame from a player. Bad input gets an error to the sender only."""
-        player = conn.player
-        try:
-            msg = codec.decode_client(data, self.max_message_size)
-            if type(msg) is codec.Input:
-                self.room._queue_input(player, msg.seq, msg.data)
-            elif type(msg) is codec.Ping:
-                conn.send_now(codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
-            elif type(msg) is codec.Message:
-                if self._message_allowed(conn, len(data)):
-                    self.room.on_message(player, msg.kind, msg.body)
-                else:
-                    self.counters.reject("message_rate_limited")  # metrics
-                    conn.send_now(codec.encode_error(
-                        "message_rate_limited", "too many room messages: this one was dropped"))
-            else:
-                conn.leaving = True
-                conn.close(codec.CLOSE_NORMAL, "left")
-        except ProtocolError as exc:
-            self.counters.reject(exc.code)  # metrics
-            conn.send_now(codec.encode_error(exc.code, exc.message, exc.seq))
-        except InvalidInput as exc:
-            self.counters.reject("invalid_input")  # metrics
-            conn.send_now(codec.encode_error("invalid_input", str(exc)))
-        except Exception as exc:  # the game's own code failed: that is the room's crash
-            self._crash_from_hook(exc)
-
-    def _message_allowed(self, conn: Connection, size: int) -> bool:
-        """Within the player's room-message budget? (Never closes: refusing is enough.)"""
-        now = time.monotonic()
-        budget = conn.message_budget
-        if budget is None:
-            messages_per_s, bytes_per_s = self.message_budget
-            budget = conn.message_budget = RateLimiter(messages_per_s, bytes_per_s, now,
-                                                       burst_s=3.0, patience=float("inf"),
-                                                       max_message=self.max_message_size)
-        return budget.check(size, now) is Verdict.OK
-
-    def _crash_from_hook(self, exc: Exception) -> None:
-        self.crashed = exc
-        log.error("room %s (%s) crashed in a hook; closing it", self.room.room_id,
-                  self.room.game, exc_info=exc, extra={"room_id": self.room.room_id})
-        self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
-
-    def _kick(self, player: Player, reason: str) -> None:
-        conn = self.connections.get(player.id)
-        if conn is not None:
-            conn.leaving = True
-            conn.close(codec.CLOSE_KICKED, reason)
-        elif player.id in self.dropped:  # kicked while away: no seat to come back to
-            self.dropped[player.id] = -1e18
-        elif self.room.players.get(player.id) is player:
-            player._kick = reason  # from on_join/on_rejoin: done once the socket is attached
 
     # -- observation -----------------------------------------------------------
 
@@ -257,7 +253,7 @@ class RoomRuntime:
             "room_id": self.room.room_id,
             "game": self.room.game,
             "players": len(self.connections),
-            "dropped": len(self.dropped),
+            "dropped": len(self.engine.dropped),
             "tick": self.room.tick,
             "tick_rate": self.room.rate,
             "achieved_rate": round(self.stats.count / elapsed, 3) if elapsed > 1 else None,

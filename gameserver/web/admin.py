@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from gameserver.core import codec
-from gameserver.host.room_host import RoomRuntime
+from gameserver.host.room_host import RoomHost
 from gameserver.web import health
 from gameserver.web.edge import parse_json, read_body
 from gameserver.web.keys import MANAGER
@@ -185,7 +185,7 @@ def _jsonable(value: Any) -> Any:
 # -- reading rooms ---------------------------------------------------------------------
 
 
-async def _row(request: web.Request, runtime: RoomRuntime, now: float) -> dict[str, Any]:
+async def _row(request: web.Request, runtime: RoomHost, now: float) -> dict[str, Any]:
     """One room's line in the monitor: identity, load, and rates since the last poll."""
     monitor = request.app[MONITOR]
     room, stats = runtime.room, runtime.stats
@@ -221,7 +221,7 @@ async def _row(request: web.Request, runtime: RoomRuntime, now: float) -> dict[s
         "tick_overruns": stats.overruns,
         "bytes_per_s": None if sample.bytes_rate is None else round(sample.bytes_rate),
         "bytes_sent": sent,
-        "state_bytes": len(room._snapshot_tail()),
+        "state_bytes": len(runtime.engine.snapshot_tail()),
         "entities": len(room.world.entities),
         "created_at": sample.created_at,
     }
@@ -238,7 +238,7 @@ async def list_rooms(request: web.Request) -> web.Response:
                   "accepting": manager.accepting, "time": time.time()})
 
 
-def _runtime(request: web.Request) -> RoomRuntime | None:
+def _runtime(request: web.Request) -> RoomHost | None:
     runtime = request.app[MANAGER].runtimes.get(request.match_info["room_id"])
     return None if runtime is None or runtime.closed else runtime
 
@@ -253,11 +253,12 @@ async def room_detail(request: web.Request) -> web.Response:
         return _no_room(request)
     room = runtime.room
     players = []
-    for player in room.players.values():
+    for seat in runtime.engine.seats.values():
+        player = seat.player
         conn = runtime.connections.get(player.id)
         players.append({"id": player.id, "name": player.name, "connected": conn is not None,
                         "behind": conn is not None and conn.behind_since is not None,
-                        "ack": player.ack, "pending_inputs": len(player._inputs)})
+                        "ack": player.ack, "pending_inputs": len(seat.inputs)})
     entities: dict[str, Any] = {}
     for eid, entity in room.world.entities.items():
         if len(entities) >= MAX_ENTITIES:

@@ -15,6 +15,7 @@ import logging
 from aiohttp import web
 
 from gameserver.core import codec
+from gameserver.core.engine import RoomCrashed
 from gameserver.core.room import JoinRefused
 from gameserver.host.matchmaker import DirectoryUnavailable
 from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
@@ -75,8 +76,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         runtime, player = resumed
         try:
             conn = runtime.resume(player, transport, close)
-        except Exception as exc:  # on_rejoin raised: the room's crash, as for on_join
-            runtime._crash_from_hook(exc)
+        except RoomCrashed:  # on_rejoin raised and the room closed, as for on_join
             return await _refuse(ws, codec.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
         log.info("player reconnected", extra={"room_id": runtime.room_id,
@@ -100,9 +100,8 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         except JoinRefused as exc:
             await manager.seat_freed(runtime, token=reservation.token)
             return await _refuse(ws, codec.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
-        except Exception as exc:
+        except RoomCrashed:
             await manager.seat_freed(runtime, token=reservation.token)
-            runtime._crash_from_hook(exc)
             return await _refuse(ws, codec.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
         manager.seat_taken(runtime, conn.player.id, reservation.token)

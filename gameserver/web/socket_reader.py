@@ -36,7 +36,7 @@ from aiohttp import WSMsgType, web
 from gameserver.core import codec
 from gameserver.core.limits import FrameAllowance, RateLimiter, Verdict
 from gameserver.host.broadcast import Connection
-from gameserver.host.room_host import RoomRuntime
+from gameserver.host.room_host import RoomHost
 
 log = logging.getLogger("gameserver.ws")
 
@@ -60,7 +60,7 @@ class Inbound:
     __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control",
                  "delivered", "flooded", "refused")
 
-    def __init__(self, runtime: RoomRuntime, conn: Connection, messages_per_s: float,
+    def __init__(self, runtime: RoomHost, conn: Connection, messages_per_s: float,
                  bytes_per_s: float, close: Callable[[int, str], None],
                  control_per_s: float = 20.0) -> None:
         self.conn = conn

@@ -1,0 +1,350 @@
+"""A room's sans-I/O engine: seats, input queues, stepping, encoding. No sockets, no loop.
+
+The host feeds the engine events and carries out what it produced, in the way
+the ``websockets`` library keeps its protocol apart from its I/O::
+
+    host -> engine:  join(...) / rejoin(seat, ...) / receive(seat, bytes, now)
+                     tick() / collect() / drop(seat, now) / leave(seat, ...) / expire(now)
+    engine -> host:  engine.out (a room.Outbox): frames and closes per player, whether
+                     the listing changed, whether the room crashed; events ride the update
+
+Nothing here holds a transport, a task or a manager, and nothing calls back up:
+the host reads ``out.pending`` after each call and drains. ``gameserver.testing``
+drives this same engine with a recording host, so a game's tests run the code the
+server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from gameserver.core import codec
+from gameserver.core.codec import Input, Message, Ping, ProtocolError
+from gameserver.core.limits import RateLimiter, Verdict
+from gameserver.core.room import (
+    InvalidInput,
+    JoinRefused,
+    Outbox,
+    Player,
+    Room,
+    check_body,
+    outbox_of,
+)
+
+log = logging.getLogger("gameserver.room")
+
+
+class RoomCrashed(Exception):
+    """A hook raised and the game's ``on_error`` did not keep the room: close it (1011)."""
+
+
+class Seat:
+    """The engine's side of one player: their input queue and budgets."""
+
+    __slots__ = ("budget", "credit", "dropped_at", "inputs", "last_seq", "player")
+
+    def __init__(self, player: Player) -> None:
+        self.player = player
+        self.inputs: deque[tuple[int, Any]] = deque()  # (seq, validated input)
+        self.last_seq = 0  # the last seq queued (or, after a drop, applied)
+        self.credit = 0
+        self.dropped_at: float | None = None  # monotonic seconds, while awaiting a rejoin
+        self.budget: RateLimiter | None = None  # room messages, made at the first one
+
+    def forget_inputs(self) -> None:
+        """Discard queued, unapplied inputs: the next snapshot's ack is then final."""
+        self.inputs.clear()
+        self.last_seq = self.player.ack
+        self.credit = 0
+
+
+class RoomEngine:
+    """Drives one :class:`Room`: the only caller of its hooks.
+
+    ``rejected`` is a plain counter of refused client messages by ERROR code, shared
+    with whoever reports metrics (a dict, not a callback).
+    """
+
+    def __init__(self, room: Room, *, max_message_size: int, message_rate: float,
+                 message_bytes: float, reconnect_grace: float,
+                 rejected: dict[str, int] | None = None) -> None:
+        self.room = room
+        self.out: Outbox = outbox_of(room)
+        self.seats: dict[int, Seat] = {}
+        self.max_message_size = max_message_size
+        self.message_budget = (message_rate, float(message_bytes))
+        self.reconnect_grace = reconnect_grace
+        self.rejected: dict[str, int] = {} if rejected is None else rejected
+        self.crashed: BaseException | None = None
+        self._next_player_id = 1
+        self._base_tick = 0  # the tick the last collected update brought clients to
+        self._last_events: list[Any] = []  # a snapshot taken now carries them too
+        # Bound once: the message handlers of the room's class.
+        self._handlers = {kind: (getattr(room, name), spec)
+                          for kind, (name, spec) in type(room).message_handlers.items()}
+
+    # -- seats -----------------------------------------------------------------
+
+    def join(self, name: str, options: dict[str, Any], auth: dict[str, Any] | None = None,
+             reconnect_token: str | None = None) -> Seat:
+        """Seat a player: ``on_join_request``, the welcome, then ``on_join``.
+
+        Raises :class:`JoinRefused` (nothing is seated), or :class:`RoomCrashed` (a hook
+        failed and ``on_error`` let the room close).
+        What ``on_join`` sends or decides lands in ``out`` after the welcome.
+        """
+        room = self.room
+        player = Player(self._next_player_id, name, options, auth)
+        try:
+            room.on_join_request(player)
+        except JoinRefused:
+            raise
+        except Exception as exc:
+            self._join_failed(exc)
+        self._next_player_id += 1
+        seat = self.seats[player.id] = Seat(player)
+        room.players[player.id] = player
+        self.out.frame(player.id, self._welcome(player, reconnect_token))
+        try:
+            room.on_join(player)
+        except Exception as exc:  # undo the seat; on_leave is for players who joined
+            del self.seats[player.id]
+            room.players.pop(player.id, None)
+            out = self.out
+            out.frames = [f for f in out.frames if f[0] != player.id]
+            out.closes = [c for c in out.closes if c[0] != player.id]
+            if isinstance(exc, JoinRefused):
+                raise
+            self._join_failed(exc)
+        return seat
+
+    def rejoin(self, seat: Seat, reconnect_token: str | None = None,
+               replaced: bool = False) -> None:
+        """Put a dropped player back (or move a connected one to a new socket: ``replaced``).
+
+        The welcome goes first; ``on_rejoin`` runs if the player was dropped."""
+        player = seat.player
+        if replaced:  # as on a drop: what the old socket queued is not applied
+            seat.forget_inputs()
+        was_dropped = seat.dropped_at is not None or not player.connected
+        seat.dropped_at = None
+        player.connected = True
+        self.out.frame(player.id, self._welcome(player, reconnect_token))
+        if was_dropped:
+            try:
+                self.room.on_rejoin(player)
+            except Exception as exc:
+                self._failed(exc)
+                if self.crashed is not None:
+                    raise RoomCrashed(str(exc)) from exc
+
+    def _join_failed(self, exc: Exception) -> None:
+        self._failed(exc)
+        if self.crashed is not None:
+            raise RoomCrashed(str(exc)) from exc
+        raise JoinRefused("the room could not seat you") from None
+
+    def drop(self, seat: Seat, now: float) -> None:
+        """The player's socket was lost: keep the seat for ``reconnect_grace`` seconds and
+        forget what was in flight (the client resends after the ack)."""
+        player = seat.player
+        player.connected = False
+        seat.dropped_at = now
+        seat.forget_inputs()
+        try:
+            self.room.on_drop(player)
+        except Exception as exc:
+            self._failed(exc)
+
+    def leave(self, seat: Seat, consented: bool) -> None:
+        """Free the seat; ``on_leave``."""
+        player = seat.player
+        if self.seats.pop(player.id, None) is None:
+            return
+        seat.dropped_at = None
+        if self.room.players.pop(player.id, None) is not None:
+            try:
+                self.room.on_leave(player, consented)
+            except Exception as exc:
+                self._failed(exc)
+
+    def expire(self, now: float) -> list[Seat]:
+        """Remove dropped players whose grace is over; the seats freed."""
+        grace = self.reconnect_grace
+        expired = [s for s in self.seats.values()
+                   if s.dropped_at is not None and now - s.dropped_at >= grace]
+        for seat in expired:
+            self.leave(seat, consented=False)
+        return expired
+
+    @property
+    def next_player_id(self) -> int:
+        """The id the next :meth:`join` gives (so a host can issue its token first)."""
+        return self._next_player_id
+
+    @property
+    def dropped(self) -> dict[int, float]:
+        """Players awaiting a reconnection: id -> when they dropped."""
+        return {pid: s.dropped_at for pid, s in self.seats.items() if s.dropped_at is not None}
+
+    # -- client messages ---------------------------------------------------------
+
+    def receive(self, seat: Seat, data: bytes, now: float) -> None:
+        """One binary message from a player. Bad input gets an ERROR to the sender only."""
+        try:
+            msg = codec.decode_client(data, self.max_message_size)
+            if type(msg) is Input:
+                self._queue_input(seat, msg.seq, msg.data)
+            elif type(msg) is Ping:
+                self.out.frame(seat.player.id,
+                               codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
+            elif type(msg) is Message:
+                self._message(seat, msg, len(data), now)
+            else:  # Leave: the host closes the socket; the seat goes with it
+                self.out.close(seat.player.id, codec.CLOSE_NORMAL, "left")
+        except ProtocolError as exc:
+            self._refuse(seat, exc.code, exc.message, exc.seq)
+        except InvalidInput as exc:
+            self._refuse(seat, "invalid_input", str(exc))
+        except Exception as exc:  # the game's own code failed
+            self._failed(exc)
+
+    def _queue_input(self, seat: Seat, seq: int, raw: Any) -> None:
+        """Validate and queue one input. Raises ProtocolError (with the seq if refused)."""
+        if seq <= seat.last_seq:
+            raise ProtocolError("stale_seq", f"input seq {seq} is not after {seat.last_seq}",
+                                seq)
+        room = self.room
+        if len(seat.inputs) >= room.max_pending_inputs:
+            raise ProtocolError(
+                "input_overflow", f"more than {room.max_pending_inputs} inputs are pending", seq)
+        try:
+            data = room.validate_input(raw)
+        except InvalidInput as exc:
+            raise ProtocolError("invalid_input", str(exc), seq) from None
+        seat.last_seq = seq
+        seat.inputs.append((seq, data))
+
+    def _message(self, seat: Seat, msg: Message, size: int, now: float) -> None:
+        """A room message: within the player's budget, to its handler."""
+        budget = seat.budget
+        if budget is None:
+            messages_per_s, bytes_per_s = self.message_budget
+            budget = seat.budget = RateLimiter(messages_per_s, bytes_per_s, now, burst_s=3.0,
+                                               patience=float("inf"),
+                                               max_message=self.max_message_size)
+        if budget.check(size, now) is not Verdict.OK:  # refusing is enough: never closes
+            self._refuse(seat, "message_rate_limited",
+                         "too many room messages: this one was dropped")
+            return
+        handler = self._handlers.get(msg.kind)
+        if handler is None:
+            self.room.on_message(seat.player, msg.kind, msg.body)
+        else:
+            method, spec = handler
+            method(seat.player, check_body(msg.kind, spec, msg.body))
+
+    def _refuse(self, seat: Seat, code: str, message: str, seq: int | None = None) -> None:
+        self.rejected[code] = self.rejected.get(code, 0) + 1  # metrics
+        self.out.frame(seat.player.id, codec.encode_error(code, message, seq))
+
+    # -- the tick ----------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One fixed step: apply queued inputs (one per earned credit), then ``update``."""
+        room = self.room
+        burst = room.input_burst
+        on_input = room.on_input
+        for seat in list(self.seats.values()):
+            player = seat.player
+            credit = min(seat.credit + 1, burst)
+            inputs = seat.inputs
+            while inputs and credit:
+                seq, data = inputs.popleft()
+                credit -= 1
+                player.ack = seq  # first: an input that fails is not applied again
+                try:
+                    on_input(player, data)
+                except Exception as exc:
+                    self._failed(exc)
+                    if self.crashed is not None:
+                        return
+            seat.credit = credit
+        try:
+            room.update(room.dt)
+        except Exception as exc:
+            self._failed(exc)
+        room.tick += 1
+
+    def collect(self) -> bytes:
+        """This update's shared delta tail (encoded once for everyone); marks it sent."""
+        room = self.room
+        created, changed, removed = room.world.collect()
+        out = self.out
+        events, out.events = out.events, []
+        self._last_events = events
+        base, self._base_tick = self._base_tick, room.tick
+        return codec.encode_delta_tail(room.tick, base, created, changed, removed, events)
+
+    def snapshot_tail(self) -> bytes:
+        """The full state as of the last :meth:`collect`, for joiners and resyncs."""
+        return codec.encode_snapshot_tail(self._base_tick, self.room.world.snapshot(),
+                                          self._last_events)
+
+    def _welcome(self, player: Player, reconnect_token: str | None) -> bytes:
+        room = self.room
+        return codec.encode(codec.S_WELCOME, codec.PROTOCOL_VERSION, room.room_id, room.game,
+                            player.id, room.rate, room.world.schema(), room.client_config(),
+                            reconnect_token)
+
+    # -- the outbox ----------------------------------------------------------------
+
+    def drain(self) -> tuple[list[tuple[int, bytes]], list[tuple[int, int, str]], bool]:
+        """What the host must do now: ``(frames, closes, listing_changed)``.
+
+        A kick of a player who is away (no socket to close) ends their grace here; a
+        close for a player no longer seated is dropped. ``crashed`` stays set.
+        """
+        out = self.out
+        frames, out.frames = out.frames, []
+        closes, out.closes = out.closes, []
+        changed, out.listing_changed = out.listing_changed, False
+        out.pending = self.crashed is not None
+        live = []
+        for pid, code, reason in closes:
+            seat = self.seats.get(pid)
+            if seat is None:
+                continue
+            if seat.dropped_at is not None:
+                seat.dropped_at = -1e18  # kicked while away: the next expire() frees it
+            else:
+                live.append((pid, code, reason))
+        return frames, live, changed
+
+    def dispose(self) -> None:
+        """The room is going away: ``on_dispose`` (an exception there is only logged)."""
+        try:
+            self.room.on_dispose()
+        except Exception:
+            log.exception("room %s: on_dispose raised", self.room.room_id,
+                          extra={"room_id": self.room.room_id})
+
+    def _failed(self, exc: Exception) -> None:
+        """A hook raised: the game's ``on_error`` decides whether the room carries on."""
+        room = self.room
+        if self.crashed is not None:
+            return
+        try:
+            keep = room.on_error(exc) is True
+        except Exception as again:
+            keep, exc = False, again
+        if keep:
+            log.warning("room %s (%s): a hook raised; on_error kept the room", room.room_id,
+                        room.game, exc_info=exc, extra={"room_id": room.room_id})
+            return
+        log.error("room %s (%s) crashed in a hook; closing it", room.room_id, room.game,
+                  exc_info=exc, extra={"room_id": room.room_id})
+        self.crashed = self.out.crashed = exc
+        self.out.pending = True

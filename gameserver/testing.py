@@ -1,0 +1,348 @@
+"""A test harness for game authors: a room of your game, players, ticks, and what each
+player would receive. No sockets, no event loop, no server::
+
+    from gameserver.testing import RoomHarness
+    from mygame import Coins
+
+    def test_a_coin_scores() -> None:
+        room = RoomHarness(Coins, options={"seed": 1})
+        ann = room.join("ann")
+        ann.input([1, 0])
+        room.tick(5)
+        assert ann.entity("Collector", pid=ann.id).values["score"] == 1
+        assert ann.events_of("scored") == [[ann.id, 1]]
+
+It runs the server's own code: the room's :class:`~gameserver.core.engine.RoomEngine`
+(seats, input queues and credits, stepping, encoding) and the server's send path
+(:class:`~gameserver.host.broadcast.Broadcaster`), writing to in-memory sockets. Each
+player decodes its bytes with the reference decoder
+(:class:`~gameserver.core.replica.Replica`), so what a test reads is what a real
+client would have reconstructed.
+
+A hook that raises makes the call that ran it raise :class:`RoomCrashed` (with the
+game's exception as its cause), unless the room's ``on_error`` keeps the room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from gameserver.core import codec
+from gameserver.core.engine import RoomCrashed, RoomEngine, Seat
+from gameserver.core.limits import Limits
+from gameserver.core.replica import Replica, ReplicaEntity
+from gameserver.core.room import JoinRefused, Room
+from gameserver.host.broadcast import Broadcaster, Connection
+
+__all__ = ["HarnessPlayer", "JoinRefused", "RoomCrashed", "RoomHarness"]
+
+
+class _MemorySocket:
+    """A transport that keeps what is written: one server frame per write."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # always read at once: the slow-client rules never trigger here
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+def _payload(frame: bytes) -> bytes:
+    """The payload of one unmasked server frame."""
+    n = frame[1] & 0x7F
+    if n == 126:
+        return frame[4:]
+    if n == 127:
+        return frame[10:]
+    return frame[2:]
+
+
+class HarnessPlayer:
+    """One player of a :class:`RoomHarness`, and everything it has received."""
+
+    def __init__(self, harness: RoomHarness, name: str) -> None:
+        self.harness = harness
+        self.name = name
+        self.id = 0
+        self.welcome: list[Any] = []
+        self.config: dict[str, Any] = {}
+        self.replica: Replica | None = None
+        self.updates = 0  # snapshots and deltas received
+        self.events: list[Any] = []  # [kind, body] from every update received, in order
+        self.messages: list[tuple[str, Any]] = []  # direct messages: (kind, body)
+        self.errors: list[list[Any]] = []  # ERROR messages: [code, message(, seq)]
+        self.closed: tuple[int, str] | None = None  # (close code, reason) once closed
+        self.seq = 0  # the last input seq sent
+        self.seat: Seat | None = None
+        self._socket: _MemorySocket | None = None
+        self._conn: Connection | None = None
+        self._token: str | None = None
+
+    # -- what a client does -------------------------------------------------------
+
+    def input(self, data: Any) -> int:
+        """Send one input (numbered like a real client); its seq."""
+        self.seq += 1
+        self.send_raw(codec.encode(codec.C_INPUT, self.seq, data))
+        return self.seq
+
+    def send(self, kind: str, body: Any) -> None:
+        """Send a room message (e.g. ``send("chat", "hi")``)."""
+        self.send_raw(codec.encode(codec.C_MESSAGE, kind, body))
+
+    def send_raw(self, data: bytes) -> None:
+        """Send one WebSocket message's bytes as they are, hostile or not."""
+        if self._conn is None or self.seat is None:
+            raise RuntimeError(f"{self.name} is not connected")
+        self.harness._receive(self, data)
+
+    def leave(self) -> None:
+        """Leave the room on purpose (the client's LEAVE): the seat is freed."""
+        self.send_raw(codec.encode(codec.C_LEAVE))
+
+    def drop(self) -> None:
+        """Lose the connection without leaving: the seat waits for :meth:`reconnect`."""
+        self.harness._disconnect(self, consented=False)
+
+    def reconnect(self) -> None:
+        """Come back after :meth:`drop` with the welcome's reconnection token."""
+        self.harness._reconnect(self)
+
+    # -- what it has received -----------------------------------------------------
+
+    @property
+    def ack(self) -> int:
+        """The last input seq the server applied, as the last update said."""
+        return self.replica.ack if self.replica is not None else 0
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def entities(self, type_name: str | None = None) -> list[ReplicaEntity]:
+        """The entities this player knows of (of one type), in id order."""
+        if self.replica is None:
+            return []
+        return [e for _, e in sorted(self.replica.entities.items())
+                if type_name is None or e.type == type_name]
+
+    def entity(self, type_name: str, **match: Any) -> ReplicaEntity:
+        """The one entity of ``type_name`` whose fields equal ``match``."""
+        found = [e for e in self.entities(type_name)
+                 if all(e.values.get(k) == v for k, v in match.items())]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} {type_name} entities match {match}")
+        return found[0]
+
+    def events_of(self, kind: str) -> list[Any]:
+        """The bodies of the events of ``kind`` received so far."""
+        return [body for k, body in self.events if k == kind]
+
+    def _read(self) -> None:
+        socket = self._socket
+        if socket is None:
+            return
+        written, socket.written = socket.written, []
+        for frame in written:
+            self._handle(msgpack.unpackb(_payload(frame), strict_map_key=False))
+
+    def _handle(self, msg: list[Any]) -> None:
+        kind = msg[0]
+        if kind == codec.S_WELCOME:
+            self.welcome = msg
+            self.id, schema, self.config, self._token = msg[4], msg[6], msg[7], msg[8]
+            if self.replica is None:
+                self.replica = Replica(schema)
+        elif kind in (codec.S_SNAPSHOT, codec.S_DELTA):
+            assert self.replica is not None, "an update before the welcome"
+            self.replica.apply(msg)
+            self.updates += 1
+            self.events.extend(tuple(e) for e in self.replica.events)
+        elif kind == codec.S_MESSAGE:
+            self.messages.append((msg[1], msg[2]))
+        elif kind == codec.S_ERROR:
+            self.errors.append(msg[1:])
+
+    def __repr__(self) -> str:
+        return f"HarnessPlayer(id={self.id}, name={self.name!r})"
+
+
+class RoomHarness:
+    """A room of one game, driven by hand: ``join``, then ``tick`` and look.
+
+    ``tick_rate`` defaults to the game's own or 20 Hz; ``limits`` to the server's
+    defaults (room-message budget, reconnection grace, message size...). Time is
+    simulated: each tick advances ``now`` by one step, :meth:`advance` by any amount.
+    """
+
+    def __init__(self, game: type[Room], options: dict[str, Any] | None = None, *,
+                 tick_rate: float | None = None, limits: Limits | None = None,
+                 room_id: str = "test-room", private: bool = False) -> None:
+        self.limits = limits or Limits.from_settings(_default_settings())
+        rate = tick_rate or game.tick_rate or 20.0
+        self.options = dict(options or {})
+        self.room: Room = game(room_id, rate, self.options, private)
+        self.room.on_create(self.options)
+        self.engine = RoomEngine(self.room, max_message_size=self.limits.max_message_size,
+                                 message_rate=self.limits.message_rate,
+                                 message_bytes=self.limits.message_bytes,
+                                 reconnect_grace=self.limits.reconnect_grace)
+        self.broadcaster = Broadcaster(self.limits.send_high_water, self.limits.send_low_water,
+                                       self.limits.stall_timeout)
+        self.now = 0.0
+        self.players: list[HarnessPlayer] = []
+        self.closed = False
+        self._connections: dict[int, Connection] = {}
+        self._tokens = 0
+
+    # -- driving the room -----------------------------------------------------------
+
+    def join(self, name: str = "player", options: dict[str, Any] | None = None,
+             auth: dict[str, Any] | None = None) -> HarnessPlayer:
+        """Seat a player (``on_join_request``, ``on_join``); raises :class:`JoinRefused`.
+
+        It gets its snapshot with the next :meth:`tick`, as on the server."""
+        self._check_open()
+        if len(self.room.players) >= self.room.max_players:
+            raise JoinRefused("the room is full")
+        player = HarnessPlayer(self, name)
+        try:
+            seat = self.engine.join(name, options or {}, auth, self._token())
+        except RoomCrashed:
+            self._crash()
+            raise
+        self._attach(player, seat)
+        self.players.append(player)
+        return player
+
+    def tick(self, n: int = 1) -> None:
+        """Run ``n`` ticks, each followed by an update to every connected player."""
+        engine = self.engine
+        for _ in range(n):
+            self._check_open()
+            self.now += self.room.dt
+            engine.tick()
+            self._drain()
+            self.broadcaster.send(list(self._connections.values()), engine.collect(),
+                                  engine.snapshot_tail, self.now)
+            self._read_all()
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass without ticking: dropped players whose grace is over leave."""
+        self.now += seconds
+        self.engine.expire(self.now)
+        self._drain()
+
+    # -- what the harness does for a player -------------------------------------------
+
+    def _token(self) -> str:
+        self._tokens += 1
+        return f"{self.room.room_id}.token{self._tokens}"
+
+    def _attach(self, player: HarnessPlayer, seat: Seat) -> None:
+        socket = _MemorySocket()
+        conn = Connection(socket, seat, lambda code, reason: self._closed(player, code, reason))
+        player.seat, player._socket, player._conn, player.closed = seat, socket, conn, None
+        self._connections[seat.player.id] = conn
+        self._drain()
+
+    def _receive(self, player: HarnessPlayer, data: bytes) -> None:
+        self._check_open()
+        assert player.seat is not None
+        self.engine.receive(player.seat, data, self.now)
+        self._drain()
+
+    def _disconnect(self, player: HarnessPlayer, consented: bool) -> None:
+        conn = player._conn
+        if conn is None or player.seat is None:
+            raise RuntimeError(f"{player.name} is not connected")
+        del self._connections[player.seat.player.id]
+        player._conn = None
+        if consented or conn.leaving or self.limits.reconnect_grace <= 0:
+            self.engine.leave(player.seat, consented or conn.leaving)
+        else:
+            self.engine.drop(player.seat, self.now)
+        self._drain()
+
+    def _reconnect(self, player: HarnessPlayer) -> None:
+        self._check_open()
+        seat = player.seat
+        if player._conn is not None or seat is None or seat.player.id not in self.engine.seats:
+            raise RuntimeError(f"{player.name} has no seat to come back to")
+        try:
+            self.engine.rejoin(seat, self._token())
+        except RoomCrashed:
+            self._crash()
+            raise
+        self._attach(player, seat)
+
+    def _closed(self, player: HarnessPlayer, code: int, reason: str) -> None:
+        """The server closed this player's socket (a kick, a leave, the room closing)."""
+        player._read()
+        player.closed = (code, reason)
+        if player._conn is not None and player.seat is not None and \
+                self._connections.get(player.seat.player.id) is player._conn:
+            self._disconnect(player, consented=False)
+
+    def _drain(self) -> None:
+        engine = self.engine
+        if not engine.out.pending:
+            self._read_all()
+            return
+        frames, closes, _listing = engine.drain()
+        for pid, payload in frames:
+            conn = self._connections.get(pid)
+            if conn is not None:
+                conn.send_now(payload)
+        self._read_all()
+        for pid, code, reason in closes:
+            conn = self._connections.get(pid)
+            if conn is not None and not conn.leaving:
+                conn.leaving = True
+                conn.close(code, reason)
+        if engine.crashed is not None:
+            self._crash()
+            raise RoomCrashed(str(engine.crashed)) from engine.crashed
+
+    def _crash(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for conn in list(self._connections.values()):
+            conn.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+        self.engine.dispose()
+
+    def _read_all(self) -> None:
+        for player in self.players:
+            player._read()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RoomCrashed("the room has closed")
+
+
+def _default_settings() -> Any:
+    from gameserver.config import Settings  # stdlib only: no server is loaded by this
+    return Settings()
+
+
+def run_ticks(harness: RoomHarness, until: Callable[[], bool], limit: int = 1000) -> int:
+    """Tick until ``until()`` holds (at most ``limit`` ticks); how many ticks it took."""
+    for n in range(1, limit + 1):
+        harness.tick()
+        if until():
+            return n
+    raise AssertionError(f"not true after {limit} ticks")
