@@ -13,10 +13,11 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gameserver.config import Settings
 from gameserver.core.directory import Directory, MemoryDirectory, Reservation, RoomListing
+from gameserver.core.limits import Limits
 from gameserver.core.names import clean_name
 from gameserver.core.room import InvalidOption, Player, Room
 from gameserver.host.broadcast import Broadcaster
@@ -68,32 +69,15 @@ class Placement(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_rooms: int = 1000  # rooms hosted by this process
-    max_players: int = 64  # cap on any room's max_players
-    reservation_ttl: float = 10.0
-    empty_room_grace: float = 5.0
-    max_catch_up: int = 3
-    send_high_water: int = 64 * 1024
-    send_low_water: int = 16 * 1024
-    stall_timeout: float = 10.0
-    reconnect_grace: float = 20.0
-    max_reservations: int = 10000
-    max_message_size: int = 4096  # --max-message-size: the decoder's limit too
-    message_rate: float = 2.0  # room messages per second per player
-    message_bytes: int = 1024  # bytes of room messages per second per player
-
-
 class RoomManager:
-    def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = 20.0,
+    def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = Settings.tick_rate,
                  limits: Limits | None = None, directory: Directory | None = None,
                  node: str = "local") -> None:
         self.games: dict[str, type[Room]] = {}
         for cls in games:
             self.register(cls)
         self.tick_rate = tick_rate
-        self.limits = limits or Limits()
+        self.limits = limits or Limits.from_settings(Settings())
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.placement: Placement | None = None  # set by cluster.py; None: one process
