@@ -2,9 +2,9 @@
 
 Each option is declared once, as a field of :class:`Settings` with its default,
 parser and help (:func:`setting`); :data:`OPTIONS`, and from it the command line,
-the environment, TOML files, ``--help`` and the README's table (checked by
-tests/test_settings_doc.py), are derived from those fields. A flag beats
-the environment, which beats the default.
+the environment, TOML files and ``--help``, are derived from those fields, and
+tests/test_settings_doc.py checks the README's table against them. A flag beats
+the environment, which beats a TOML file, which beats the default.
 """
 
 from __future__ import annotations
