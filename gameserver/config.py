@@ -1,8 +1,10 @@
 """Settings from flags and ``GAMESERVER_*`` environment variables, validated once.
 
-Each option is declared once in :data:`OPTIONS`; the command line, the
-environment and ``--help`` are all generated from that table. A flag beats
-the environment, which beats the default.
+Each option is declared once, as a field of :class:`Settings` with its default,
+parser and help (:func:`setting`); :data:`OPTIONS`, and from it the command line,
+the environment, TOML files and ``--help``, are derived from those fields, and
+tests/test_settings_doc.py checks the README's table against them. A flag beats
+the environment, which beats a TOML file, which beats the default.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 
@@ -115,12 +117,15 @@ def _prefix(text: str) -> str:
 
 @dataclass(frozen=True)
 class Option:
+    """One setting as the command line, the environment, TOML and the docs see it."""
+
     name: str
     parse: Callable[[str], Any]
     default: Any
     help: str
     many: bool = False  # repeatable flag; a comma-separated list in the environment
     secret: bool = False  # never echo the value, not even in an error message
+    shown: str = ""  # the default as --help and the README show it
 
     @property
     def env(self) -> str:
@@ -131,137 +136,156 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("host", str, "127.0.0.1", "address to listen on (0.0.0.0 for every interface)"),
-    Option("port", _port, 8000, "TCP port to listen on"),
-    Option("public_url", _url, "",
-           "base URL clients reach this server at, used in WebSocket URLs "
-           "(default: taken from each request's Host header)"),
-    Option("tick_rate", _tick_rate, 20.0, "default room tick rate in Hz (a game may set its own)"),
-    Option("max_rooms", _positive(int), 1000, "rooms this process hosts at most"),
-    Option("max_players", _positive(int), 64, "cap on the players of any one room"),
-    Option("reservation_ttl", _positive(float), 10.0,
-           "seconds a seat reservation waits for its WebSocket"),
-    Option("empty_room_grace", _positive(float), 5.0,
-           "seconds an empty room lives before it is disposed"),
-    Option("max_message_size", _positive(int), 4096,
-           "largest WebSocket message a client may send, in bytes"),
-    Option("heartbeat", _positive(float), 15.0,
-           "seconds of client silence before a ping; no answer within half of that cuts it"),
-    Option("send_high_water", _positive(int), 65536,
-           "bytes queued for a client before it is treated as behind and skipped"),
-    Option("stall_timeout", _positive(float), 10.0,
-           "seconds a client may stay behind before it is disconnected"),
-    Option("max_catch_up", _positive(int), 3, "ticks run back to back after a stall before "
-                                               "dropping the rest"),
-    Option("reconnect_grace", _non_negative, 20.0,
-           "seconds a dropped player's seat is kept for a reconnection (0: no reconnection)"),
-    Option("shutdown_timeout", _positive(float), 10.0,
-           "seconds a graceful shutdown may take before the process exits anyway"),
-    Option("rate_limit_messages", _positive(float), 60.0,
-           "messages per second a connection may send (bursts of twice that)"),
-    Option("rate_limit_bytes", _positive(int), 65536,
-           "bytes per second a connection may send (bursts of twice that)"),
-    Option("rate_limit_control", _positive(float), 20.0,
-           "pings, pongs and message fragments per second a connection may send (bursts of "
-           "twice that); over it pings go unanswered, and after 1 s the socket is closed"),
-    Option("message_rate", _positive(float), 2.0,
-           "room messages (MESSAGE, e.g. chat) per second a player may send (bursts of three "
-           "times that)"),
-    Option("message_bytes", _positive(int), 1024,
-           "bytes of room messages per second a player may send (bursts of three times that)"),
-    Option("max_connections_per_ip", _positive(int), 64,
-           "open connections per client address, HTTP and WebSocket alike (exempt networks "
-           "excepted)"),
-    Option("ip_limit_exempt", _network, ("127.0.0.0/8", "::1/128"),
-           "networks exempt from the per-address limit (repeatable; 'none' for none)",
-           many=True),
-    Option("max_reservations", _positive(int), 10000,
-           "seat reservations waiting for their WebSocket, at most"),
-    Option("http_timeout", _positive(float), 5.0,
-           "seconds an HTTP request's headers, and then its body, may take to arrive; "
-           "idle keep-alive connections close after it too"),
-    Option("matchmake_rate", _positive(float), 5.0,
-           "matchmaking requests per second per client address and per signed identity "
-           "(bursts of four times that; addresses in --ip-limit-exempt are not limited)"),
-    Option("room_creations_per_minute", _positive(float), 12.0,
-           "rooms one client address or signed identity may create per minute (that many at "
-           "once, then evenly)"),
-    Option("max_pending_per_client", _positive(int), 8,
-           "seat reservations one client address or signed identity may hold unredeemed"),
-    Option("allowed_origins", _origin, (),
-           "browser origins allowed to matchmake and connect, e.g. https://game.example "
-           "(repeatable); same-origin and loopback pages are always allowed", many=True),
-    Option("auth_secret", str, "",
-           "HMAC secret for signed join tokens; when set, POST /matchmake requires one"),
-    Option("redis", _redis_url, "",
-           "Redis URL of the shared room directory (e.g. redis://127.0.0.1:6379/0); "
-           "processes on the same Redis form one cluster (default: rooms in memory)",
-           secret=True),
-    Option("cluster_prefix", _prefix, "gs", "prefix of this cluster's Redis keys"),
-    Option("node_ttl", _positive(float), 10.0,
-           "seconds a node's presence lives in Redis without a heartbeat (every third of it); "
-           "a dead node's rooms leave the listings within that"),
-    Option("workers", _workers, 1,
-           "processes to serve with, each on its own port from --port ('auto': one per CPU); "
-           "more than 1 needs --redis"),
-    Option("games", str, (), "extra game rooms to serve, as module:Class (repeatable)",
-           many=True),
-    Option("log_level", _log_level, "INFO", "log level: debug, info, warning or error"),
-    Option("log_format", _log_format, "text",
-           "log format: text (for people) or json (one object per line, for log shippers)"),
-    Option("admin_token", _admin_token, "",
-           "bearer token for the /monitor page and the /admin API, at least 16 characters; "
-           "both are off without one", secret=True),
-    Option("config", str, "",
-           "TOML file of settings named as the options (e.g. tick_rate = 30); "
-           "flags and variables win over it"),
-)
+@dataclass(frozen=True)
+class _Spec:
+    parse: Callable[[str], Any]
+    help: str
+    many: bool
+    secret: bool
+    shown: str | None
+
+
+def setting(default: Any, parse: Callable[[str], Any], help: str, *, many: bool = False,
+            secret: bool = False, shown: str | None = None) -> Any:
+    """A :class:`Settings` field: its default, its parser and its help, declared once.
+
+    ``shown`` replaces the default in ``--help`` and the README when the value itself
+    would not say it (e.g. "" meaning "from the request").
+    """
+    return field(default=default, repr=not secret,
+                 metadata={"setting": _Spec(parse, help, many, secret, shown)})
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if value != "" else "none"
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    public_url: str = ""
-    tick_rate: float = 20.0
-    max_rooms: int = 1000
-    max_players: int = 64
-    reservation_ttl: float = 10.0
-    empty_room_grace: float = 5.0
-    max_message_size: int = 4096
-    heartbeat: float = 15.0
-    send_high_water: int = 65536
-    stall_timeout: float = 10.0
-    max_catch_up: int = 3
-    reconnect_grace: float = 20.0
-    shutdown_timeout: float = 10.0
-    rate_limit_messages: float = 60.0
-    rate_limit_bytes: int = 65536
-    rate_limit_control: float = 20.0
-    message_rate: float = 2.0
-    message_bytes: int = 1024
-    max_connections_per_ip: int = 64
-    ip_limit_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    max_reservations: int = 10000
-    http_timeout: float = 5.0
-    matchmake_rate: float = 5.0
-    room_creations_per_minute: float = 12.0
-    max_pending_per_client: int = 8
-    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
-    auth_secret: str = field(default="", repr=False)
-    redis: str = field(default="", repr=False)
-    cluster_prefix: str = "gs"
-    node_ttl: float = 10.0
-    workers: int = 1
-    games: tuple[str, ...] = field(default_factory=tuple)
-    log_level: str = "INFO"
-    log_format: str = "text"
-    admin_token: str = field(default="", repr=False)
-    config: str = ""
+    """Every setting: the dataclass is the one declaration :data:`OPTIONS` derives from."""
+
+    host: str = setting("127.0.0.1", str, "address to listen on (0.0.0.0 for every interface)")
+    port: int = setting(8000, _port, "TCP port to listen on")
+    public_url: str = setting(
+        "", _url, "base URL clients reach this server at, used in WebSocket URLs",
+        shown="from the request")
+    tick_rate: float = setting(20.0, _tick_rate,
+                               "default room tick rate in Hz (a game may set its own)")
+    max_rooms: int = setting(1000, _positive(int), "rooms this process hosts at most")
+    max_players: int = setting(64, _positive(int), "cap on the players of any one room")
+    reservation_ttl: float = setting(10.0, _positive(float),
+                                     "seconds a seat reservation waits for its WebSocket")
+    empty_room_grace: float = setting(5.0, _positive(float),
+                                      "seconds an empty room lives before it is disposed")
+    max_message_size: int = setting(4096, _positive(int),
+                                    "largest WebSocket message a client may send, in bytes")
+    heartbeat: float = setting(
+        15.0, _positive(float),
+        "seconds of client silence before a ping; no answer within half of that cuts it")
+    send_high_water: int = setting(
+        65536, _positive(int),
+        "bytes queued for a client before it is treated as behind and skipped")
+    stall_timeout: float = setting(10.0, _positive(float),
+                                   "seconds a client may stay behind before it is disconnected")
+    max_catch_up: int = setting(3, _positive(int),
+                                "ticks run back to back after a stall before dropping the rest")
+    reconnect_grace: float = setting(
+        20.0, _non_negative,
+        "seconds a dropped player's seat is kept for a reconnection (0: no reconnection)")
+    shutdown_timeout: float = setting(
+        10.0, _positive(float),
+        "seconds a graceful shutdown may take before the process exits anyway")
+    rate_limit_messages: float = setting(
+        60.0, _positive(float), "messages per second a connection may send (bursts of twice that)")
+    rate_limit_bytes: int = setting(
+        65536, _positive(int), "bytes per second a connection may send (bursts of twice that)")
+    rate_limit_control: float = setting(
+        20.0, _positive(float),
+        "pings, pongs and message fragments per second a connection may send (bursts of "
+        "twice that); over it pings go unanswered, and after 1 s the socket is closed")
+    message_rate: float = setting(
+        2.0, _positive(float),
+        "room messages (MESSAGE, e.g. chat) per second a player may send (bursts of three "
+        "times that)")
+    message_bytes: int = setting(
+        1024, _positive(int),
+        "bytes of room messages per second a player may send (bursts of three times that)")
+    max_connections_per_ip: int = setting(
+        64, _positive(int),
+        "open connections per client address, HTTP and WebSocket alike (exempt networks "
+        "excepted)")
+    ip_limit_exempt: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128"), _network,
+        "networks exempt from the per-address limit (repeatable; 'none' for none)", many=True)
+    max_reservations: int = setting(10000, _positive(int),
+                                    "seat reservations waiting for their WebSocket, at most")
+    http_timeout: float = setting(
+        5.0, _positive(float),
+        "seconds an HTTP request's headers, and then its body, may take to arrive; "
+        "idle keep-alive connections close after it too")
+    matchmake_rate: float = setting(
+        5.0, _positive(float),
+        "matchmaking requests per second per client address and per signed identity "
+        "(bursts of four times that; addresses in --ip-limit-exempt are not limited)")
+    room_creations_per_minute: float = setting(
+        12.0, _positive(float),
+        "rooms one client address or signed identity may create per minute (that many at "
+        "once, then evenly)")
+    max_pending_per_client: int = setting(
+        8, _positive(int),
+        "seat reservations one client address or signed identity may hold unredeemed")
+    allowed_origins: tuple[str, ...] = setting(
+        (), _origin,
+        "browser origins allowed to matchmake and connect, e.g. https://game.example "
+        "(repeatable); same-origin and loopback pages are always allowed", many=True)
+    auth_secret: str = setting(
+        "", str, "HMAC secret for signed join tokens; when set, POST /matchmake requires one",
+        secret=True)
+    redis: str = setting(
+        "", _redis_url,
+        "Redis URL of the shared room directory (e.g. redis://127.0.0.1:6379/0); "
+        "processes on the same Redis form one cluster (default: rooms in memory)",
+        secret=True)
+    cluster_prefix: str = setting("gs", _prefix, "prefix of this cluster's Redis keys")
+    node_ttl: float = setting(
+        10.0, _positive(float),
+        "seconds a node's presence lives in Redis without a heartbeat (every third of it); "
+        "a dead node's rooms leave the listings within that")
+    workers: int = setting(
+        1, _workers,
+        "processes to serve with, each on its own port from --port ('auto': one per CPU); "
+        "more than 1 needs --redis")
+    games: tuple[str, ...] = setting(
+        (), str, "extra game rooms to serve, as module:Class (repeatable)", many=True)
+    log_level: str = setting("INFO", _log_level, "log level: debug, info, warning or error",
+                             shown="info")
+    log_format: str = setting(
+        "text", _log_format,
+        "log format: text (for people) or json (one object per line, for log shippers)")
+    admin_token: str = setting(
+        "", _admin_token,
+        "bearer token for the /monitor page and the /admin API, at least 16 characters; "
+        "both are off without one", secret=True)
+    config: str = setting(
+        "", str,
+        "TOML file of settings named as the options (e.g. tick_rate = 30); "
+        "flags and variables win over it")
 
 
-assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS], "OPTIONS and Settings"
+def _option(f: Field[Any]) -> Option:
+    spec = f.metadata.get("setting")
+    if not isinstance(spec, _Spec):
+        raise TypeError(f"Settings.{f.name} must be declared with setting()")
+    shown = _shown(f.default) if spec.shown is None else spec.shown
+    return Option(f.name, spec.parse, f.default, spec.help, spec.many, spec.secret, shown)
+
+
+# What the command line, the environment, TOML files and --help are generated from.
+OPTIONS: tuple[Option, ...] = tuple(_option(f) for f in fields(Settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,14 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in OPTIONS:
         parser.add_argument(opt.flag, dest=opt.name, metavar=opt.name.upper(),
                             action="append" if opt.many else "store", default=None,
-                            help=f"{opt.help} [env {opt.env}] (default: {_show(opt.default)})")
+                            help=f"{opt.help} [env {opt.env}] (default: {opt.shown})")
     return parser
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "none" if not value else ",".join(value)
-    return repr(value) if value == "" else str(value)
 
 
 def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None

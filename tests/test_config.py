@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
 
-from gameserver.config import ConfigError, load
+from gameserver.config import ConfigError, Settings, load
+from gameserver.core.limits import Limits
 from gameserver.web.app import create_app, load_game
 from gameserver.web.keys import MANAGER
 
@@ -47,3 +49,25 @@ def test_a_game_module_is_served_by_name(tmp_path: Path, monkeypatch: pytest.Mon
 def test_bad_game_specs_are_clear(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_game(spec)
+
+
+def test_room_limits_are_the_settings_of_the_same_name() -> None:
+    settings = load(["--max-players", "7", "--send-high-water", "4000",
+                     "--reconnect-grace", "0", "--message-rate", "0.5"], {})
+    app = create_app(settings)
+    limits = app[MANAGER].limits
+    assert limits == Limits.from_settings(settings)
+    assert (limits.max_players, limits.send_high_water, limits.send_low_water) == (7, 4000, 1000)
+    assert (limits.reconnect_grace, limits.message_rate) == (0.0, 0.5)
+    # No defaults of their own: every one is a setting's (or derived from one).
+    names = {f.name for f in fields(Settings)}
+    for f in fields(Limits):
+        assert f.default is MISSING, f.name
+        assert f.name in names or f.name == "send_low_water", f.name
+
+
+def test_secrets_stay_out_of_the_repr() -> None:
+    text = repr(Settings(auth_secret="s3cret-auth", admin_token="t0ken-t0ken-t0ken",
+                         redis="redis://:pw@host/0"))
+    assert "s3cret" not in text and "t0ken" not in text and "pw@" not in text
+    assert "tick_rate=20.0" in text

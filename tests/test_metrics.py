@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,8 @@ from gameserver import Entity, Room
 from gameserver.core import codec
 from gameserver.core.ticker import TICK_BUCKETS, TickStats
 from gameserver.games.arena import Arena
+from gameserver.host.broadcast import SendStats
+from gameserver.host.counters import RoomTotals
 
 from .client import MatchmakeFailed, Player, matchmake
 
@@ -226,3 +229,33 @@ def test_the_tick_histogram_buckets_are_inclusive_upper_bounds() -> None:
     assert sum(stats.buckets) == stats.count == 5
     assert stats.overruns == 2
     assert stats.total == pytest.approx(0.0 + TICK_BUCKETS[0] * 2.01 + 0.06 + 99.0)
+
+
+def test_room_totals_sum_every_tick_and_send_counter() -> None:
+    ticks = TickStats(0.05)
+    for seconds in (0.001, 0.2):
+        ticks.record(seconds)
+    sent = SendStats()
+    for i, name in enumerate(SendStats.__slots__, 1):
+        setattr(sent, name, i)  # a distinct value per counter: a swapped field would show
+    room = SimpleNamespace(stats=ticks, broadcaster=SimpleNamespace(stats=sent),
+                           ticker=SimpleNamespace(dropped=4))
+    totals = RoomTotals()
+    totals.add(room)  # type: ignore[arg-type]
+    totals.add(room)  # type: ignore[arg-type]
+    totals.crashes = 1
+    copy = totals.copy()
+    totals.add(room)  # type: ignore[arg-type]  # after the copy: not in it
+    assert {n: getattr(copy.sent, n) for n in SendStats.__slots__} == \
+        {n: 2 * i for i, n in enumerate(SendStats.__slots__, 1)}
+    assert (copy.ticks.count, copy.ticks.overruns) == (4, 2)
+    assert copy.ticks.total == pytest.approx(0.402)
+    assert copy.ticks.buckets == [2 * n for n in ticks.buckets]
+    assert (copy.dropped_ticks, copy.crashes, copy.rooms_closed) == (8, 1, 0)
+    assert totals.ticks.count == 6
+
+
+def test_every_tick_counter_is_summed_into_the_totals() -> None:
+    # A new counter on TickStats must be listed in TOTALS, or closed rooms would lose it.
+    per_room = {"interval", "_durations"}  # one room's recent ticks, not summable
+    assert set(vars(TickStats(0.05))) - per_room == set(TickStats.TOTALS)

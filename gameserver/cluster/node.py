@@ -69,7 +69,7 @@ from gameserver.core.directory import RoomListing
 from gameserver.host.matchmaker import DirectoryUnavailable, MatchmakingError, RoomManager
 from gameserver.host.room_host import RoomHost
 from gameserver.web import health
-from gameserver.web.edge import HttpError, parse_json, read_body
+from gameserver.web.edge import HttpError, error_response, parse_json, read_body
 from gameserver.web.keys import MANAGER, SETTINGS
 
 log = logging.getLogger("gameserver.cluster")
@@ -446,21 +446,18 @@ async def create_room(request: web.Request) -> web.Response:
     given = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if (not cluster.token or not given.isascii()  # header bytes may be anything
             or not hmac.compare_digest(given.encode(), cluster.token.encode())):
-        return web.json_response({"error": "forbidden", "message": "cluster token required"},
-                                 status=403)
+        return error_response(403, "forbidden", "cluster token required")
     try:
         body = parse_json(await read_body(request, MAX_BODY))  # the whole body (edge.py)
         game, private, options = body["game"], bool(body.get("private")), body.get("options")
         if not isinstance(game, str) or not isinstance(options, dict):
             raise ValueError
     except (ValueError, KeyError, TypeError):  # HttpError (413, 408, bad JSON) is answered as is
-        return web.json_response({"error": "bad_request", "message": "bad body"}, status=400)
+        return error_response(400, "bad_request", "bad body")
     if cluster.draining:
-        return web.json_response({"error": "server_draining", "message": "draining"},
-                                 status=503)
+        return error_response(503, "server_draining", "draining")
     try:
         room_id = await request.app[MANAGER].create_room(game, private, options)
     except MatchmakingError as exc:
-        return web.json_response({"error": exc.code, "message": exc.message},
-                                 status=exc.status)
+        return error_response(exc.status, exc.code, exc.message)
     return web.json_response({"room_id": room_id, "node": cluster.node})

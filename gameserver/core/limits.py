@@ -1,11 +1,49 @@
-"""Per-connection and per-address limits. Pure: the caller supplies the time."""
+"""Room-level limits, and per-connection and per-address budgets.
+
+Pure: the caller supplies the time.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gameserver.config import Settings
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one process allows its rooms; each field is the setting of the same name.
+
+    No defaults here: they are declared once, in :class:`gameserver.config.Settings`
+    (``Limits.from_settings(Settings())`` gives them).
+    """
+
+    max_rooms: int  # rooms hosted by this process
+    max_players: int  # cap on any room's max_players
+    reservation_ttl: float
+    empty_room_grace: float
+    max_catch_up: int
+    send_high_water: int
+    send_low_water: int  # derived: not a setting of its own
+    stall_timeout: float
+    reconnect_grace: float
+    max_reservations: int
+    max_message_size: int  # --max-message-size: the decoder's limit too
+    message_rate: float  # room messages per second per player
+    message_bytes: int  # bytes of room messages per second per player
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        # Fields named as settings are copied by name, so a new one needs no edit here.
+        # A skipped socket resumes once its queue drains to a quarter of the high water.
+        derived = {"send_low_water": settings.send_high_water // 4}
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)
+                      if f.name not in derived}, **derived)
 
 
 class TokenBucket:
@@ -153,20 +191,3 @@ class AddressCounter:
             self.counts[address] = count
         else:
             self.counts.pop(address, None)
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_rooms: int = 1000  # rooms hosted by this process
-    max_players: int = 64  # cap on any room's max_players
-    reservation_ttl: float = 10.0
-    empty_room_grace: float = 5.0
-    max_catch_up: int = 3
-    send_high_water: int = 64 * 1024
-    send_low_water: int = 16 * 1024
-    stall_timeout: float = 10.0
-    reconnect_grace: float = 20.0
-    max_reservations: int = 10000
-    max_message_size: int = 4096  # --max-message-size: the decoder's limit too
-    message_rate: float = 2.0  # room messages per second per player
-    message_bytes: int = 1024  # bytes of room messages per second per player

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import deque
+from typing import ClassVar
 
 # Upper bounds (seconds) of the tick-duration histogram buckets; one more counts the rest.
 TICK_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -60,6 +61,10 @@ class TickStats:
     (bounds :data:`TICK_BUCKETS`; the last bucket is +Inf), exported as
     ``gameserver_tick_duration_seconds``.
     """
+
+    # The counters that add up across rooms (host/counters.py sums them by these names);
+    # the other attributes describe one room's recent ticks.
+    TOTALS: ClassVar[tuple[str, ...]] = ("buckets", "count", "overruns", "total")
 
     def __init__(self, interval: float, window: int = 1200) -> None:
         self.interval = interval

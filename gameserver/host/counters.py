@@ -9,56 +9,61 @@ game's :class:`RoomTotals` so that counters never go backwards when rooms go awa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from gameserver.core.ticker import TICK_BUCKETS
+from gameserver.core.ticker import TickStats
+from gameserver.host.broadcast import SendStats
 
 if TYPE_CHECKING:
     from gameserver.host.room_host import RoomHost
 
 
-class RoomTotals:
-    """The summed counters of one game's closed rooms."""
+def add_counts(into: object, other: object, names: Iterable[str]) -> None:
+    """``into.name += other.name`` for each name; lists (histogram buckets) element-wise."""
+    for name in names:
+        value = getattr(other, name)
+        if isinstance(value, list):
+            mine = getattr(into, name)
+            for i, n in enumerate(value):
+                mine[i] += n
+        else:
+            setattr(into, name, getattr(into, name) + value)
 
-    __slots__ = ("bytes_sent", "closed_stalled", "crashes", "deltas", "dropped_ticks",
-                 "overruns", "rooms_closed", "skipped", "snapshots", "tick_buckets",
-                 "tick_count", "tick_sum")
+
+class RoomTotals:
+    """The summed counters of one game's rooms.
+
+    The per-room figures are summed into a :class:`TickStats` and a :class:`SendStats`
+    by their field names (``TickStats.TOTALS``, every ``SendStats`` slot), so a new
+    stat is declared once, where it is counted.
+    """
+
+    COUNTS: tuple[str, ...] = ("crashes", "dropped_ticks", "rooms_closed")  # plain ints
+    __slots__ = (*COUNTS, "sent", "ticks")
 
     def __init__(self) -> None:
         self.rooms_closed = 0
         self.crashes = 0
-        self.tick_count = 0
-        self.tick_sum = 0.0
-        self.tick_buckets = [0] * (len(TICK_BUCKETS) + 1)
-        self.overruns = 0
-        self.dropped_ticks = 0
-        self.deltas = 0
-        self.snapshots = 0
-        self.skipped = 0
-        self.bytes_sent = 0
-        self.closed_stalled = 0
+        self.dropped_ticks = 0  # Ticker.dropped: the catch-up cap's
+        self.ticks = TickStats(0.0, window=0)  # only its TOTALS are summed here
+        self.sent = SendStats()
 
     def add(self, runtime: RoomHost) -> None:
         """Add the counters of one room (live or closed) to these totals."""
-        stats, sent = runtime.stats, runtime.broadcaster.stats
-        self.tick_count += stats.count
-        self.tick_sum += stats.total
-        buckets = self.tick_buckets
-        for i, n in enumerate(stats.buckets):
-            buckets[i] += n
-        self.overruns += stats.overruns
+        add_counts(self.ticks, runtime.stats, TickStats.TOTALS)
+        add_counts(self.sent, runtime.broadcaster.stats, SendStats.__slots__)
         self.dropped_ticks += runtime.ticker.dropped if runtime.ticker is not None else 0
-        self.deltas += sent.deltas
-        self.snapshots += sent.snapshots
-        self.skipped += sent.skipped
-        self.bytes_sent += sent.bytes_sent
-        self.closed_stalled += sent.closed_stalled
+
+    def merge(self, other: RoomTotals) -> None:
+        """Add the counts of other totals to these."""
+        add_counts(self, other, RoomTotals.COUNTS)
+        add_counts(self.ticks, other.ticks, TickStats.TOTALS)
+        add_counts(self.sent, other.sent, SendStats.__slots__)
 
     def copy(self) -> RoomTotals:
         other = RoomTotals()
-        for name in RoomTotals.__slots__:
-            value = getattr(self, name)
-            setattr(other, name, list(value) if isinstance(value, list) else value)
+        other.merge(self)
         return other
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from gameserver.config import Settings
 from gameserver.core.directory import Directory, MemoryDirectory, Reservation, RoomListing
 from gameserver.core.limits import Limits
 from gameserver.core.names import clean_name
@@ -69,14 +70,14 @@ class Placement(Protocol):
 
 
 class RoomManager:
-    def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = 20.0,
+    def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = Settings.tick_rate,
                  limits: Limits | None = None, directory: Directory | None = None,
                  node: str = "local") -> None:
         self.games: dict[str, type[Room]] = {}
         for cls in games:
             self.register(cls)
         self.tick_rate = tick_rate
-        self.limits = limits or Limits()
+        self.limits = limits or Limits.from_settings(Settings())
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.placement: Placement | None = None  # set by cluster.py; None: one process

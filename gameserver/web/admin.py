@@ -28,7 +28,7 @@ from aiohttp import web
 from gameserver.core import codec
 from gameserver.host.room_host import RoomHost
 from gameserver.web import health
-from gameserver.web.edge import parse_json, read_body
+from gameserver.web.edge import error_response, parse_json, read_body
 from gameserver.web.keys import MANAGER
 
 log = logging.getLogger("gameserver.admin")
@@ -153,11 +153,9 @@ def _guard(handler: Handler) -> Handler:
         if not monitor.authorized(request):
             if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
                 monitor.throttle.failed(peer, now)  # a guess at the token
-            return web.json_response(
-                {"error": "unauthorized",
-                 "message": "this call needs the admin token: Authorization: Bearer <token>"},
-                status=401, headers={"WWW-Authenticate": 'Bearer realm="gameserver admin"',
-                                     **_API_HEADERS})
+            return _error("unauthorized",
+                          "this call needs the admin token: Authorization: Bearer <token>", 401,
+                          {"WWW-Authenticate": 'Bearer realm="gameserver admin"'})
         return await handler(request)
     guarded.__name__ = handler.__name__
     return guarded
@@ -165,8 +163,7 @@ def _guard(handler: Handler) -> Handler:
 
 def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None
            ) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status,
-                             headers={**_API_HEADERS, **(headers or {})})
+    return error_response(status, code, message, headers={**_API_HEADERS, **(headers or {})})
 
 
 def _json(data: Any) -> web.Response:

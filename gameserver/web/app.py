@@ -12,11 +12,11 @@ from aiohttp import web
 
 from gameserver.config import ConfigError, Settings
 from gameserver.core import codec
-from gameserver.core.limits import AddressCounter
+from gameserver.core.limits import AddressCounter, Limits
 from gameserver.core.room import Room
 from gameserver.games.arena import Arena
 from gameserver.host import liveness
-from gameserver.host.matchmaker import Limits, RoomManager
+from gameserver.host.matchmaker import RoomManager
 from gameserver.web import admin, edge, headers, health, http_api, metrics
 from gameserver.web.client_budgets import ClientBudgets
 from gameserver.web.game_socket import game_socket
@@ -61,18 +61,7 @@ def create_app(settings: Settings | None = None,
     app[SETTINGS] = settings
     app[MANAGER] = RoomManager(
         games, tick_rate=settings.tick_rate,
-        limits=Limits(max_rooms=settings.max_rooms, max_players=settings.max_players,
-                      reservation_ttl=settings.reservation_ttl,
-                      empty_room_grace=settings.empty_room_grace,
-                      max_catch_up=settings.max_catch_up,
-                      send_high_water=settings.send_high_water,
-                      send_low_water=settings.send_high_water // 4,
-                      stall_timeout=settings.stall_timeout,
-                      reconnect_grace=settings.reconnect_grace,
-                      max_reservations=settings.max_reservations,
-                      max_message_size=settings.max_message_size,
-                      message_rate=settings.message_rate,
-                      message_bytes=settings.message_bytes))
+        limits=Limits.from_settings(settings))
     app[BACKGROUND] = set()
     app[LISTINGS] = ListingCache(lambda: app[MANAGER].directory)
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,

@@ -11,7 +11,6 @@ which counts every connection (plain HTTP or upgraded to a WebSocket) against
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gameserver.core.limits import AddressCounter
+from gameserver.web.edge import error_body
 from gameserver.web.keys import SETTINGS
 
 log = logging.getLogger("gameserver.http")
@@ -27,8 +27,7 @@ REFUSAL_LINGER = 0.5  # seconds a refused connection stays open for the 429 to b
 
 
 def _refusal(limit: int) -> bytes:
-    body = json.dumps({"error": "too_many_connections",
-                       "message": f"at most {limit} connections per address"}).encode()
+    body = error_body("too_many_connections", f"at most {limit} connections per address")
     return (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
 

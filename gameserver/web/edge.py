@@ -8,6 +8,9 @@
   and parsed with a nesting limit (:func:`parse_json`).
 - :class:`HttpError` from anywhere in a handler becomes a JSON error; anything
   else unexpected becomes a JSON 500 and one log line with its traceback.
+- Every JSON error of the HTTP edge, raised or returned, is built by
+  :func:`error_response` (:func:`error_body` for a raw socket): one shape,
+  ``{"error": code, "message": message}``.
 - Malformed HTTP (answered 400 by aiohttp's parser) is logged as one line
   without a traceback.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -30,6 +35,28 @@ MAX_BODY = 4096  # bytes of a JSON request body
 MAX_DEPTH = 16  # nesting of JSON arrays and objects in a request body
 
 
+def error_body(code: str, message: str, retry_after: int | None = None) -> bytes:
+    """The JSON body of every error answer (also written raw, before any HTTP parsing)."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    if retry_after is not None:
+        body["retry_after"] = retry_after
+    return json.dumps(body).encode()
+
+
+def error_response(status: int, code: str, message: str, *,
+                   headers: Mapping[str, str] | None = None,
+                   retry_after: float | None = None) -> web.Response:
+    """An error answer. ``retry_after`` (seconds, rounded up to at least 1) goes both in
+    the body, for scripts, and in a ``Retry-After`` header, for HTTP clients."""
+    all_headers = dict(headers or {})
+    seconds = None
+    if retry_after is not None:
+        seconds = max(1, math.ceil(retry_after))
+        all_headers["Retry-After"] = str(seconds)
+    return web.Response(body=error_body(code, message, seconds), status=status,
+                        headers=all_headers, content_type="application/json", charset="utf-8")
+
+
 class HttpError(Exception):
     """An HTTP error answer: ``{"error": code, "message": message}`` with ``status``."""
 
@@ -40,8 +67,7 @@ class HttpError(Exception):
         self.headers = headers or {}
 
     def response(self) -> web.Response:
-        return web.json_response({"error": self.code, "message": self.message},
-                                 status=self.status, headers=self.headers)
+        return error_response(self.status, self.code, self.message, headers=self.headers)
 
 
 def handler_args(settings: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gameserver.core import codec
 from gameserver.core.engine import RoomCrashed
 from gameserver.core.room import JoinRefused
 from gameserver.host.matchmaker import DirectoryUnavailable
+from gameserver.web.edge import error_response
 from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
 from gameserver.web.origin import origin_allowed, refuse_origin
 from gameserver.web.socket_reader import Inbound, control_loop, install
@@ -34,10 +35,9 @@ async def game_socket(request: web.Request) -> web.StreamResponse:
     addresses = request.app[ADDRESSES]
     peer = request.remote or ""
     if not addresses.acquire(peer):
-        return web.json_response(
-            {"error": "too_many_connections",
-             "message": f"at most {settings.max_connections_per_ip} connections per address"},
-            status=429)
+        return error_response(
+            429, "too_many_connections",
+            f"at most {settings.max_connections_per_ip} connections per address")
     try:
         return await _serve(request)
     finally:

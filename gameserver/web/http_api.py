@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Any
@@ -13,22 +12,15 @@ from aiohttp import web
 from gameserver.auth import AuthError, verify
 from gameserver.core import codec
 from gameserver.host.matchmaker import MatchmakingError, clamp_name
-from gameserver.web.edge import HttpError, parse_json, read_body
+from gameserver.web.edge import HttpError, error_response, parse_json, read_body
 from gameserver.web.headers import valid_host
 from gameserver.web.keys import CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
 from gameserver.web.listing import PAGE_SIZE, empty_page, parse_page
 from gameserver.web.origin import origin_allowed, refuse_origin
 
 
-def error(code: str, message: str, status: int) -> web.Response:
-    return HttpError(code, message, status).response()
-
-
 def rate_limited(message: str, wait: float) -> web.Response:
-    seconds = max(1, math.ceil(wait))
-    return web.json_response({"error": "rate_limited", "message": message,
-                              "retry_after": seconds},
-                             status=429, headers={"Retry-After": str(seconds)})
+    return error_response(429, "rate_limited", message, retry_after=wait)
 
 
 async def list_rooms(request: web.Request) -> web.Response:
@@ -37,7 +29,7 @@ async def list_rooms(request: web.Request) -> web.Response:
     try:
         limit, after = parse_page(request.query)
     except ValueError as exc:
-        return error("bad_request", str(exc), 400)
+        return error_response(400, "bad_request", str(exc))
     if game is not None and game not in request.app[MANAGER].games:
         return web.json_response(empty_page())
     pages = await request.app[LISTINGS].pages(game)
@@ -86,7 +78,7 @@ async def _matchmake(request: web.Request) -> web.Response:
     except MatchmakingError as exc:
         if exc.retry_after:
             return rate_limited(exc.message, exc.retry_after)
-        return error(exc.code, exc.message, exc.status)
+        return error_response(exc.status, exc.code, exc.message)
     budgets.pending.add(clients, reservation.token, reservation.expires_at)
     base = await _room_ws_base(request, reservation.node)
     return web.json_response({
@@ -118,11 +110,12 @@ async def reconnect(request: web.Request) -> web.Response:
     body = parse_json(await read_body(request), {})
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not 0 < len(token) <= 64 or "." not in token:
-        return error("bad_request", "the body must be {\"token\": reconnection token}", 400)
+        return error_response(400, "bad_request",
+                              "the body must be {\"token\": reconnection token}")
     room_id = token.partition(".")[0]
     listing = await request.app[MANAGER].directory.get(room_id)
     if listing is None or not await request.app[MANAGER].reachable(listing.node):
-        return error("no_such_room", "the room of that reconnection token is gone", 404)
+        return error_response(404, "no_such_room", "the room of that reconnection token is gone")
     base = await _room_ws_base(request, listing.node)
     return web.json_response({"room_id": room_id, "ws_url": f"{base}/ws?reconnect={token}"})
 

@@ -107,14 +107,14 @@ class GameserverCollector(Collector):
         for g in games:
             t = totals[g]
             running, buckets = 0, []
-            for bound, n in zip(_BOUNDS, t.tick_buckets, strict=True):
+            for bound, n in zip(_BOUNDS, t.ticks.buckets, strict=True):
                 running += n
                 buckets.append((bound, running))
-            hist.add_metric([g], buckets, t.tick_sum)
+            hist.add_metric([g], buckets, t.ticks.total)
         yield hist
         yield _by("game", CounterMetricFamily, "gameserver_tick_overruns_total",
                   "Ticks whose work took longer than the tick interval.",
-                  {g: totals[g].overruns for g in games})
+                  {g: totals[g].ticks.overruns for g in games})
         yield _by("game", CounterMetricFamily, "gameserver_ticks_dropped_total",
                   "Ticks skipped after a stall (beyond --max-catch-up).",
                   {g: totals[g].dropped_ticks for g in games})
@@ -123,18 +123,18 @@ class GameserverCollector(Collector):
                                    "State updates written to players, by kind.",
                                    labels=["game", "kind"])
         for g in games:
-            sent.add_metric([g, "delta"], totals[g].deltas)
-            sent.add_metric([g, "snapshot"], totals[g].snapshots)
+            sent.add_metric([g, "delta"], totals[g].sent.deltas)
+            sent.add_metric([g, "snapshot"], totals[g].sent.snapshots)
         yield sent
         yield _by("game", CounterMetricFamily, "gameserver_updates_skipped_total",
                   "Updates not sent to a player whose socket was behind (slow client).",
-                  {g: totals[g].skipped for g in games})
+                  {g: totals[g].sent.skipped for g in games})
         yield _by("game", CounterMetricFamily, "gameserver_stalled_disconnects_total",
                   "Players disconnected for staying behind longer than --stall-timeout.",
-                  {g: totals[g].closed_stalled for g in games})
+                  {g: totals[g].sent.closed_stalled for g in games})
         yield _counter("gameserver_sent_bytes_total",
                        "Bytes of state updates written to WebSockets (frames included).",
-                       sum(t.bytes_sent for t in totals.values()))
+                       sum(t.sent.bytes_sent for t in totals.values()))
         yield _counter("gameserver_received_bytes_total",
                        "Bytes of WebSocket data frames received from players.",
                        counters.received_bytes)

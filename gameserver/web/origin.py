@@ -8,6 +8,8 @@ from collections.abc import Collection
 from aiohttp import web
 from yarl import URL
 
+from gameserver.web.edge import error_response
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -39,6 +41,5 @@ def origin_allowed(request: web.Request, allowed: Collection[str]) -> bool:
 
 
 def refuse_origin() -> web.Response:
-    return web.json_response({"error": "origin_not_allowed",
-                              "message": "this page's origin may not use this server"},
-                             status=403)
+    return error_response(403, "origin_not_allowed",
+                          "this page's origin may not use this server")

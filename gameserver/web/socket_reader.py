@@ -62,7 +62,7 @@ class Inbound:
 
     def __init__(self, runtime: RoomHost, conn: Connection, messages_per_s: float,
                  bytes_per_s: float, close: Callable[[int, str], None],
-                 control_per_s: float = 20.0) -> None:
+                 control_per_s: float) -> None:
         self.conn = conn
         self._clock = time.monotonic
         self._check = RateLimiter(messages_per_s, bytes_per_s, self._clock(),
