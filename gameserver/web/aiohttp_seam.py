@@ -9,7 +9,7 @@ module's small one:
   not there, and the handler reads every message through ``ws.receive()``,
   see ``socket_reader.control_loop``: slower, the same behaviour);
 - :func:`direct_path_installed`: whether a socket has it (for tests);
-- :class:`ServerRunner` and :func:`rebuild_server`: serve an app through a
+- :class:`OwnServerRunner` and :func:`rebuild_server`: serve an app through a
   ``web.Server`` subclass of ours (``connections.CappedServer``).
 
 Supported aiohttp: :data:`SUPPORTED_AIOHTTP`, the very pin of pyproject.toml
@@ -41,7 +41,7 @@ The direct receive path (aiohttp >= 3.11; ``decode_text`` since 3.13):
 Serving through our own ``web.Server`` subclass:
 
 - ``AppRunner._make_server()``: overridden to build the server from the one
-  aiohttp made (:class:`ServerRunner`).
+  aiohttp made (:class:`OwnServerRunner`).
 - ``web.Server._loop`` and ``._kwargs``: its loop and the per-connection
   arguments (``edge.handler_args``), copied into ours (:func:`rebuild_server`).
 """
@@ -329,7 +329,7 @@ def direct_path_installed(ws: web.WebSocketResponse) -> bool:
 ServerT = TypeVar("ServerT", bound=web.Server)
 
 
-class ServerRunner(web.AppRunner):
+class OwnServerRunner(web.AppRunner):
     """``web.AppRunner`` whose connection manager :meth:`make_server` may replace."""
 
     def make_server(self, built: web.Server) -> web.Server:

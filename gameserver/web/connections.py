@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.web import RequestHandler
 
 from gameserver.core.limits import AddressCounter
-from gameserver.web.aiohttp_seam import ServerRunner, rebuild_server
+from gameserver.web.aiohttp_seam import OwnServerRunner, rebuild_server
 from gameserver.web.keys import SETTINGS
 
 log = logging.getLogger("gameserver.http")
@@ -68,7 +68,7 @@ class CappedServer(web.Server):
         super().connection_lost(handler, exc)
 
 
-class Runner(ServerRunner):
+class Runner(OwnServerRunner):
     """``web.AppRunner`` serving through a :class:`CappedServer` (``__main__`` uses it)."""
 
     def make_server(self, built: web.Server) -> web.Server:
