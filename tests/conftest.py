@@ -13,9 +13,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gameserver import Settings, create_app
+from gameserver.web import aiohttp_seam
 
 from .browsing import CHROMIUM, CHROMIUM_ARGS, check_chromium, missing
 
@@ -45,6 +47,41 @@ def base(server: TestServer) -> str:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+@dataclass
+class ReceivePath:
+    """The receive path a test runs on, and what each game socket actually got."""
+
+    direct: bool  # the seam's direct path; False: forced off, the handler loop reads
+    # Per game socket, as it was set up: install_direct's answer, and whether the socket's
+    # parser is then the seam's metered one (aiohttp drops the parser at close).
+    sockets: list[tuple[bool, bool]]
+
+    def check(self) -> None:
+        """Every game socket so far is on the path under test."""
+        assert self.sockets
+        assert self.sockets == [(self.direct, self.direct)] * len(self.sockets)
+
+
+@pytest.fixture(params=["direct", "fallback"])
+def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                 ) -> ReceivePath:
+    """Run a test on both receive paths: the direct one, and the fallback a server uses
+    when the seam finds aiohttp's internals unavailable (forced here)."""
+    path = ReceivePath(direct=request.param == "direct", sockets=[])
+    if not path.direct:
+        monkeypatch.setattr(aiohttp_seam, "fast_path_reason", lambda: "forced off by a test")
+        monkeypatch.setattr(aiohttp_seam, "_logged", False)  # so that this test sees the log
+    install = aiohttp_seam.install_direct
+
+    def recording(ws: web.WebSocketResponse, *args: Any) -> bool:
+        installed = install(ws, *args)
+        path.sockets.append((installed, aiohttp_seam.direct_path_installed(ws)))
+        return installed
+
+    monkeypatch.setattr(aiohttp_seam, "install_direct", recording)
+    return path
 
 
 def free_port() -> int:

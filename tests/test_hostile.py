@@ -17,6 +17,7 @@ from gameserver.core import codec
 from gameserver.web.keys import MANAGER
 
 from .client import MatchmakeFailed, Player, matchmake
+from .conftest import ReceivePath
 from .rawws import RawSocket
 
 
@@ -63,12 +64,13 @@ async def test_each_bad_message_gets_its_error_and_the_room_sees_nothing(
 
 
 async def test_an_oversized_message_closes_only_its_sender(
-        session: aiohttp.ClientSession, base: str) -> None:
+        session: aiohttp.ClientSession, base: str, receive_path: ReceivePath) -> None:
     ann, bob = await pair(session, base)
     await ann.ws.send_bytes(msgpack.packb([2, "chat", "x" * 10_000]))
     code, _ = await ann.close_event()
     assert code == codec.CLOSE_TOO_BIG
     assert 17 <= await bob.rate() <= 23 and bob.gapless()
+    receive_path.check()
 
 
 async def test_a_player_moves_only_their_own_avatar_and_only_by_the_rules(
@@ -87,7 +89,8 @@ async def test_a_player_moves_only_their_own_avatar_and_only_by_the_rules(
 
 
 async def test_a_flood_is_rate_limited_then_closed(start_server: Callable[..., Any],
-                                                   session: aiohttp.ClientSession) -> None:
+                                                   session: aiohttp.ClientSession,
+                                                   receive_path: ReceivePath) -> None:
     server = await start_server(rate_limit_messages=20)
     ann, bob = await pair(session, url(server))
     began = time.monotonic()
@@ -107,6 +110,7 @@ async def test_a_flood_is_rate_limited_then_closed(start_server: Callable[..., A
     assert code == codec.CLOSE_RATE_LIMITED and "rate limit" in reason
     assert 3.0 < time.monotonic() - began < 6.0  # told, then closed after the patience
     assert 17 <= await bob.rate() <= 23 and bob.errors == [] and bob.gapless()
+    receive_path.check()
 
 
 @pytest.mark.parametrize(("origin", "allowed"), [

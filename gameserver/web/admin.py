@@ -29,14 +29,9 @@ from gameserver.core import codec
 from gameserver.host.room_host import RoomHost
 from gameserver.web import health
 from gameserver.web.edge import error_response, parse_json, read_body
-from gameserver.web.keys import MANAGER
+from gameserver.web.keys import MANAGER, SETTINGS
 
 log = logging.getLogger("gameserver.admin")
-
-try:  # the cluster's app key, when the redis extra is usable (cluster.py imports redis)
-    from gameserver.cluster.node import CLUSTER as CLUSTER_KEY
-except ImportError:  # pragma: no cover
-    CLUSTER_KEY = None
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_ENTITIES = 2000  # entities shown in one room's state; more are counted, not listed
@@ -311,9 +306,11 @@ async def drain(request: web.Request) -> web.Response:
     """
     app = request.app
     health.set_draining(app)
-    cluster = app.get(CLUSTER_KEY) if CLUSTER_KEY is not None else None
-    if cluster is not None:
-        await cluster.drain()
+    if app[SETTINGS].redis:  # a cluster node (app.py set it up): imported only then
+        from gameserver.cluster.node import CLUSTER
+        cluster = app.get(CLUSTER)
+        if cluster is not None:
+            await cluster.drain()
     log.info("admin started a drain")
     runtimes = app[MANAGER].runtimes.values()
     return _json({"draining": True, "rooms": len(runtimes),

@@ -15,9 +15,10 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web import RequestHandler
 
 from gameserver.core.limits import AddressCounter
+from gameserver.web.aiohttp_seam import OwnServerRunner, rebuild_server
 from gameserver.web.edge import error_body
 from gameserver.web.keys import SETTINGS
 
@@ -66,16 +67,13 @@ class CappedServer(web.Server):
         super().connection_lost(handler, exc)
 
 
-class Runner(web.AppRunner):
+class Runner(OwnServerRunner):
     """``web.AppRunner`` serving through a :class:`CappedServer` (``__main__`` uses it)."""
 
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
+    def make_server(self, built: web.Server) -> web.Server:
         settings = self.app[SETTINGS]
         addresses = AddressCounter(settings.max_connections_per_ip,
                                    [n for n in settings.ip_limit_exempt if n])
         # Built from the server the app made (its handler, request factory and the
         # per-connection arguments of edge.handler_args), only the class differs.
-        return CappedServer(server.request_handler, request_factory=server.request_factory,
-                            handler_cancellation=server.handler_cancellation,
-                            loop=server._loop, addresses=addresses, **server._kwargs)
+        return rebuild_server(built, CappedServer, addresses=addresses)
