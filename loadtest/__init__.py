@@ -4,10 +4,11 @@
 then a WebSocket) against any server; ``python -m loadtest.bench`` starts a server
 itself, runs the standard scenarios and writes ``docs/BENCHMARKS.md``.
 
-Modules: :mod:`.options` (what a run is), :mod:`.bot` (one connection, raw
-WebSocket), :mod:`.worker` (a process full of bots), :mod:`.runner` (the parent:
-phases, aggregation, the report), :mod:`.stats`, :mod:`.report_html`,
-:mod:`.cli`, :mod:`.bench`.
+Modules: :mod:`.options` (what a run is), :mod:`.wsclient` (the raw WebSocket
+client the bots and the tests share), :mod:`.bot` (one connection on it),
+:mod:`.worker` (a process full of bots), :mod:`.runner` (the parent: phases,
+aggregation, the report), :mod:`.stats`, :mod:`.report_html`, :mod:`.cli`,
+:mod:`.bench`, :mod:`.stalled`, :mod:`.tickrate`.
 """
 
 __version__ = "0.1.0"

@@ -1,9 +1,9 @@
-"""One bot: a raw WebSocket client on an asyncio Protocol.
+"""One bot: a raw WebSocket client on an asyncio Protocol (:class:`~.wsclient.WsProtocol`).
 
 Why not aiohttp's client: every received message there goes through a reader,
 a queue and a task wake-up before user code sees it. Here ``data_received``
 walks the frames of a read in place, so a bot that only counts costs one
-callback per read, whatever the number of frames in it. Most bots read the
+callback per read and one call per update in it. Most bots read the
 input ack straight from the update's first bytes (updates are
 ``0x95|0x98, 11|12, ack, ...``); a sample decodes everything and keeps a
 :class:`~gameserver.core.replica.Replica` to check the state it is sent.
@@ -12,10 +12,7 @@ input ack straight from the update's first bytes (updates are
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import math
-import os
 import random
 import time
 from array import array
@@ -28,52 +25,12 @@ import msgpack
 from gameserver.core import codec
 from gameserver.core.replica import Replica, ReplicaError
 
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+from .wsclient import OP_BINARY, WsProtocol, mask_frame, pack_uint, read_uint
+
 _UPDATE_HEADS = (0x95, 0x98)  # fixarray(5) snapshot, fixarray(8) delta
 _UPDATE_KINDS = (codec.S_SNAPSHOT, codec.S_DELTA)
 
-# One masking key per process. RFC 6455 wants a fresh key per frame so that a
-# browser's frames cannot poison intermediary caches; between a bot and a
-# server on loopback there is no intermediary, and the server cannot tell.
-_MASK_KEY = os.urandom(4)
-_MASK_INTS = [int.from_bytes((_MASK_KEY * 32)[:n], "big") for n in range(126)]
-
 now = time.perf_counter
-
-
-def mask_frame(opcode: int, payload: bytes) -> bytes:
-    """A final, masked client frame (payloads under 126 bytes: all we ever send)."""
-    n = len(payload)
-    if n >= 126:
-        raise ValueError("bot frames are small")
-    masked = (int.from_bytes(payload, "big") ^ _MASK_INTS[n]).to_bytes(n, "big") if n else b""
-    return bytes((0x80 | opcode, 0x80 | n)) + _MASK_KEY + masked
-
-
-def pack_uint(n: int) -> bytes:
-    """msgpack's encoding of a non-negative int, without a call into msgpack."""
-    if n < 0x80:
-        return bytes((n,))
-    if n < 0x100:
-        return b"\xcc" + bytes((n,))
-    if n < 0x10000:
-        return b"\xcd" + n.to_bytes(2, "big")
-    return b"\xce" + n.to_bytes(4, "big")
-
-
-def read_ack(buf: bytes, p: int) -> int:
-    """The msgpack uint at ``buf[p]`` (the ack of an update); -1 if it is not one."""
-    a = buf[p]
-    if a < 0x80:
-        return a
-    if a == 0xCC:
-        return buf[p + 1]
-    if a == 0xCD:
-        return int.from_bytes(buf[p + 1:p + 3], "big")
-    if a == 0xCE:
-        return int.from_bytes(buf[p + 1:p + 5], "big")
-    return -1
 
 
 _INPUT_HEAD = bytes((0x93, codec.C_INPUT))  # [1, seq, [dx, dy]]
@@ -93,30 +50,24 @@ class Shared:
         self.on_disconnect: Callable[[Bot], None] = lambda _b: None
 
 
-class Bot(asyncio.Protocol):
+class Bot(WsProtocol):
     """A bot that counts frames and reads acks. See :class:`SampledBot` for the full decode."""
 
     sampled = False
 
     def __init__(self, index: int, shared: Shared, host: str, path: str) -> None:
+        super().__init__(host, path)
         self.index = index
         self.shared = shared
-        self.transport: asyncio.Transport | None = None
-        self._request = self._handshake_request(host, path)
         self._handshake: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         # nobody awaits it once a connect has timed out: don't log it as unretrieved
         self._handshake.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._upgraded = False
-        self._buf = b""
         self.welcome: list[Any] | None = None
         self.closed = False
-        self.close_code: int | None = None
         self.leaving = False
         self.joined = False  # counted by its worker
-        # counters, read by the worker
+        # counters, read by the worker (and bytes_in, bytes_out)
         self.updates = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
         self.errors = 0  # ERROR messages from the server
         self.ready = False  # an update has arrived: inputs may start
         # inputs in flight: send times of seq acked+1, acked+2, ...
@@ -129,16 +80,6 @@ class Bot(asyncio.Protocol):
 
     # -- handshake -------------------------------------------------------------
 
-    def _handshake_request(self, host: str, path: str) -> bytes:
-        self._key = base64.b64encode(os.urandom(16))
-        return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {self._key.decode()}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.transport.write(self._request)  # type: ignore[union-attr]
-
     async def welcomed(self, timeout: float) -> list[Any]:
         """Wait for the upgrade and the welcome message."""
         return await asyncio.wait_for(asyncio.shield(self._handshake), timeout)
@@ -147,72 +88,21 @@ class Bot(asyncio.Protocol):
         if not self._handshake.done():
             self._handshake.set_exception(ConnectionError(reason))
 
-    def _upgrade(self, data: bytes) -> bytes | None:
-        self._buf += data
-        end = self._buf.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        head, rest = self._buf[:end].decode("latin-1"), self._buf[end + 4:]
-        self._buf = b""
-        status = head.split("\r\n", 1)[0]
-        expected = base64.b64encode(hashlib.sha1(self._key + _WS_GUID).digest()).decode()
-        if " 101 " not in status + " " or expected not in head:
-            self._fail_handshake(f"upgrade refused: {status}")
-            self.transport.close()  # type: ignore[union-attr]
-            return None
-        self._upgraded = True
-        return rest
+    def on_refused(self, reason: str) -> None:
+        self._fail_handshake(reason)
 
     # -- receive ---------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        if not self._upgraded:
-            rest = self._upgrade(data)
-            if not rest:
-                return
-            data = rest
-        buf = self._buf + data if self._buf else data
-        n = len(buf)
-        pos = 0
-        while n - pos >= 2:
-            length = buf[pos + 1] & 0x7F  # server frames are never masked
-            head = 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
-                head = 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                head = 10
-            start = pos + head
-            end = start + length
-            if end > n:
-                break
-            opcode = buf[pos] & 0x0F
-            if opcode == _OP_BINARY:
-                if length > 3 and buf[start] in _UPDATE_HEADS and buf[start + 1] in _UPDATE_KINDS:
-                    self.on_update(buf, start, end)
-                else:
-                    self.on_message(buf[start:end])
-            elif opcode == _OP_PING:
-                self._send(mask_frame(_OP_PONG, buf[start:end]))
-            elif opcode == _OP_CLOSE:
-                code = int.from_bytes(buf[start:start + 2], "big") if length >= 2 else 1005
-                self._closed_by_server(code)
-                return
-            pos = end
-        self._buf = buf[pos:] if pos < n else b""
-
-    def on_update(self, buf: bytes, start: int, end: int) -> None:
-        self.updates += 1
-        self.ready = True
-        ack = read_ack(buf, start + 2)
-        if ack > self.acked:
-            self._acked(ack)
+    def on_binary(self, buf: bytes, start: int, end: int) -> None:
+        if end - start > 3 and buf[start] in _UPDATE_HEADS and buf[start + 1] in _UPDATE_KINDS:
+            # an update, inline: the hot path, one call per update
+            self.updates += 1
+            self.ready = True
+            ack = read_uint(buf, start + 2)
+            if ack > self.acked:
+                self._acked(ack)
+        else:
+            self.on_message(buf[start:end])
 
     def _acked(self, ack: int) -> None:
         t = now()
@@ -243,12 +133,9 @@ class Bot(asyncio.Protocol):
         elif kind == codec.S_ERROR:
             self.errors += 1
 
-    def _closed_by_server(self, code: int) -> None:
-        self.close_code = code
-        self._send(mask_frame(_OP_CLOSE, code.to_bytes(2, "big")))
+    def on_close(self, code: int) -> None:
+        super().on_close(code)
         self._fail_handshake(f"closed before the welcome: {code}")
-        assert self.transport is not None
-        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed:
@@ -260,12 +147,6 @@ class Bot(asyncio.Protocol):
 
     # -- send ------------------------------------------------------------------
 
-    def _send(self, frame: bytes) -> None:
-        t = self.transport
-        if t is not None and not t.is_closing():
-            t.write(frame)
-            self.bytes_out += len(frame)
-
     def turn(self) -> None:
         """Pick a new stick direction (full push, any angle)."""
         angle = self.shared.random.random() * math.tau
@@ -276,12 +157,12 @@ class Bot(asyncio.Protocol):
         if not self.ready or self.closed or self.leaving:
             return
         self.seq += 1
-        self._send(mask_frame(_OP_BINARY, _INPUT_HEAD + pack_uint(self.seq) + self._dir))
+        self.write_frame(mask_frame(OP_BINARY, _INPUT_HEAD + pack_uint(self.seq) + self._dir))
         self._sent_at.append(t)
 
     def leave(self) -> None:
         self.leaving = True
-        self._send(mask_frame(_OP_BINARY, _LEAVE))
+        self.write_frame(mask_frame(OP_BINARY, _LEAVE))
 
     def abort(self) -> None:
         self.leaving = True
@@ -329,10 +210,11 @@ class SampledBot(Bot):
         if self.seq != seq and self._move is not None:
             self._inputs[self.seq] = self.dxdy
 
-    def on_update(self, buf: bytes, start: int, end: int) -> None:
-        super().on_update(buf, start, end)
-        if self.replica is None:
-            return
+    def on_binary(self, buf: bytes, start: int, end: int) -> None:
+        updates = self.updates
+        super().on_binary(buf, start, end)
+        if self.updates == updates or self.replica is None:
+            return  # not an update (Bot.on_binary counts them), or nothing to apply it to
         msg = msgpack.unpackb(buf[start:end])
         try:
             self.replica.apply(msg)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import fcntl
-import os
 import random
 import socket
 import struct
@@ -30,6 +28,8 @@ from aiohttp import web
 
 from gameserver import Settings, create_app
 from gameserver.web.keys import MANAGER
+
+from .wsclient import RawSocket
 
 
 def kernel_queued(sock: socket.socket, request: int) -> int:
@@ -79,17 +79,11 @@ async def _play(session: aiohttp.ClientSession, ws_url: str, rng: random.Random,
                 await ws.send_bytes(msgpack.packb([1, seq, direction]))
 
 
-async def stalled_socket(host: str, port: int, ws_url: str) -> asyncio.StreamWriter:
+async def stalled_socket(host: str, port: int, ws_url: str) -> RawSocket:
     """Handshake, then never read again (the kernel still buffers what it can)."""
-    reader_, writer = await asyncio.open_connection(host, port, limit=2**16)
-    key = base64.b64encode(os.urandom(16)).decode()
-    path = ws_url.split(str(port), 1)[1]
-    writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-    await reader_.readuntil(b"\r\n\r\n")
-    writer.transport.pause_reading()  # from here on, this client reads nothing
-    return writer
+    raw = await RawSocket.open(host, port, ws_url.split(str(port), 1)[1])
+    raw.stop_reading()
+    return raw
 
 
 async def main(players: int, seconds: float, every: float) -> None:
@@ -135,7 +129,7 @@ async def main(players: int, seconds: float, every: float) -> None:
                   f"{slowest:23.1f}", flush=True)
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        stalled.transport.abort()
+        stalled.abort()
     await runner.cleanup()
 
 

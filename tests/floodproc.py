@@ -19,12 +19,9 @@ Every loop here is bounded in time and targets only the loopback address given.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import select
 import socket
-import struct
 import sys
 import time
 
@@ -32,13 +29,15 @@ import aiohttp
 import msgpack
 
 from gameserver.core import codec
+from loadtest import wsclient
 
-_MASK = b"\x00\x00\x00\x00"  # a zero mask: still a masked client frame, payload as is
+_MASK = bytes(4)  # a zero mask: still a masked client frame, payload as is
 FRAMES = {
-    "ping": bytes((0x89, 0x80)) + _MASK,
-    "pong": bytes((0x8A, 0x80)) + _MASK,
-    "continuation": bytes((0x00, 0x80)) + _MASK,  # not final, empty: a message never ends
-    "binary": bytes((0x82, 0x80)) + _MASK,  # empty data messages
+    "ping": wsclient.frame(b"", wsclient.OP_PING, mask=_MASK),
+    "pong": wsclient.frame(b"", wsclient.OP_PONG, mask=_MASK),
+    # not final, empty: a message never ends
+    "continuation": wsclient.frame(b"", wsclient.OP_CONTINUATION, fin=False, mask=_MASK),
+    "binary": wsclient.frame(b"", wsclient.OP_BINARY, mask=_MASK),  # empty data messages
 }
 
 
@@ -73,39 +72,26 @@ async def honest(base: str, seconds: float) -> None:
 def _close_code(stream: bytearray) -> int | None:
     """The code of a close frame among the server's (unmasked) frames, if one came."""
     pos = 0
-    while len(stream) - pos >= 2:
-        opcode, n = stream[pos] & 0x0F, stream[pos + 1] & 0x7F
-        head = 2
-        if n == 126:
-            if len(stream) - pos < 4:
-                return None
-            n, head = struct.unpack_from("!H", stream, pos + 2)[0], 4
-        elif n == 127:
-            if len(stream) - pos < 10:
-                return None
-            n, head = struct.unpack_from("!Q", stream, pos + 2)[0], 10
-        if len(stream) - pos < head + n:
-            return None
-        if opcode == 0x8:
-            return struct.unpack_from("!H", stream, pos + head)[0] if n >= 2 else 1005
-        pos += head + n
+    while (found := wsclient.frame_at(stream, pos))[2] <= len(stream):
+        opcode, start, pos = found
+        if opcode == wsclient.OP_CLOSE:
+            return wsclient.close_code(stream[start:pos])
     return None
 
 
 def frames(host: str, port: int, token: str, kind: str, seconds: float) -> None:
     sock = socket.create_connection((host, port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    request, key = wsclient.upgrade_request(f"{host}:{port}", f"/ws?token={token}")
+    sock.sendall(request)
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(4096)
     head, _, rest = head.partition(b"\r\n\r\n")
-    assert head.split(b" ", 2)[1] == b"101", head
+    assert wsclient.upgrade_refusal(head, key) is None, head
     stream = bytearray(rest)
     print("flooding", flush=True)
-    opening = FRAMES["ping"].replace(b"\x89", b"\x02", 1)  # a binary frame, not final
+    # a message begun, never ended
+    opening = wsclient.frame(b"", wsclient.OP_BINARY, fin=False, mask=_MASK)
     buf = (opening if kind == "continuation" else b"") + FRAMES[kind] * 20_000
     later = FRAMES[kind] * 20_000
     view, pos = memoryview(buf), 0

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestServer
 from gameserver.auth import sign
 from gameserver.core import codec
 from gameserver.web.keys import MANAGER
+from loadtest.wsclient import OP_TEXT, RawSocket
 
 from .client import MatchmakeFailed, Player, matchmake
 from .conftest import ReceivePath
-from .rawws import RawSocket
 
 
 def url(server: TestServer) -> str:
@@ -210,12 +210,12 @@ async def test_raw_protocol_abuse_is_survived(server: TestServer,
     reservation = await matchmake(session, base, name="raw")
     raw = await RawSocket.open(host, port, "/ws?token=" + reservation["token"])
     assert (await raw.read_message())[0] == codec.S_WELCOME
-    raw.send_frame(b"hello", opcode=0x1)
+    raw.send_frame(b"hello", OP_TEXT)
     while (msg := await raw.read_message())[0] != codec.S_ERROR:
         pass
     assert msg[1] == "text_frame"
-    raw.send_frame(msgpack.packb([3, 1.0]), opcode=0x2)
-    raw.writer.write(b"\xff\xff\xff\xff")  # an invalid frame header (reserved opcode)
+    raw.send(3, 1.0)
+    raw.write(b"\xff\xff\xff\xff")  # an invalid frame header (reserved opcode)
     with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)) as closed:
         while True:
             await raw.read_message()

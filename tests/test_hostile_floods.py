@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 from gameserver.auth import sign
 from gameserver.core import codec
 from gameserver.web.keys import MANAGER
+from loadtest.wsclient import OP_BINARY, OP_PING, OP_PONG, RawSocket
 
 from .client import Player, matchmake
-from .rawws import RawSocket
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURE_S = 3.0  # the honest player's window, inside the flood
@@ -230,25 +230,25 @@ async def test_pings_are_answered_within_their_budget_and_dropped_beyond_it(
     raw = await RawSocket.open(server.host, server.port, "/ws?token=" + reservation["token"])
     assert (await raw.read_message())[0] == codec.S_WELCOME
     for i in range(100):  # at once: over the burst of 40
-        raw.send_frame(b"p%d" % i, opcode=0x9)
+        raw.send_frame(b"p%d" % i, OP_PING)
     pongs: list[bytes] = []
     errors: list[Any] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 1.0
     while (left := deadline - loop.time()) > 0:
         try:
-            opcode, payload = await asyncio.wait_for(raw.read_frame(), left)
+            opcode, payload = await raw.read_frame(timeout=left)
         except TimeoutError:
             break
-        if opcode == 0xA:
+        if opcode == OP_PONG:
             pongs.append(payload)
-        elif opcode == 0x2 and msgpack.unpackb(payload)[0] == codec.S_ERROR:
+        elif opcode == OP_BINARY and msgpack.unpackb(payload)[0] == codec.S_ERROR:
             errors.append(msgpack.unpackb(payload))
     assert pongs == [b"p%d" % i for i in range(40)]  # in order, each with its payload
     assert [e[1] for e in errors] == ["rate_limited"]  # told once
     await asyncio.sleep(0.6)  # quiet: the budget refills, a ping is answered again
-    raw.send_frame(b"again", opcode=0x9)
-    while (frame := await asyncio.wait_for(raw.read_frame(), 2))[0] != 0xA:
+    raw.send_frame(b"again", OP_PING)
+    while (frame := await raw.read_frame(timeout=2))[0] != OP_PONG:
         pass
     assert frame[1] == b"again"
     raw.abort()

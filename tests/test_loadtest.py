@@ -10,8 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from loadtest import bench
-from loadtest.bot import _MASK_KEY, mask_frame, pack_uint, read_ack
+from loadtest import bench, wsclient
 from loadtest.cli import write_reports
 from loadtest.options import Options, plan_groups, sampled_indices, split_groups
 from loadtest.procstat import parse_proc_stat
@@ -88,14 +87,40 @@ async def test_one_room_split_over_two_workers(start_server: Callable[..., Any])
 
 def test_frames_and_acks() -> None:
     for n in (0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1):
-        packed = pack_uint(n)
+        packed = wsclient.pack_uint(n)
         assert packed == msgpack.packb(n)
-        assert read_ack(b"\x98\x0c" + packed + b"\x00", 2) == n
-    assert read_ack(b"\xc0", 0) == -1
-    frame = mask_frame(0x2, b"\x93\x01\x05\x92\x10\x20")
-    assert frame[0] == 0x82 and frame[1] == 0x80 | 6 and frame[2:6] == _MASK_KEY
-    unmasked = bytes(b ^ _MASK_KEY[i % 4] for i, b in enumerate(frame[6:]))
+        assert wsclient.read_uint(b"\x98\x0c" + packed + b"\x00", 2) == n
+    assert wsclient.read_uint(b"\xc0", 0) == -1
+    small = wsclient.mask_frame(wsclient.OP_BINARY, b"\x93\x01\x05\x92\x10\x20")
+    assert small[0] == 0x82 and small[1] == 0x80 | 6 and small[2:6] == wsclient.MASK_KEY
+    unmasked = bytes(b ^ wsclient.MASK_KEY[i % 4] for i, b in enumerate(small[6:]))
     assert msgpack.unpackb(unmasked) == [1, 5, [16, 32]]
+
+
+def _unmask(data: bytes) -> tuple[int, bytes]:
+    """A client frame as the server reads it: (first byte, payload)."""
+    opcode, start, end = wsclient.frame_at(bytes((data[0], data[1] & 0x7F)) + data[2:], 0)
+    assert opcode == data[0] & 0x0F and end == len(data) - 4  # the key is not counted
+    key, masked = data[start:start + 4], data[start + 4:]
+    return data[0], bytes(b ^ key[i % 4] for i, b in enumerate(masked))
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 125, 126, 65535, 65536])
+def test_client_frames_of_any_size_and_server_frames_in_parts(n: int) -> None:
+    payload = bytes(i % 251 for i in range(n))
+    assert _unmask(wsclient.frame(payload)) == (0x82, payload)
+    assert _unmask(wsclient.frame(payload, wsclient.OP_CONTINUATION, fin=False)) == (0x00, payload)
+    zero = wsclient.frame(payload, wsclient.OP_PING, mask=bytes(4))
+    assert zero.endswith(bytes(4) + payload)  # a zero key leaves the payload as is
+    # the same payload as a server (unmasked) frame, arriving a byte at a time
+    server = zero[:1] + bytes((zero[1] & 0x7F,)) + zero[2:-n - 4] + payload
+    whole = len(server) + 2
+    for cut in (*range(min(len(server), 11)), len(server) - 1):
+        # incomplete: what is missing (the next read's bound) never reaches past the frame
+        assert cut + 2 < wsclient.frame_at(b"xx" + server[:cut], 2)[2] <= whole
+    assert wsclient.frame_at(b"xx" + server, 2) == (wsclient.OP_PING, whole - n, whole)
+    assert wsclient.close_code(b"\x03\xe8bye") == 1000 and wsclient.close_code(b"") == 1005
+    assert wsclient.frame_at(bytes((0x88, 0))) == (wsclient.OP_CLOSE, 2, 2)
 
 
 def test_plans() -> None:

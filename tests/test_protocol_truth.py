@@ -17,10 +17,10 @@ from gameserver import Player as Seat
 from gameserver.core import codec
 from gameserver.games.arena import RULES, Arena, move
 from gameserver.web.keys import MANAGER
+from loadtest.wsclient import OP_TEXT, RawSocket
 
 from .client import MatchmakeFailed, Player, matchmake
 from .doctables import DOC, table_after
-from .rawws import RawSocket
 
 
 def url(server: TestServer) -> str:
@@ -329,7 +329,7 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007(
     assert server.port is not None
     raw = await RawSocket.open(server.host, server.port, "/ws?token=" + reservation["token"])
     assert (await raw.read_message())[0] == codec.S_WELCOME
-    raw.send_frame(b"\xff\xfe", opcode=0x1)
+    raw.send_frame(b"\xff\xfe", OP_TEXT)
     with pytest.raises(ConnectionResetError) as closed:
         while True:
             await raw.read_message()

@@ -17,9 +17,9 @@ from gameserver import Entity, Room
 from gameserver.core import codec
 from gameserver.web.app import BUILTIN_GAMES
 from gameserver.web.keys import ADDRESSES, MANAGER
+from loadtest.wsclient import RawSocket
 
 from .client import Player, matchmake
-from .rawws import RawSocket
 
 
 def url(server: TestServer) -> str:
@@ -232,10 +232,10 @@ async def test_abrupt_ends_everywhere_leak_no_tasks_seats_or_rooms(
         for i in range(3):
             await matchmake(session, base, name=f"ghost{i}")
         # A handshake cut off half way.
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /ws?token=abc HTTP/1.1\r\nHost: x\r\nUpgr")
-        await writer.drain()
-        writer.transport.abort()
+        raw = await RawSocket.open("127.0.0.1", port, "/ws?token=abc", handshake=False)
+        raw.write(raw.request[:len(raw.request) // 2])
+        await raw.writer.drain()
+        raw.abort()
         # A frame cut off half way.
         token = (await matchmake(session, base, name="cut"))["token"]
         raw = await RawSocket.open("127.0.0.1", port, "/ws?token=" + token)
