@@ -9,10 +9,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gameserver.config import Settings
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,7 +35,8 @@ class Limits:
     message_bytes: int  # bytes of room messages per second per player
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: Any) -> Limits:
+        """From a :class:`gameserver.config.Settings` (core does not import the settings)."""
         # Fields named as settings are copied by name, so a new one needs no edit here.
         # A skipped socket resumes once its queue drains to a quarter of the high water.
         derived = {"send_low_water": settings.send_high_water // 4}
