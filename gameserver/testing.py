@@ -2,15 +2,16 @@
 player would receive. No sockets, no event loop, no server::
 
     from gameserver.testing import RoomHarness
-    from mygame import Coins
+    from coins import Coins  # the README's example game
 
-    def test_a_coin_scores() -> None:
-        room = RoomHarness(Coins, options={"seed": 1})
+    def test_an_input_moves_the_coin() -> None:
+        room = RoomHarness(Coins)
         ann = room.join("ann")
-        ann.input([1, 0])
-        room.tick(5)
-        assert ann.entity("Collector", pid=ann.id).values["score"] == 1
-        assert ann.events_of("scored") == [[ann.id, 1]]
+        ann.input("right")
+        room.tick()
+        assert ann.ack == 1
+        assert ann.entity("Coin").values == {"x": 51, "y": 50, "owner": "ann"}
+        assert ann.events_of("hello") == ["ann"]
 
 It runs the server's own code: the room's :class:`~gameserver.core.engine.RoomEngine`
 (seats, input queues and credits, stepping, encoding) and the server's send path

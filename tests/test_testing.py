@@ -343,10 +343,27 @@ def test_on_error_true_keeps_the_room_and_abandons_only_the_failed_call() -> Non
     assert ann.ack == 3  # the failed input is acknowledged: it is not applied again
     assert dot(bob, of=ann)["x"] == 3  # the inputs before and after it applied
     assert probe(room).applied == [1, "boom", 2]
-    errors = [e for kind, e, *_ in probe(room).log if kind == "error"]
+    errors = [entry[1] for entry in probe(room).log if entry[0] == "error"]
     assert [type(e) for e in errors] == [RuntimeError, KeyError]
     assert ann.errors == [] and ann.closed is None and bob.closed is None
     assert ann.connected and not room.closed
+
+
+def test_on_error_true_keeps_ticking_after_a_failed_update() -> None:
+    class Stumbling(Forgiving):
+        game = "stumbling"
+
+        def update(self, dt: float) -> None:
+            if self.tick % 2:
+                raise ZeroDivisionError("every other tick")
+
+    room = RoomHarness(Stumbling)
+    ann = room.join("ann")
+    ann.input(1)
+    room.tick(4)
+    assert ann.updates == 4 and ann.received[-1][2] == 4  # four updates, to tick 4
+    assert ann.ack == 1 and dot(ann)["x"] == 1
+    assert [type(e[1]) for e in probe(room).log if e[0] == "error"] == [ZeroDivisionError] * 2
 
 
 def test_by_default_a_failing_hook_crashes_the_room() -> None:
