@@ -313,7 +313,6 @@ class RoomHarness:
         seat = player.seat
         if player._conn is not None or seat is None:
             raise RuntimeError(f"{player.name} is connected or never joined")
-        self._expire()  # a seat kicked while away is freed by the server's next sweep
         token = player._token
         if token is None or self._tokens.redeem(token) is None:
             # What the server answers a stale token with, on a socket that never joins.

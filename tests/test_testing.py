@@ -291,9 +291,23 @@ def test_a_player_kicked_while_away_cannot_come_back() -> None:
     bob = room.join("bob")
     ann.drop()
     bob.send("kick", ann.id)
+    # Back before the seat was freed: welcomed, then closed with the kick; no on_rejoin.
+    ann.reconnect()
+    assert ann.received[-1][0] == codec.S_WELCOME
+    assert [m[0] for m in ann.received].count(codec.S_WELCOME) == 2
+    assert ann.closed == (codec.CLOSE_KICKED, "kicked by a player") and not ann.connected
+    assert ("rejoin", ann.id) not in probe(room).log
+    assert ann.id not in room.room.players
+    # Back after: the seat, and its token, are gone.
+    room = RoomHarness(Probe)
+    ann = room.join("ann")
+    bob = room.join("bob")
+    ann.drop()
+    bob.send("kick", ann.id)
+    room.tick()  # time passes: the seat is freed
+    assert probe(room).log[-1] == ("leave", ann.id, False)
     ann.reconnect()
     assert ann.errors[-1][0] == "reconnect_refused" and not ann.connected
-    assert ("leave", ann.id, False) in probe(room).log
 
 
 def test_set_metadata_and_lock_from_hooks_reach_the_listing() -> None:
