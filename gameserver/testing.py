@@ -109,7 +109,11 @@ class HarnessPlayer:
         self.send_raw(codec.encode(codec.C_MESSAGE, kind, body))
 
     def send_raw(self, data: bytes) -> None:
-        """Send one WebSocket message's bytes as they are, hostile or not."""
+        """Send one WebSocket message's bytes as they are, hostile or not.
+
+        They reach the room's engine as a binary message: the WebSocket layer's own
+        rules (1009 for an oversized frame, text frames, per-connection budgets) are
+        the server's, not the room's, and are not run here."""
         if self._conn is None or self.seat is None:
             raise RuntimeError(f"{self.name} is not connected")
         self.harness._receive(self, data)
@@ -197,14 +201,16 @@ class RoomHarness:
     Time is simulated: each tick advances ``now`` by one step, :meth:`advance` by any
     amount; either ends the grace of dropped players, as the server's sweep does.
     ``listing`` is what matchmaking would show of the room (``locked``, ``metadata``),
-    republished when a hook changes it.
+    republished when a hook changes it. Sockets never fall behind here (no slow-client
+    skips), and there is no heartbeat.
     """
 
     def __init__(self, game: type[Room], options: dict[str, Any] | None = None, *,
                  tick_rate: float | None = None, limits: Limits | None = None,
                  room_id: str = "test-room", private: bool = False) -> None:
-        self.limits = limits or Limits.from_settings(_default_settings())
-        rate = tick_rate or game.tick_rate or 20.0
+        defaults = _default_settings()
+        self.limits = limits or Limits.from_settings(defaults)
+        rate = tick_rate or game.tick_rate or defaults.tick_rate
         self.options = dict(options or {})
         self.room: Room = game(room_id, rate, self.options, private)
         self.room.on_create(self.options)
