@@ -2,15 +2,16 @@
 player would receive. No sockets, no event loop, no server::
 
     from gameserver.testing import RoomHarness
-    from mygame import Coins
+    from coins import Coins  # the README's example game
 
-    def test_a_coin_scores() -> None:
-        room = RoomHarness(Coins, options={"seed": 1})
+    def test_an_input_moves_the_coin() -> None:
+        room = RoomHarness(Coins)
         ann = room.join("ann")
-        ann.input([1, 0])
-        room.tick(5)
-        assert ann.entity("Collector", pid=ann.id).values["score"] == 1
-        assert ann.events_of("scored") == [[ann.id, 1]]
+        ann.input("right")
+        room.tick()
+        assert ann.ack == 1
+        assert ann.entity("Coin").values == {"x": 51, "y": 50, "owner": "ann"}
+        assert ann.events_of("hello") == ["ann"]
 
 It runs the server's own code: the room's :class:`~gameserver.core.engine.RoomEngine`
 (seats, input queues and credits, stepping, encoding) and the server's send path
@@ -20,7 +21,8 @@ player decodes its bytes with the reference decoder
 client would have reconstructed.
 
 A hook that raises makes the call that ran it raise :class:`RoomCrashed` (with the
-game's exception as its cause), unless the room's ``on_error`` keeps the room.
+game's exception as its cause), unless the room's ``on_error`` keeps the room; every
+player is then closed with 1011 and the harness refuses to go on.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from gameserver.core.limits import Limits
 from gameserver.core.replica import Replica, ReplicaEntity
 from gameserver.core.room import JoinRefused, Room
 from gameserver.host.broadcast import Broadcaster, Connection
+from gameserver.host.tokens import ReconnectTokens
 
-__all__ = ["HarnessPlayer", "JoinRefused", "RoomCrashed", "RoomHarness"]
+__all__ = ["HarnessPlayer", "JoinRefused", "RoomCrashed", "RoomHarness", "run_ticks"]
 
 
 class _MemorySocket:
@@ -81,9 +84,10 @@ class HarnessPlayer:
         self.config: dict[str, Any] = {}
         self.replica: Replica | None = None
         self.updates = 0  # snapshots and deltas received
-        self.events: list[Any] = []  # [kind, body] from every update received, in order
+        self.events: list[tuple[str, Any]] = []  # (kind, body) of every update's events
         self.messages: list[tuple[str, Any]] = []  # direct messages: (kind, body)
         self.errors: list[list[Any]] = []  # ERROR messages: [code, message(, seq)]
+        self.received: list[list[Any]] = []  # every server message, decoded, in order
         self.closed: tuple[int, str] | None = None  # (close code, reason) once closed
         self.seq = 0  # the last input seq sent
         self.seat: Seat | None = None
@@ -93,9 +97,10 @@ class HarnessPlayer:
 
     # -- what a client does -------------------------------------------------------
 
-    def input(self, data: Any) -> int:
-        """Send one input (numbered like a real client); its seq."""
-        self.seq += 1
+    def input(self, data: Any, seq: int | None = None) -> int:
+        """Send one input, numbered like a real client (the next seq) or with ``seq``
+        (to test a stale or out-of-order one); its seq."""
+        self.seq = self.seq + 1 if seq is None else seq
         self.send_raw(codec.encode(codec.C_INPUT, self.seq, data))
         return self.seq
 
@@ -104,7 +109,11 @@ class HarnessPlayer:
         self.send_raw(codec.encode(codec.C_MESSAGE, kind, body))
 
     def send_raw(self, data: bytes) -> None:
-        """Send one WebSocket message's bytes as they are, hostile or not."""
+        """Send one WebSocket message's bytes as they are, hostile or not.
+
+        They reach the room's engine as a binary message: the WebSocket layer's own
+        rules (1009 for an oversized frame, text frames, per-connection budgets) are
+        the server's, not the room's, and are not run here."""
         if self._conn is None or self.seat is None:
             raise RuntimeError(f"{self.name} is not connected")
         self.harness._receive(self, data)
@@ -118,7 +127,10 @@ class HarnessPlayer:
         self.harness._disconnect(self, consented=False)
 
     def reconnect(self) -> None:
-        """Come back after :meth:`drop` with the welcome's reconnection token."""
+        """Come back after :meth:`drop` with the last welcome's reconnection token.
+
+        Refused as the server refuses it (the seat was freed: grace over, kicked):
+        an ERROR ``reconnect_refused`` and close 4001, no exception."""
         self.harness._reconnect(self)
 
     # -- what it has received -----------------------------------------------------
@@ -160,6 +172,7 @@ class HarnessPlayer:
             self._handle(msgpack.unpackb(_payload(frame), strict_map_key=False))
 
     def _handle(self, msg: list[Any]) -> None:
+        self.received.append(msg)
         kind = msg[0]
         if kind == codec.S_WELCOME:
             self.welcome = msg
@@ -170,7 +183,7 @@ class HarnessPlayer:
             assert self.replica is not None, "an update before the welcome"
             self.replica.apply(msg)
             self.updates += 1
-            self.events.extend(tuple(e) for e in self.replica.events)
+            self.events.extend((e[0], e[1]) for e in self.replica.events)
         elif kind == codec.S_MESSAGE:
             self.messages.append((msg[1], msg[2]))
         elif kind == codec.S_ERROR:
@@ -184,29 +197,39 @@ class RoomHarness:
     """A room of one game, driven by hand: ``join``, then ``tick`` and look.
 
     ``tick_rate`` defaults to the game's own or 20 Hz; ``limits`` to the server's
-    defaults (room-message budget, reconnection grace, message size...). Time is
-    simulated: each tick advances ``now`` by one step, :meth:`advance` by any amount.
+    defaults (room-message budget, reconnection grace, message size, player cap...).
+    Time is simulated: each tick advances ``now`` by one step, :meth:`advance` by any
+    amount; either ends the grace of dropped players, as the server's sweep does.
+    ``listing`` is what matchmaking would show of the room (``locked``, ``metadata``),
+    republished when a hook changes it. Sockets never fall behind here (no slow-client
+    skips), and there is no heartbeat.
     """
 
     def __init__(self, game: type[Room], options: dict[str, Any] | None = None, *,
                  tick_rate: float | None = None, limits: Limits | None = None,
                  room_id: str = "test-room", private: bool = False) -> None:
-        self.limits = limits or Limits.from_settings(_default_settings())
-        rate = tick_rate or game.tick_rate or 20.0
+        defaults = _default_settings()
+        self.limits = limits or Limits.from_settings(defaults)
+        rate = tick_rate or game.tick_rate or defaults.tick_rate
         self.options = dict(options or {})
         self.room: Room = game(room_id, rate, self.options, private)
         self.room.on_create(self.options)
+        # As matchmaking does: on_create may lower max_players, the server caps it.
+        self.room.max_players = max(1, min(self.room.max_players,  # type: ignore[misc]
+                                           self.limits.max_players))
         self.engine = RoomEngine(self.room, max_message_size=self.limits.max_message_size,
                                  message_rate=self.limits.message_rate,
                                  message_bytes=self.limits.message_bytes,
                                  reconnect_grace=self.limits.reconnect_grace)
         self.broadcaster = Broadcaster(self.limits.send_high_water, self.limits.send_low_water,
                                        self.limits.stall_timeout)
+        self.engine.out.listing_changed = False  # on_create's is the first listing itself
+        self.listing: dict[str, Any] = self._listing()
         self.now = 0.0
         self.players: list[HarnessPlayer] = []
         self.closed = False
         self._connections: dict[int, Connection] = {}
-        self._tokens = 0
+        self._tokens = ReconnectTokens(self.limits.reconnect_grace)
 
     # -- driving the room -----------------------------------------------------------
 
@@ -216,16 +239,24 @@ class RoomHarness:
 
         It gets its snapshot with the next :meth:`tick`, as on the server."""
         self._check_open()
+        # Matchmaking's refusals (room_full, room_locked), as a JoinRefused here.
         if len(self.room.players) >= self.room.max_players:
             raise JoinRefused("the room is full")
+        if self.room.locked:
+            raise JoinRefused("the room takes no new players")
         player = HarnessPlayer(self, name)
+        room_id, pid = self.room.room_id, self.engine.next_player_id
         try:
-            seat = self.engine.join(name, options or {}, auth, self._token())
-        except RoomCrashed:
-            self._crash()
+            seat = self.engine.join(name, options or {}, auth,
+                                    self._tokens.issue(room_id, pid))
+        except (JoinRefused, RoomCrashed):
+            self._tokens.forget(room_id, pid)
+            self._drain()  # what the hooks decided before failing (a crash raises here)
             raise
-        self._attach(player, seat)
+        # Listed before the welcome is drained, so that it (and what on_join sent) is
+        # read at once: player.id is known when join returns.
         self.players.append(player)
+        self._attach(player, seat)
         return player
 
     def tick(self, n: int = 1) -> None:
@@ -234,6 +265,7 @@ class RoomHarness:
         for _ in range(n):
             self._check_open()
             self.now += self.room.dt
+            self._expire()
             engine.tick()
             self._drain()
             self.broadcaster.send(list(self._connections.values()), engine.collect(),
@@ -242,15 +274,19 @@ class RoomHarness:
 
     def advance(self, seconds: float) -> None:
         """Let time pass without ticking: dropped players whose grace is over leave."""
+        self._check_open()
         self.now += seconds
-        self.engine.expire(self.now)
-        self._drain()
+        self._expire()
 
     # -- what the harness does for a player -------------------------------------------
 
-    def _token(self) -> str:
-        self._tokens += 1
-        return f"{self.room.room_id}.token{self._tokens}"
+    def _listing(self) -> dict[str, Any]:
+        return {"locked": self.room.locked, "metadata": dict(self.room.metadata)}
+
+    def _expire(self) -> None:
+        for seat in self.engine.expire(self.now):
+            self._tokens.forget(self.room.room_id, seat.player.id)
+        self._drain()
 
     def _attach(self, player: HarnessPlayer, seat: Seat) -> None:
         socket = _MemorySocket()
@@ -273,6 +309,7 @@ class RoomHarness:
         player._conn = None
         if consented or conn.leaving or self.limits.reconnect_grace <= 0:
             self.engine.leave(player.seat, consented or conn.leaving)
+            self._tokens.forget(self.room.room_id, player.seat.player.id)
         else:
             self.engine.drop(player.seat, self.now)
         self._drain()
@@ -280,12 +317,20 @@ class RoomHarness:
     def _reconnect(self, player: HarnessPlayer) -> None:
         self._check_open()
         seat = player.seat
-        if player._conn is not None or seat is None or seat.player.id not in self.engine.seats:
-            raise RuntimeError(f"{player.name} has no seat to come back to")
+        if player._conn is not None or seat is None:
+            raise RuntimeError(f"{player.name} is connected or never joined")
+        token = player._token
+        if token is None or self._tokens.redeem(token) is None:
+            # What the server answers a stale token with, on a socket that never joins.
+            player._handle([codec.S_ERROR, "reconnect_refused",
+                            "the reconnection token is unknown or used, or the seat "
+                            "was released"])
+            player.closed = (codec.CLOSE_BAD_RESERVATION, "reconnect_refused")
+            return
         try:
-            self.engine.rejoin(seat, self._token())
+            self.engine.rejoin(seat, self._tokens.issue(self.room.room_id, seat.player.id))
         except RoomCrashed:
-            self._crash()
+            self._drain()  # raises
             raise
         self._attach(player, seat)
 
@@ -296,13 +341,14 @@ class RoomHarness:
         if player._conn is not None and player.seat is not None and \
                 self._connections.get(player.seat.player.id) is player._conn:
             self._disconnect(player, consented=False)
+        player._conn = None  # also when the room crashed: no socket is left to send on
 
     def _drain(self) -> None:
         engine = self.engine
         if not engine.out.pending:
             self._read_all()
             return
-        frames, closes, _listing = engine.drain()
+        frames, closes, listing_changed = engine.drain()
         for pid, payload in frames:
             conn = self._connections.get(pid)
             if conn is not None:
@@ -313,6 +359,8 @@ class RoomHarness:
             if conn is not None and not conn.leaving:
                 conn.leaving = True
                 conn.close(code, reason)
+        if listing_changed and not self.closed:
+            self.listing = self._listing()
         if engine.crashed is not None:
             self._crash()
             raise RoomCrashed(str(engine.crashed)) from engine.crashed
@@ -321,7 +369,12 @@ class RoomHarness:
         if self.closed:
             return
         self.closed = True
-        for conn in list(self._connections.values()):
+        # As the host does: let go of every socket first, so that their closing runs no
+        # hook (no on_drop) on the crashed room and every player gets its 1011.
+        connections = list(self._connections.values())
+        self._connections.clear()
+        for conn in connections:
+            conn.detached = True
             conn.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
         self.engine.dispose()
 

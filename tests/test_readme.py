@@ -1,9 +1,11 @@
-"""The README's promises: its example game runs (its settings table: test_settings_doc.py)."""
+"""The README's promises: its example game runs and its test passes (its settings table:
+test_settings_doc.py)."""
 
 from __future__ import annotations
 
 import re
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,18 @@ async def test_the_example_game_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert ann.errors[0][1:] == ["invalid_input", "input is 'left' or 'right'", 2]
     finally:
         sys.modules.pop("coins", None)
+
+
+def test_the_example_test_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    game = re.search(r"```python\n(.*?)```", README, re.S).group(1)  # type: ignore[union-attr]
+    section = README.split("\n## Testing your game\n", 1)[1].split("\n## ", 1)[0]
+    test = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    coins = types.ModuleType("coins")  # what the snippet imports, from the README's coins.py
+    exec(compile(game, "README.md:coins.py", "exec"), coins.__dict__)
+    monkeypatch.setitem(sys.modules, "coins", coins)
+    namespace: dict[str, Any] = {}
+    exec(compile(test, "README.md:test_coins.py", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+    assert tests, "the README's test snippet has no test function"
+    for run in tests:
+        run()

@@ -1,70 +1,90 @@
-"""The Room API and the arena's rules, without sockets."""
+"""The Room API and the arena's rules, played through ``gameserver.testing``: what the
+players receive is what is asserted."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgpack
 import pytest
 
-from gameserver.core import codec
-from gameserver.core.room import InvalidInput, JoinRefused, Player, Room
+from gameserver.core.room import JoinRefused, Player, Room, message
 from gameserver.core.world import Entity
-from gameserver.games.arena import RULES, Arena, Avatar, move
+from gameserver.games.arena import RULES, Arena, move
+from gameserver.testing import HarnessPlayer, RoomHarness
 
 
 def arena(**options: Any) -> Arena:
+    """A bare arena room, for its pure rules."""
     room = Arena("r1", 20.0, options)
     room.on_create(options)
     return room
 
 
+def avatar(player: HarnessPlayer, of: HarnessPlayer | None = None) -> dict[str, Any]:
+    """The fields of ``of``'s avatar (default: the player's own) as ``player`` sees them."""
+    return player.entity("Avatar", pid=(of or player).id).values
+
+
 def test_inputs_apply_in_order_one_per_tick_and_are_acknowledged() -> None:
-    room = arena(seed=1)
-    p = room._add_player("ann", {})
-    start = (p.data["avatar"].x, p.data["avatar"].y)
-    for seq in (1, 2, 3):
-        room._queue_input(p, seq, [100, 0])
-    room._step()
-    # A player earns one input credit per tick: one input is applied.
-    assert p.ack == 1
-    assert p.data["avatar"].x == min(start[0] + room.step, RULES["width"] - 20)
-    room._step()
-    room._step()
-    assert p.ack == 3
-    room._step()
-    assert p.ack == 3  # nothing left to apply
+    room = RoomHarness(Arena, {"seed": 1})
+    ann = room.join("ann")
+    step = ann.config["step"]
+    # Where on_join put the avatar: no tick yet (an idle tick would bank a credit).
+    spawned = room.room.players[ann.id].data["avatar"]
+    where = {"x": spawned.x, "y": spawned.y}
+    moves = ([100, 0], [0, 100], [-100, 0])
+    for dx_dy in moves:
+        ann.input(dx_dy)
+    assert ann.errors == []
+    for seq, (dx, dy) in enumerate(moves, start=1):
+        room.tick()
+        # A player earns one input credit per tick: one input applied, in seq order.
+        assert ann.ack == seq
+        x, y = move(where["x"], where["y"], dx, dy, step, RULES)
+        assert (avatar(ann)["x"], avatar(ann)["y"]) == (x, y)
+        where = dict(avatar(ann))
+    room.tick()
+    assert ann.ack == 3 and avatar(ann) == where  # nothing left to apply
 
 
 def test_banked_credits_let_late_inputs_catch_up_but_not_speed_up() -> None:
-    room = arena()
-    p = room._add_player("ann", {})
-    for _ in range(10):  # ten idle ticks bank at most input_burst credits
-        room._step()
-    for seq in range(1, 11):
-        room._queue_input(p, seq, [0, 100])
-    room._step()
-    assert p.ack == Arena.input_burst
+    room = RoomHarness(Arena)
+    ann = room.join("ann")
+    room.tick(10)  # ten idle ticks bank at most input_burst credits
+    for _ in range(10):
+        ann.input([0, 100])
+    room.tick()
+    assert ann.ack == Arena.input_burst
+    room.tick()
+    assert ann.ack == Arena.input_burst + 1  # the bank is spent: one per tick again
 
 
-def test_stale_and_overflowing_inputs_are_refused() -> None:
-    room = arena()
-    p = room._add_player("ann", {})
-    room._queue_input(p, 5, [1, 1])
-    with pytest.raises(codec.ProtocolError) as stale:
-        room._queue_input(p, 5, [1, 1])
-    assert stale.value.code == "stale_seq"
-    for seq in range(6, 6 + Arena.max_pending_inputs - 1):
-        room._queue_input(p, seq, [1, 1])
-    with pytest.raises(codec.ProtocolError) as overflow:
-        room._queue_input(p, 1000, [1, 1])
-    assert overflow.value.code == "input_overflow"
+def test_stale_and_overflowing_inputs_are_refused_with_their_seq() -> None:
+    room = RoomHarness(Arena)
+    ann = room.join("ann")
+    ann.input([1, 1], seq=5)
+    ann.input([1, 1], seq=5)
+    assert ann.errors == [["stale_seq", "input seq 5 is not after 5", 5]]
+    for seq in range(6, 6 + Arena.max_pending_inputs - 1):  # fills the queue exactly
+        ann.input([1, 1], seq=seq)
+    assert len(ann.errors) == 1
+    ann.input([1, 1], seq=1000)
+    assert ann.errors[-1] == ["input_overflow", "more than 32 inputs are pending", 1000]
+    room.tick(Arena.max_pending_inputs + 2)
+    # Every queued input was applied, once; the refused ones never were.
+    assert ann.ack == 5 + Arena.max_pending_inputs - 1
+    assert len(ann.errors) == 2
 
 
 @pytest.mark.parametrize("raw", [None, [1], [1, 2, 3], ["a", 1], [1.5, 0], {"dx": 1}])
 def test_arena_refuses_malformed_inputs(raw: Any) -> None:
-    with pytest.raises(InvalidInput):
-        arena().validate_input(raw)
+    room = RoomHarness(Arena)
+    ann = room.join("ann")
+    room.tick()
+    seq = ann.input(raw)
+    assert ann.errors == [["invalid_input", "arena input is [dx, dy], two integers", seq]]
+    room.tick()
+    assert ann.ack == 0  # refused, so never applied nor acknowledged
 
 
 def test_arena_clamps_oversized_inputs_so_nobody_teleports() -> None:
@@ -72,6 +92,16 @@ def test_arena_clamps_oversized_inputs_so_nobody_teleports() -> None:
     assert room.validate_input([10**9, -(10**9)]) == (100, -100)
     x, y = move(800, 450, 100, -100, room.step, RULES)
     assert (x - 800) ** 2 + (y - 450) ** 2 <= room.step ** 2 + 1
+    # And end to end: a huge stick moves the avatar one step at most.
+    harness = RoomHarness(Arena, {"seed": 2})
+    ann = harness.join("ann")
+    harness.tick()
+    before = dict(avatar(ann))
+    ann.input([10**9, -(10**9)])
+    harness.tick()
+    assert ann.errors == [] and ann.ack == 1
+    moved = (avatar(ann)["x"] - before["x"]) ** 2 + (avatar(ann)["y"] - before["y"]) ** 2
+    assert 0 < moved <= ann.config["step"] ** 2 + 1
 
 
 def test_movement_is_normalised_rounded_and_bounded() -> None:
@@ -84,32 +114,62 @@ def test_movement_is_normalised_rounded_and_bounded() -> None:
 
 
 def test_orbs_spawn_and_are_collected_for_score() -> None:
-    room = arena(seed=3)
-    p = room._add_player("ann", {})
-    for _ in range(40):
-        room._step()
-    orbs = [e for e in room.world.entities.values() if type(e).__name__ == "Orb"]
+    room = RoomHarness(Arena, {"seed": 3})
+    ann = room.join("ann")
+    room.tick(40)
+    orbs = ann.entities("Orb")
     assert len(orbs) == 8  # one every 250 ms (5 ticks), from tick 0
-    avatar: Avatar = p.data["avatar"]
     target = orbs[0]
-    avatar.x, avatar.y = target.x - 15, target.y
-    room._queue_input(p, 1, [100, 0])
-    room._step()
-    assert avatar.score == 1
-    assert target.id == 0  # removed from the world
+    # Put the avatar just left of the orb (the game's own state), then step onto it.
+    server_avatar = room.room.players[ann.id].data["avatar"]
+    server_avatar.x, server_avatar.y = target.values["x"] - 15, target.values["y"]
+    ann.input([100, 0])
+    room.tick()
+    assert avatar(ann)["score"] == 1
+    assert target.id not in {orb.id for orb in ann.entities("Orb")}  # removed for everyone
+
+
+def test_players_see_each_other_join_move_and_leave() -> None:
+    room = RoomHarness(Arena, {"seed": 4})
+    ann = room.join("ann")
+    bob = room.join("bob")
+    room.tick()
+    assert room.listing["metadata"] == {"mode": "ffa"}  # set by on_create
+    assert ann.events_of("joined") == bob.events_of("joined") == [[ann.id, "ann"],
+                                                                  [bob.id, "bob"]]
+    ann.input([100, 100])
+    room.tick()
+    assert avatar(bob, of=ann) == avatar(ann)
+    ann.leave()
+    room.tick()
+    assert bob.events_of("left") == [[ann.id, "ann"]]
+    assert [a.values["name"] for a in bob.entities("Avatar")] == ["bob"]
+
+
+def test_the_max_players_option_lowers_the_seat_count() -> None:
+    room = RoomHarness(Arena, {"max_players": 2})
+    room.join("ann")
+    room.join("bob")
+    with pytest.raises(JoinRefused, match="full"):
+        room.join("cat")
 
 
 def test_chat_is_validated_and_broadcast() -> None:
-    room = arena()
-    p = room._add_player("ann", {})
-    room.on_message(p, "chat", "  hello\x00 ")
-    assert room._events[-1] == ["chat", [p.id, "ann", "hello"]]
-    with pytest.raises(InvalidInput):
-        room.on_message(p, "chat", "x" * 201)
-    with pytest.raises(InvalidInput):
-        room.on_message(p, "chat", 42)
-    with pytest.raises(InvalidInput):
-        room.on_message(p, "shout", "hi")
+    room = RoomHarness(Arena)
+    ann = room.join("ann")
+    bob = room.join("bob")
+    ann.send("chat", "  hello\x00 ")
+    room.tick()
+    assert ann.events_of("chat") == bob.events_of("chat") == [[ann.id, "ann", "hello"]]
+    assert ann.errors == []
+    ann.send("chat", "x" * 201)
+    ann.send("chat", 42)
+    ann.send("shout", "hi")
+    assert ann.errors == [["invalid_input", "chat messages are at most 200 characters"],
+                          ["invalid_input", "a 'chat' message takes a str body"],
+                          ["invalid_input", "this room takes no 'shout' messages"]]
+    room.tick()
+    assert len(bob.events_of("chat")) == 1 and bob.errors == []  # nothing else happened
 
 
 class Door(Entity):
@@ -124,22 +184,27 @@ class Guarded(Room):
         if player.options.get("password") != "sesame":
             raise JoinRefused("wrong password")
 
+    @message("knock", int)
+    def on_knock(self, player: Player, door: int) -> None:
+        self.send(player, "hint", {"door": door})
+
 
 def test_join_requests_may_be_refused_with_a_reason() -> None:
-    room = Guarded("g", 20.0)
+    room = RoomHarness(Guarded)
     with pytest.raises(JoinRefused, match="wrong password"):
-        room._add_player("eve", {"password": "guess"})
-    assert room.players == {}
-    assert room._add_player("ann", {"password": "sesame"}).id == 1
+        room.join("eve", {"password": "guess"})
+    assert room.room.players == {} and room.players == []
+    ann = room.join("ann", {"password": "sesame"})
+    assert ann.id == 1 and ann.welcome[4] == 1
 
 
 def test_room_sends_typed_messages_to_one_player() -> None:
-    room = Guarded("g", 20.0)
-    p = room._add_player("ann", {"password": "sesame"})
-    sent: list[bytes] = []
-    p._send = sent.append
-    room.send(p, "hint", {"door": 3})
-    assert msgpack.unpackb(sent[0]) == [codec.S_MESSAGE, "hint", {"door": 3}]
+    room = RoomHarness(Guarded)
+    ann = room.join("ann", {"password": "sesame"})
+    bob = room.join("bob", {"password": "sesame"})
+    ann.send("knock", 3)
+    assert ann.messages == [("hint", {"door": 3})]
+    assert bob.messages == []
 
 
 def test_a_room_needs_a_game_name() -> None:
@@ -148,3 +213,4 @@ def test_a_room_needs_a_game_name() -> None:
 
     with pytest.raises(TypeError, match="must set the class attribute 'game'"):
         Nameless("x", 20.0)
+

@@ -43,7 +43,7 @@ class RoomCrashed(Exception):
 class Seat:
     """The engine's side of one player: their input queue and budgets."""
 
-    __slots__ = ("budget", "credit", "dropped_at", "inputs", "last_seq", "player")
+    __slots__ = ("budget", "credit", "dropped_at", "inputs", "kicked", "last_seq", "player")
 
     def __init__(self, player: Player) -> None:
         self.player = player
@@ -52,6 +52,7 @@ class Seat:
         self.credit = 0
         self.dropped_at: float | None = None  # monotonic seconds, while awaiting a rejoin
         self.budget: RateLimiter | None = None  # room messages, made at the first one
+        self.kicked: tuple[int, str] | None = None  # (code, reason) of a kick while away
 
     def forget_inputs(self) -> None:
         """Discard queued, unapplied inputs: the next snapshot's ack is then final."""
@@ -124,7 +125,8 @@ class RoomEngine:
                replaced: bool = False) -> None:
         """Put a dropped player back (or move a connected one to a new socket: ``replaced``).
 
-        The welcome goes first; ``on_rejoin`` runs if the player was dropped."""
+        The welcome goes first; ``on_rejoin`` runs if the player was dropped. A player
+        kicked while away is closed with that kick instead (no ``on_rejoin``)."""
         player = seat.player
         if replaced:  # as on a drop: what the old socket queued is not applied
             seat.forget_inputs()
@@ -132,6 +134,9 @@ class RoomEngine:
         seat.dropped_at = None
         player.connected = True
         self.out.frame(player.id, self._welcome(player, reconnect_token))
+        if seat.kicked is not None:  # came back before expire() freed the seat: the kick stands
+            self.out.close(player.id, *seat.kicked)
+            return
         if was_dropped:
             try:
                 self.room.on_rejoin(player)
@@ -319,6 +324,7 @@ class RoomEngine:
                 continue
             if seat.dropped_at is not None:
                 seat.dropped_at = -1e18  # kicked while away: the next expire() frees it
+                seat.kicked = (code, reason)  # and a rejoin before that is closed with it
             else:
                 live.append((pid, code, reason))
         return frames, live, changed
