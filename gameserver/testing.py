@@ -15,7 +15,7 @@ player would receive. No sockets, no event loop, no server::
 
 It runs the server's own code: the room's :class:`~gameserver.core.engine.RoomEngine`
 (seats, input queues and credits, stepping, encoding) and the server's send path
-(:class:`~gameserver.host.broadcast.Broadcaster`), writing to in-memory sockets. Each
+(:class:`~gameserver.host.room_host.Broadcaster`), writing to in-memory sockets. Each
 player decodes its bytes with the reference decoder
 (:class:`~gameserver.core.replica.Replica`), so what a test reads is what a real
 client would have reconstructed.
@@ -37,7 +37,7 @@ from gameserver.core.engine import RoomCrashed, RoomEngine, Seat
 from gameserver.core.limits import Limits
 from gameserver.core.replica import Replica, ReplicaEntity
 from gameserver.core.room import JoinRefused, Room
-from gameserver.host.broadcast import Broadcaster, Connection
+from gameserver.host.room_host import Broadcaster, Connection
 from gameserver.host.tokens import ReconnectTokens
 
 __all__ = ["HarnessPlayer", "JoinRefused", "RoomCrashed", "RoomHarness", "run_ticks"]

@@ -18,8 +18,7 @@ from gameserver import Entity, Room
 from gameserver.core import codec
 from gameserver.core.ticker import TICK_BUCKETS, TickStats
 from gameserver.games.arena import Arena
-from gameserver.host.broadcast import SendStats
-from gameserver.host.counters import RoomTotals
+from gameserver.host.counters import RoomTotals, SendStats
 
 from .client import MatchmakeFailed, Player, matchmake
 

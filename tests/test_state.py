@@ -13,7 +13,7 @@ from gameserver.core.engine import Seat
 from gameserver.core.replica import Replica
 from gameserver.core.room import Player
 from gameserver.core.world import Entity, World
-from gameserver.host.broadcast import Broadcaster, Connection
+from gameserver.host.room_host import Broadcaster, Connection
 
 from .fakes import FakeTransport
 

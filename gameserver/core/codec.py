@@ -155,7 +155,7 @@ def encode_error(code: str, message: str, seq: int | None = None) -> bytes:
 # Updates (snapshots and deltas) carry one per-player field, the input ack, in
 # second place. The rest of the message is encoded once per tick and shared:
 # a player's frame is ``header + packb(ack) + shared_tail``, a concatenation
-# that is itself valid msgpack. See ``broadcast.py``.
+# that is itself valid msgpack. See ``host/room_host.py`` (Broadcaster).
 SNAPSHOT_HEADER: Final = bytes((0x95, S_SNAPSHOT))  # fixarray(5), kind
 DELTA_HEADER: Final = bytes((0x98, S_DELTA))  # fixarray(8), kind
 

@@ -2,7 +2,7 @@
 
 Pure: no prometheus-client, no aiohttp. Nothing here is called per message
 except ``+= 1`` on an attribute; per-room figures that already exist
-(:class:`~gameserver.core.ticker.TickStats`, :class:`~gameserver.host.broadcast.SendStats`)
+(:class:`~gameserver.core.ticker.TickStats`, :class:`SendStats`)
 are read where they are, and a closing room's totals are folded into its
 game's :class:`RoomTotals` so that counters never go backwards when rooms go away.
 """
@@ -13,10 +13,25 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from gameserver.core.ticker import TickStats
-from gameserver.host.broadcast import SendStats
 
 if TYPE_CHECKING:
     from gameserver.host.room_host import RoomHost
+
+
+class SendStats:
+    """One room's send path, counted (room_host.Broadcaster bumps them)."""
+
+    __slots__ = ("bytes_sent", "closed_stalled", "deltas", "skipped", "snapshots")
+
+    def __init__(self) -> None:
+        self.deltas = 0
+        self.snapshots = 0
+        self.skipped = 0
+        self.bytes_sent = 0
+        self.closed_stalled = 0
+
+
+
 
 
 def add_counts(into: object, other: object, names: Iterable[str]) -> None:

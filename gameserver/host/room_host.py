@@ -1,31 +1,249 @@
-"""One live room on the event loop: its tick task, its sockets, and the engine's outbox.
+"""One live room on the event loop: its tick task, its sockets both ways, and the
+engine's outbox. Nothing here knows aiohttp: a socket is a transport and a close
+callback, fed by the web layer.
 
-The :class:`~gameserver.core.ticker.Ticker` says when, the
-:class:`~gameserver.core.engine.RoomEngine` steps and encodes, the
-:class:`~gameserver.host.broadcast.Broadcaster` writes. After every call into the
-engine the host carries out what the room decided (``drain``): direct frames to
-sockets, closes, listing changes, a crash. Nothing here knows aiohttp: a
-connection is a transport and a close callback.
+This is the host side of the data path (README, "How it works")::
+
+    receive: Inbound.frame (the socket's budgets) -> RoomHost.receive -> engine.receive
+    tick:    RoomHost._run (Ticker deadlines) -> engine.tick, engine.collect
+             -> Broadcaster.send: one frame per socket, never awaited
+    after every call into the engine: RoomHost.drain (frames, closes, listing, crash)
+
+**Receiving.** aiohttp's parser hands each whole message to :meth:`Inbound.frame`
+from inside its ``data_received`` (``web/aiohttp_seam.py``), so an input costs no
+task wake-up. Each socket has a message and byte budget (over it: an error,
+then 4005), and a small budget of its own for pings, pongs and fragments that
+the seam's metered parser charges.
+
+**Sending.** Each tick the room's update tail is encoded once; each player's
+frame is a cached WebSocket header, the update's kind, that player's input ack
+and the shared tail, written straight to the transport (the same whole-frame
+write aiohttp's own writer does, so frames never interleave). A socket whose
+buffers hold more than ``high_water`` bytes is *behind*: skipped, not awaited,
+and marked out of sync; once below ``low_water`` it gets a snapshot, then deltas
+again; behind for longer than ``stall_timeout`` it is cut. Memory per slow client
+is therefore bounded by ``high_water`` plus one update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import msgpack
 
 from gameserver.core import codec
+from gameserver.core.codec import DELTA_HEADER, SNAPSHOT_HEADER
 from gameserver.core.engine import RoomEngine, Seat
-from gameserver.core.limits import Limits
+from gameserver.core.limits import FrameAllowance, Limits, RateLimiter, Verdict
 from gameserver.core.room import Player, Room
 from gameserver.core.ticker import Ticker, TickStats
-from gameserver.host.broadcast import Broadcaster, Connection, Transport
-from gameserver.host.counters import Counters
+from gameserver.host.counters import Counters, SendStats
 from gameserver.host.tokens import ReconnectTokens
 
 log = logging.getLogger("gameserver.room")
+
+_OP_BINARY = 0x82  # FIN + binary opcode
+_pack_len2 = struct.Struct("!BBH").pack
+_pack_len8 = struct.Struct("!BBQ").pack
+_packb = msgpack.Packer(autoreset=True).pack
+# The ack is the one per-player field of an update; small ones are cached.
+_ACKS = [_packb(i) for i in range(4096)]
+
+
+def frame_header(length: int) -> bytes:
+    """An unmasked, final, binary WebSocket frame header for a payload of ``length`` bytes."""
+    if length < 126:
+        return bytes((_OP_BINARY, length))
+    if length < 65536:
+        return _pack_len2(_OP_BINARY, 126, length)
+    return _pack_len8(_OP_BINARY, 127, length)
+
+
+def frame(payload: bytes) -> bytes:
+    return frame_header(len(payload)) + payload
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def is_closing(self) -> bool: ...
+    def abort(self) -> None: ...
+
+
+class Connection:
+    """One player's socket as the send path sees it."""
+
+    __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "pinged_at",
+                 "player", "seat", "synced", "transport")
+
+    def __init__(self, transport: Transport, seat: Seat,
+                 close: Callable[[int, str], None]) -> None:
+        self.transport = transport
+        self.seat = seat  # the engine's seat this socket plays
+        self.player = seat.player
+        self.close = close  # schedules a WebSocket close with a code and reason
+        self.synced = False  # has this socket got a baseline the next delta applies to?
+        self.behind_since: float | None = None
+        self.leaving = False  # the player asked to leave, or was kicked: no reconnection
+        self.detached = False  # no longer the player's socket: ignore what it still sends
+        self.last_seen = time.monotonic()  # when the client last sent anything (heartbeat.py)
+        self.pinged_at: float | None = None
+
+    def send_now(self, payload: bytes) -> None:
+        """Send one message outside the tick (errors, pongs, direct room messages).
+
+        Dropped when the socket is behind: such messages are best effort.
+        """
+        t = self.transport
+        if not t.is_closing() and self.behind_since is None:
+            t.write(frame(payload))
+
+
+class Broadcaster:
+    """Writes each update to a room's connections under the slow-client policy."""
+
+    def __init__(self, high_water: int, low_water: int, stall_timeout: float) -> None:
+        self.high_water = high_water
+        self.low_water = low_water
+        self.stall_timeout = stall_timeout
+        self.stats = SendStats()
+
+    def send(self, connections: Iterable[Connection], delta_tail: bytes,
+             snapshot_tail: Callable[[], bytes], now: float) -> None:
+        stats = self.stats
+        high, low = self.high_water, self.low_water
+        delta_prefix: dict[int, bytes] = {}  # by length of the ack: at most 5 variants
+        snapshot: bytes | None = None
+        snapshot_prefix: dict[int, bytes] = {}
+        sent = deltas = 0
+        for conn in connections:
+            t = conn.transport
+            if t.is_closing():
+                continue
+            backlog = t.get_write_buffer_size()
+            if conn.behind_since is not None:
+                if backlog > low:
+                    if now - conn.behind_since > self.stall_timeout:
+                        # A close handshake needs the peer to read: just cut the connection.
+                        # Its seat waits for a reconnection like any other drop.
+                        stats.closed_stalled += 1
+                        t.abort()
+                    stats.skipped += 1
+                    continue
+                conn.behind_since = None
+            elif backlog > high:
+                conn.behind_since = now
+                conn.synced = False
+                stats.skipped += 1
+                continue
+            ack = conn.player.ack
+            ack = _ACKS[ack] if ack < 4096 else _packb(ack)
+            n = len(ack)
+            if conn.synced:
+                prefix = delta_prefix.get(n)
+                if prefix is None:
+                    prefix = delta_prefix[n] = (
+                        frame_header(2 + n + len(delta_tail)) + DELTA_HEADER)
+                data = b"".join((prefix, ack, delta_tail))
+                deltas += 1
+            else:
+                if snapshot is None:
+                    snapshot = snapshot_tail()
+                prefix = snapshot_prefix.get(n)
+                if prefix is None:
+                    prefix = snapshot_prefix[n] = (
+                        frame_header(2 + n + len(snapshot)) + SNAPSHOT_HEADER)
+                data = b"".join((prefix, ack, snapshot))
+                conn.synced = True
+                stats.snapshots += 1
+            t.write(data)
+            sent += len(data)
+        stats.deltas += deltas
+        stats.bytes_sent += sent
+
+
+class Inbound:
+    """One connection's inbound side: count, rate-limit, dispatch."""
+
+    __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control",
+                 "delivered", "flooded", "refused")
+
+    def __init__(self, host: RoomHost, conn: Connection, messages_per_s: float,
+                 bytes_per_s: float, close: Callable[[int, str], None],
+                 control_per_s: float) -> None:
+        self.conn = conn
+        self._clock = time.monotonic
+        self._check = RateLimiter(messages_per_s, bytes_per_s, self._clock(),
+                                  max_message=host.max_message_size).check
+        # Pings, pongs and message fragments: a budget of their own (see the module doc).
+        self.control = FrameAllowance(control_per_s, self._clock())
+        self.refused = False  # a message was refused since the reader last looked
+        self.delivered = 0  # messages seen: a read that completes none is charged (reader)
+        self.flooded = False  # closed for flooding
+        self._receive = host.receive
+        self._counters = host.counters  # metrics: plain ints, read at scrape time
+        self._close = close
+
+    def frame(self, data: bytes, binary: bool = True) -> None:
+        self.delivered += 1
+        conn = self.conn
+        if conn.detached:  # a frame still in flight after a disconnect or a replacement
+            return
+        counters = self._counters
+        counters.received_messages += 1
+        counters.received_bytes += len(data)
+        now = self._clock()
+        conn.last_seen = now
+        verdict = self._check(len(data), now)
+        if verdict is Verdict.OK:
+            if binary:
+                self._receive(conn, data)
+            else:
+                counters.reject("text_frame")
+                conn.send_now(codec.encode_error(
+                    "text_frame", "send binary msgpack frames, not text"))
+            return
+        self.refused = True
+        if verdict is Verdict.LIMITED:
+            counters.reject("rate_limited")
+            conn.send_now(codec.encode_error(
+                "rate_limited", "too many messages: slow down or be disconnected"))
+        elif verdict is Verdict.CLOSE:
+            conn.detached = True
+            self.flooded = True
+            self._close(codec.CLOSE_RATE_LIMITED, "rate limit exceeded")
+
+    def control_verdict(self, verdict: Verdict) -> None:
+        """Act on the control budget's verdict after a read: tell once, or close."""
+        conn = self.conn
+        if conn.detached or verdict is Verdict.OK:
+            return
+        control = self.control
+        if verdict is Verdict.CLOSE:
+            conn.detached = True
+            self.flooded = True
+            self._close(codec.CLOSE_RATE_LIMITED, "rate limit exceeded")
+        elif control.over_since == control.refused_at:  # just went over: tell, once
+            self._counters.reject("rate_limited")
+            conn.send_now(codec.encode_error(
+                "rate_limited", "too many control frames: slow down or be disconnected"))
+
+    def control_frame(self) -> bool:
+        """One ping or pong on the handler path (no direct path): within the budget?"""
+        control = self.control
+        now = self._clock()
+        control.refill(now)
+        control.allowance -= 1
+        self.control_verdict(control.settle(now))
+        if control.allowance < 0:
+            return False
+        self.conn.last_seen = now
+        return True
 
 
 class RoomHost:

@@ -7,7 +7,7 @@ module's small one:
   receive path can be used, and why not when it cannot;
 - :func:`install_direct`: put it on one prepared game socket (False: it is
   not there, and the handler reads every message through ``ws.receive()``,
-  see ``socket_reader.control_loop``: slower, the same behaviour);
+  see ``game_socket.control_loop``: slower, the same behaviour);
 - :func:`direct_path_installed`: whether a socket has it (for tests);
 - :class:`OwnServerRunner` and :func:`rebuild_server`: serve an app through a
   ``web.Server`` subclass of ours (``connections.CappedServer``).
@@ -60,7 +60,7 @@ from aiohttp import WSMsgType, web
 from gameserver.core.limits import FrameAllowance, Verdict
 
 if TYPE_CHECKING:
-    from gameserver.web.socket_reader import Inbound
+    from gameserver.host.room_host import Inbound
 
 log = logging.getLogger("gameserver.ws")
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from gameserver.core import codec
 from gameserver.core.engine import RoomCrashed
 from gameserver.core.room import JoinRefused
 from gameserver.host.matchmaker import DirectoryUnavailable
+from gameserver.host.room_host import Inbound
+from gameserver.web import aiohttp_seam
 from gameserver.web.edge import error_response
 from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
 from gameserver.web.origin import origin_allowed, refuse_origin
-from gameserver.web.socket_reader import Inbound, control_loop, install
 
 log = logging.getLogger("gameserver.ws")
 
@@ -51,7 +52,7 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
     # and cost many times the CPU of a plain send (see README, "How it works").
     # heartbeat and autoping are off: heartbeat.py checks every socket once a second
     # instead of resetting a timer per message. aiohttp refuses a message of
-    # max_msg_size bytes or more (inbound.py's parser too): +1 accepts exactly the setting.
+    # max_msg_size bytes or more (the seam's parser too): +1 accepts exactly the setting.
     ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_message_size + 1,
                                autoping=False, timeout=CLOSE_TIMEOUT)
     await ws.prepare(request)
@@ -126,3 +127,32 @@ async def _refuse(ws: web.WebSocketResponse, close_code: int, code: str, message
     await ws.send_bytes(codec.encode_error(code, message))
     await ws.close(code=close_code, message=message.encode()[:120])
     return ws
+
+
+def install(ws: web.WebSocketResponse, request: web.Request, inbound: Inbound) -> bool:
+    """Route this prepared socket's binary messages to ``inbound`` directly (the seam's
+    direct path); False: :func:`control_loop` reads them instead."""
+    return aiohttp_seam.install_direct(ws, request, inbound)
+
+
+async def control_loop(ws: web.WebSocketResponse, inbound: Inbound) -> bool:
+    """Read what reaches the handler until the socket ends; True if the client closed
+    it with 1000. (aiohttp reports a connection that simply vanished as 1000 or 1006
+    depending on how it ended, so the client's own close frame is the only proof.)"""
+    frame = inbound.frame
+    while True:
+        msg = await ws.receive()
+        # Pings and pongs reach this loop only without the direct path.
+        if msg.type is WSMsgType.PING:  # autoping is off: heartbeat.py does liveness
+            if inbound.control_frame():
+                await ws.pong(msg.data)
+        elif msg.type is WSMsgType.PONG:
+            inbound.control_frame()
+        elif msg.type is WSMsgType.BINARY:  # only when install() was not possible
+            frame(msg.data)
+        elif msg.type is WSMsgType.TEXT:
+            frame(msg.data.encode(), binary=False)
+        elif msg.type is WSMsgType.CLOSE:
+            return msg.data == codec.CLOSE_NORMAL
+        elif msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return False

@@ -2,7 +2,7 @@
 
 Nothing here runs on the hot path. Rooms already keep their tick statistics
 (:class:`~gameserver.core.ticker.TickStats`, including a fixed-bucket duration
-histogram) and send statistics (:class:`~gameserver.host.broadcast.SendStats`);
+histogram) and send statistics (:class:`~gameserver.host.counters.SendStats`);
 process-wide figures are plain ints on the manager's
 :class:`~gameserver.host.counters.Counters`. A custom collector sums them by game
 when Prometheus scrapes, adding the totals of rooms that have closed, so
