@@ -109,8 +109,8 @@ async def main(players: int, seconds: float, every: float) -> None:
         tasks = [asyncio.create_task(reader(session, base, first["room_id"], counts, i, stop))
                  for i in range(players - 1)]
         await asyncio.sleep(2)
-        runtime = app[MANAGER].runtimes[first["room_id"]]
-        conn = next(c for c in runtime.connections.values() if c.player.name == "stalled")
+        room_host = app[MANAGER].room_hosts[first["room_id"]]
+        conn = next(c for c in room_host.connections.values() if c.player.name == "stalled")
         print(f"{players} players in one arena room at 20 Hz; one of them stopped reading.")
         server_sock = conn.transport.get_extra_info("socket")
         client_sock = stalled.transport.get_extra_info("socket")

@@ -196,7 +196,7 @@ async def test_signed_join_tokens_are_required_when_configured(
         reservation = await resp.json()
     assert reservation["name"] == "Verified Ann"
     ann = await Player.connect(session, reservation["ws_url"])
-    room = server.app[MANAGER].runtimes[ann.room_id].room
+    room = server.app[MANAGER].room_hosts[ann.room_id].room
     assert room.players[ann.player_id].auth["sub"] == "u-42"
 
 

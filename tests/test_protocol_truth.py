@@ -135,7 +135,7 @@ async def test_kick_from_on_join_closes_after_the_welcome_and_frees_the_seat(
     assert (msg.data, msg.extra) == (codec.CLOSE_KICKED, "not today")
     assert frames == [[codec.S_MESSAGE, "hello", "kick-on-join"],
                       [codec.S_MESSAGE, "second", 2]]
-    room = server.app[MANAGER].runtimes[kicked.room_id].room
+    room = server.app[MANAGER].room_hosts[kicked.room_id].room
     await until(lambda: not room.players)
     ws = await session.ws_connect(f"{base}/ws?reconnect={kicked.reconnect_token}")
     assert msgpack.unpackb((await ws.receive()).data)[1] == "reconnect_refused"
@@ -149,8 +149,8 @@ async def test_send_and_kick_from_on_rejoin(
         player = await Player.join(session, base, game="hooks", name=name)
         await player.pump()
         await drop(player)
-        runtime = manager.runtimes[player.room_id]
-        await until(lambda p=player, r=runtime: p.player_id in r.dropped)  # type: ignore[misc]
+        room_host = manager.room_hosts[player.room_id]
+        await until(lambda p=player, r=room_host: p.player_id in r.dropped)  # type: ignore[misc]
         back = await Player.connect(session, f"{base}/ws?reconnect={player.reconnect_token}")
         assert back.player_id == player.player_id
         first = await back.pump()
@@ -169,12 +169,12 @@ async def test_send_and_kick_from_on_drop_and_on_leave_do_not_crash_the_room(
                                room_id=watcher.room_id, name="leaver")
     dropper = await Player.join(session, base, game="hooks", mode="join",
                                 room_id=watcher.room_id, name="kick-on-drop")
-    runtime = server.app[MANAGER].runtimes[watcher.room_id]
+    room_host = server.app[MANAGER].room_hosts[watcher.room_id]
     await leaver.send(codec.C_LEAVE)
     await leaver.close_event()
     await drop(dropper)
-    await until(lambda: set(runtime.room.players) == {watcher.player_id})  # kicked while away
-    assert runtime.crashed is None and not runtime.closed
+    await until(lambda: set(room_host.room.players) == {watcher.player_id})  # kicked while away
+    assert room_host.crashed is None and not room_host.closed
     assert await watcher.updates_for(0.3) >= 3
     ws = await session.ws_connect(f"{base}/ws?reconnect={dropper.reconnect_token}")
     assert msgpack.unpackb((await ws.receive()).data)[1] == "reconnect_refused"
@@ -394,7 +394,7 @@ async def test_server_closes_1009_and_4005_are_drops_that_keep_the_seat(
         start_server: Callable[..., Any], session: aiohttp.ClientSession) -> None:
     server = await start_server(reconnect_grace=10, rate_limit_messages=10)
     base = url(server)
-    runtimes = server.app[MANAGER].runtimes
+    room_hosts = server.app[MANAGER].room_hosts
     big = await Player.join(session, base, name="big")
     await big.ws.send_bytes(chat_of_size(5000))
     assert (await big.close_event())[0] == codec.CLOSE_TOO_BIG
@@ -411,8 +411,8 @@ async def test_server_closes_1009_and_4005_are_drops_that_keep_the_seat(
     assert (await flood.close_event(timeout=8))[0] == codec.CLOSE_RATE_LIMITED
     await task
     for player in (big, flood):
-        runtime = runtimes[player.room_id]
-        await until(lambda r=runtime, p=player: p.player_id in r.dropped)  # type: ignore[misc]
+        room_host = room_hosts[player.room_id]
+        await until(lambda r=room_host, p=player: p.player_id in r.dropped)  # type: ignore[misc]
         back = await Player.connect(session, f"{base}/ws?reconnect={player.reconnect_token}")
         assert (back.room_id, back.player_id) == (player.room_id, player.player_id)
 

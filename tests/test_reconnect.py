@@ -46,12 +46,12 @@ async def test_a_dropped_player_reconnects_exactly_where_they_were(
     token = ann.reconnect_token
     assert isinstance(token, str) and len(token) >= 32
     await drop(ann)
-    runtime = server.app[MANAGER].runtimes[ann.room_id]
+    room_host = server.app[MANAGER].room_hosts[ann.room_id]
     for _ in range(50):
-        if ann.player_id in runtime.dropped:
+        if ann.player_id in room_host.dropped:
             break
         await asyncio.sleep(0.02)
-    assert ann.player_id in runtime.dropped
+    assert ann.player_id in room_host.dropped
     # The others still see the same player, standing still.
     await bob.until(lambda: avatar_of(bob, ann.player_id) == where)
     back = await Player.connect(session, f"{base}/ws?reconnect={token}")

@@ -62,8 +62,8 @@ async def stalled_client(server: TestServer, session: aiohttp.ClientSession,
     raw = await RawSocket.open("127.0.0.1", server.port, "/ws?token=" + reservation["token"],
                                rcvbuf=4096)
     welcome = await raw.read_message()
-    runtime = server.app[MANAGER].runtimes[room_id]
-    conn = runtime.connections[welcome[4]]
+    room_host = server.app[MANAGER].room_hosts[room_id]
+    conn = room_host.connections[welcome[4]]
     conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
                                                        8192)
     return raw, conn
@@ -117,14 +117,14 @@ async def test_a_client_stalled_too_long_is_cut_and_its_seat_waits(
                                 stall_timeout=1.0, reconnect_grace=30)
     reader = await Player.join(session, url(server), game="firehose", name="reader")
     raw, conn = await stalled_client(server, session, reader.room_id)
-    runtime = server.app[MANAGER].runtimes[reader.room_id]
+    room_host = server.app[MANAGER].room_hosts[reader.room_id]
     pid = conn.player.id
     began = time.monotonic()
-    while pid in runtime.connections and time.monotonic() - began < 15:
+    while pid in room_host.connections and time.monotonic() - began < 15:
         await reader.pump()
-    assert pid not in runtime.connections
-    assert pid in runtime.dropped  # the seat and entity wait for a reconnection
-    assert runtime.broadcaster.stats.closed_stalled == 1
+    assert pid not in room_host.connections
+    assert pid in room_host.dropped  # the seat and entity wait for a reconnection
+    assert room_host.broadcaster.stats.closed_stalled == 1
     assert 17 <= await reader.rate() <= 23
     raw.abort()
 
@@ -137,12 +137,12 @@ async def test_a_silent_peer_is_detected_by_heartbeat(start_server: Callable[...
     # Never reads again after the welcome: pings go unanswered, as with a paused process.
     raw = await RawSocket.open("127.0.0.1", server.port, "/ws?token=" + reservation["token"])
     pid = (await raw.read_message())[4]
-    runtime = server.app[MANAGER].runtimes[reservation["room_id"]]
+    room_host = server.app[MANAGER].room_hosts[reservation["room_id"]]
     began = time.monotonic()
-    while pid in runtime.connections and time.monotonic() - began < 5:
+    while pid in room_host.connections and time.monotonic() - began < 5:
         await asyncio.sleep(0.05)
     detected = time.monotonic() - began
-    assert pid not in runtime.connections and pid in runtime.dropped
+    assert pid not in room_host.connections and pid in room_host.dropped
     assert detected < 1.5  # heartbeat + half of it, plus scheduling slack
     raw.abort()
 
@@ -153,7 +153,7 @@ async def test_a_quiet_client_that_answers_pings_stays(start_server: Callable[..
     idle = await Player.join(session, url(server), name="idle")  # answers pings by itself
     await idle.pump()
     assert 17 <= await idle.rate(2.0) <= 23  # four heartbeat periods without sending
-    assert idle.player_id in server.app[MANAGER].runtimes[idle.room_id].connections
+    assert idle.player_id in server.app[MANAGER].room_hosts[idle.room_id].connections
 
 
 class Crashy(Room):
@@ -190,9 +190,9 @@ async def test_a_crashing_room_is_closed_and_no_other_room_notices(
             await victim.send(codec.C_INPUT, 1, [0, 0])
         if where == "rejoin":  # the socket vanishes; the reconnection runs on_rejoin
             victim.ws._response.connection.transport.abort()  # type: ignore[union-attr]
-            runtime = server.app[MANAGER].runtimes[victim.room_id]
+            room_host = server.app[MANAGER].room_hosts[victim.room_id]
             for _ in range(250):
-                if victim.player_id in runtime.dropped:
+                if victim.player_id in room_host.dropped:
                     break
                 await asyncio.sleep(0.02)
             ws = await session.ws_connect(f"{base}/ws?reconnect={victim.reconnect_token}")
@@ -202,7 +202,7 @@ async def test_a_crashing_room_is_closed_and_no_other_room_notices(
     error = next(r for r in caplog.records if "crashed" in r.getMessage())
     assert error.exc_info is not None
     assert error.exc_info[0] in (ZeroDivisionError, KeyError)
-    assert victim.room_id not in server.app[MANAGER].runtimes
+    assert victim.room_id not in server.app[MANAGER].room_hosts
     async with session.get(f"{base}/rooms") as resp:
         assert [r["game"] for r in (await resp.json())["rooms"]] == ["arena"]
     assert 17 <= await bystander.rate() <= 23 and bystander.gapless()
@@ -249,9 +249,9 @@ async def test_abrupt_ends_everywhere_leak_no_tasks_seats_or_rooms(
         await writer.drain()
         writer.transport.abort()
     deadline = time.monotonic() + 10
-    while (manager.runtimes or await manager.directory.rooms()) and time.monotonic() < deadline:
+    while (manager.room_hosts or await manager.directory.rooms()) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    assert manager.runtimes == {}
+    assert manager.room_hosts == {}
     assert await manager.directory.rooms() == []
     assert await manager.directory.pending() == 0
     assert len(manager.tokens) == 0  # no reconnection token outlives its seat

@@ -206,15 +206,15 @@ class Cluster:
 
     async def beat(self) -> None:
         """Refresh this node's presence and the cluster token; then reconcile its rooms."""
-        runtimes = list(self.manager.runtimes.values())
+        room_hosts = list(self.manager.room_hosts.values())
         key = self.key("node", self.node)
         ttl_ms = max(1, round(self.settings.node_ttl * 1000))
         self._beats += 1
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(key)
             pipe.hset(key, mapping={
-                "url": self.url, "draining": int(self.draining), "rooms": len(runtimes),
-                "players": sum(len(r.connections) for r in runtimes), "pid": os.getpid(),
+                "url": self.url, "draining": int(self.draining), "rooms": len(room_hosts),
+                "players": sum(len(r.connections) for r in room_hosts), "pid": os.getpid(),
                 "beat": self._beats})
             pipe.pexpire(key, ttl_ms)
             pipe.sadd(self.key("nodes"), self.node)
@@ -223,24 +223,24 @@ class Cluster:
         await self._assert_token()
         if not existed and self._announced.is_set():
             log.warning("node %s: its presence lapsed (Redis lost it, or a stall over "
-                        "--node-ttl); listing its %d rooms again", self.node, len(runtimes))
+                        "--node-ttl); listing its %d rooms again", self.node, len(room_hosts))
         if self._announced.is_set():
             await self.reconcile()
 
     async def reconcile(self) -> None:
         """Make Redis show what this node hosts: each room's seats, lock and metadata;
         list again the rooms Redis lost; drop the ones it no longer hosts."""
-        runtimes = [r for r in self.manager.runtimes.values() if not r.closed]
+        room_hosts = [r for r in self.manager.room_hosts.values() if not r.closed]
         # One snapshot, taken with no await in between: the node's state and the
         # number of its last write that this state is known to include.
         seq = self.directory.snapshot_seq()
         rooms = [(r.room_id, r.room.locked, dict(r.room.metadata),
-                  self.manager.seated(r.room_id)) for r in runtimes]
+                  self.manager.seated(r.room_id)) for r in room_hosts]
         gone = set(await self.directory.reconcile(seq, rooms))
-        for r in runtimes:
+        for r in room_hosts:
             if r.room_id in gone and not r.closed:  # listed again, with its seats
                 await self.directory.add(self._listing(r), self.manager.seated(r.room_id))
-        await self.directory.prune(seq, [r.room_id for r in runtimes])
+        await self.directory.prune(seq, [r.room_id for r in room_hosts])
 
     def _listing(self, r: RoomHost) -> RoomListing:
         room = r.room

@@ -64,11 +64,11 @@ class RoomTotals:
         self.ticks = TickStats(0.0, window=0)  # only its TOTALS are summed here
         self.sent = SendStats()
 
-    def add(self, runtime: RoomHost) -> None:
+    def add(self, room_host: RoomHost) -> None:
         """Add the counters of one room (live or closed) to these totals."""
-        add_counts(self.ticks, runtime.stats, TickStats.TOTALS)
-        add_counts(self.sent, runtime.broadcaster.stats, SendStats.__slots__)
-        self.dropped_ticks += runtime.ticker.dropped if runtime.ticker is not None else 0
+        add_counts(self.ticks, room_host.stats, TickStats.TOTALS)
+        add_counts(self.sent, room_host.broadcaster.stats, SendStats.__slots__)
+        self.dropped_ticks += room_host.ticker.dropped if room_host.ticker is not None else 0
 
     def merge(self, other: RoomTotals) -> None:
         """Add the counts of other totals to these."""
@@ -85,7 +85,7 @@ class RoomTotals:
 class Counters:
     """Process-wide counters, shared by every room of a ``RoomManager``.
 
-    The WebSocket receive loop and the room runtime bump the plain ints below;
+    The WebSocket receive loop and the room room_host bump the plain ints below;
     ``reconnections`` is bumped once per successful reconnection.
     """
 
@@ -109,12 +109,12 @@ class Counters:
     def matchmade(self, outcome: str) -> None:
         self.matchmake[outcome] = self.matchmake.get(outcome, 0) + 1
 
-    def fold(self, runtime: RoomHost) -> None:
+    def fold(self, room_host: RoomHost) -> None:
         """A room closed: keep its counts (call once, when it leaves the manager)."""
-        totals = self.closed.get(runtime.room.game)
+        totals = self.closed.get(room_host.room.game)
         if totals is None:
-            totals = self.closed[runtime.room.game] = RoomTotals()
-        totals.add(runtime)
+            totals = self.closed[room_host.room.game] = RoomTotals()
+        totals.add(room_host)
         totals.rooms_closed += 1
-        if runtime.crashed is not None:
+        if room_host.crashed is not None:
             totals.crashes += 1

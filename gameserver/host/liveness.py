@@ -20,8 +20,8 @@ PING = b"\x89\x00"  # a final ping frame with no payload
 def sweep(manager: RoomManager, interval: float, now: float) -> int:
     """Ping the quiet, cut the silent; returns how many were cut."""
     cut = 0
-    for runtime in list(manager.runtimes.values()):
-        for conn in list(runtime.connections.values()):
+    for room_host in list(manager.room_hosts.values()):
+        for conn in list(room_host.connections.values()):
             quiet = now - conn.last_seen
             if quiet < interval:
                 continue

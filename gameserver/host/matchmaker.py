@@ -81,7 +81,7 @@ class RoomManager:
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.placement: Placement | None = None  # set by cluster.py; None: one process
-        self.runtimes: dict[str, RoomHost] = {}
+        self.room_hosts: dict[str, RoomHost] = {}
         self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
         self._housekeeping: asyncio.Task[None] | None = None
@@ -108,9 +108,9 @@ class RoomManager:
     async def stop(self, code: int, reason: str) -> None:
         """Close every room (players get ``code``), then stop housekeeping."""
         self.accepting = False
-        for runtime in list(self.runtimes.values()):
-            runtime.room.locked = True
-            runtime.close(code, reason)
+        for room_host in list(self.room_hosts.values()):
+            room_host.room.locked = True
+            room_host.close(code, reason)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._housekeeping is not None:
@@ -132,19 +132,19 @@ class RoomManager:
         """Expire reservations; dispose rooms empty for longer than the grace."""
         await self.directory.expire()
         now = time.monotonic()
-        for runtime in list(self.runtimes.values()):
-            for player_id in runtime.expire_drops(now):
-                await self.seat_freed(runtime, player_id)
-            if runtime.empty_since is None or now - runtime.empty_since < \
+        for room_host in list(self.room_hosts.values()):
+            for player_id in room_host.expire_drops(now):
+                await self.seat_freed(room_host, player_id)
+            if room_host.empty_since is None or now - room_host.empty_since < \
                     self.limits.empty_room_grace:
                 continue
-            listing = await self.directory.get(runtime.room_id)
+            listing = await self.directory.get(room_host.room_id)
             if listing is None or listing.seats == 0:
-                log.info("room %s is empty; disposing it", runtime.room_id,
-                         extra={"room_id": runtime.room_id})
-                runtime.close()
+                log.info("room %s is empty; disposing it", room_host.room_id,
+                         extra={"room_id": room_host.room_id})
+                room_host.close()
             else:  # a reservation is on its way: give it its time
-                runtime.empty_since = now
+                room_host.empty_since = now
 
     # -- matchmaking -----------------------------------------------------------
 
@@ -229,7 +229,7 @@ class RoomManager:
 
     async def _create(self, cls: type[Room], private: bool, options: dict[str, Any]
                       ) -> RoomHost:
-        if len(self.runtimes) >= self.limits.max_rooms:
+        if len(self.room_hosts) >= self.limits.max_rooms:
             raise MatchmakingError("too_many_rooms",
                                    f"this server hosts its limit of {self.limits.max_rooms} rooms",
                                    503)
@@ -244,20 +244,20 @@ class RoomManager:
             raise MatchmakingError("create_failed", f"the {cls.game} room could not be created",
                                    500) from None
         room.max_players = max(1, min(room.max_players, self.limits.max_players))  # type: ignore[misc]
-        runtime = RoomHost(room, self.limits, counters=self.counters, tokens=self.tokens,
+        room_host = RoomHost(room, self.limits, counters=self.counters, tokens=self.tokens,
                            on_listing=self._listing_changed, on_closed=self._closed)
-        self.runtimes[room_id] = runtime
+        self.room_hosts[room_id] = room_host
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
         try:
             await self.directory.add(listing)
         except DirectoryUnavailable:
-            del self.runtimes[room_id]  # never started; a late add is pruned (cluster.py)
+            del self.room_hosts[room_id]  # never started; a late add is pruned (cluster.py)
             raise
-        runtime.start()
+        room_host.start()
         log.info("created %s room %s%s", cls.game, room_id, " (private)" if private else "",
                  extra={"room_id": room_id})
-        return runtime
+        return room_host
 
     async def _reserve(self, room_id: str, node: str, name: str, options: dict[str, Any],
                        auth: dict[str, Any] | None) -> Reservation:
@@ -282,56 +282,56 @@ class RoomManager:
         reservation = await self.directory.redeem(token)
         if reservation is None:
             return None
-        runtime = self.runtimes.get(reservation.room_id)
-        if runtime is None or runtime.closed or \
-                len(runtime.room.players) >= runtime.room.max_players:  # never over-fill
+        room_host = self.room_hosts.get(reservation.room_id)
+        if room_host is None or room_host.closed or \
+                len(room_host.room.players) >= room_host.room.max_players:  # never over-fill
             with contextlib.suppress(DirectoryUnavailable):
                 await self.directory.release(reservation.room_id, token)
             return None
-        return reservation, runtime
+        return reservation, room_host
 
-    def seat_taken(self, runtime: RoomHost, player_id: int, token: str) -> None:
+    def seat_taken(self, room_host: RoomHost, player_id: int, token: str) -> None:
         """The player redeemed ``token`` (call at once, with no await since redeem)."""
-        self.seats.setdefault(runtime.room_id, {})[player_id] = token
+        self.seats.setdefault(room_host.room_id, {})[player_id] = token
 
     def seated(self, room_id: str) -> list[str]:
         """The tokens of the seats taken in a room this process hosts."""
         return list(self.seats.get(room_id, {}).values())
 
-    async def seat_freed(self, runtime: RoomHost, player_id: int | None = None,
+    async def seat_freed(self, room_host: RoomHost, player_id: int | None = None,
                          token: str = "") -> None:
         """A seat is free: ``player_id`` left, or ``token`` was redeemed but not seated.
 
         If the directory cannot be told now, the node's next reconcile tells it."""
         if player_id is not None:
-            self.tokens.forget(runtime.room_id, player_id)
-            token = self.seats.get(runtime.room_id, {}).pop(player_id, token)
+            self.tokens.forget(room_host.room_id, player_id)
+            token = self.seats.get(room_host.room_id, {}).pop(player_id, token)
         with contextlib.suppress(DirectoryUnavailable):
-            await self.directory.release(runtime.room_id, token)
+            await self.directory.release(room_host.room_id, token)
 
     def resume(self, token: str) -> tuple[RoomHost, Player] | None:
         """The room and player a reconnection token is for (single use; None if stale)."""
         seat = self.tokens.redeem(token)
         if seat is None:
             return None
-        runtime = self.runtimes.get(seat[0])
-        player = runtime.room.players.get(seat[1]) if runtime and not runtime.closed else None
-        if runtime is None or player is None:
+        room_host = self.room_hosts.get(seat[0])
+        player = room_host.room.players.get(seat[1]) if room_host and not room_host.closed else None
+        if room_host is None or player is None:
             return None
-        return runtime, player
+        return room_host, player
 
-    def _listing_changed(self, runtime: RoomHost) -> None:
-        room = runtime.room
-        self._spawn(self.directory.update(runtime.room_id, locked=room.locked,
+    def _listing_changed(self, room_host: RoomHost) -> None:
+        room = room_host.room
+        self._spawn(self.directory.update(room_host.room_id, locked=room.locked,
                                           metadata=dict(room.metadata)))
 
-    def _closed(self, runtime: RoomHost) -> None:
-        if self.runtimes.pop(runtime.room_id, None) is not None:
-            self.counters.fold(runtime)  # metrics: keep a closed room's counts
-        for player_id in list(runtime.room.players):
-            self.tokens.forget(runtime.room_id, player_id)
-        self.seats.pop(runtime.room_id, None)
-        self._spawn(self.directory.remove(runtime.room_id))
+    def _closed(self, room_host: RoomHost) -> None:
+        if self.room_hosts.pop(room_host.room_id, None) is not None:
+            self.counters.fold(room_host)  # metrics: keep a closed room's counts
+        for player_id in list(room_host.room.players):
+            self.tokens.forget(room_host.room_id, player_id)
+        self.seats.pop(room_host.room_id, None)
+        self._spawn(self.directory.remove(room_host.room_id))
 
     # -- helpers -------------------------------------------------------------------
 
@@ -347,7 +347,7 @@ class RoomManager:
             log.error("directory update failed", exc_info=task.exception())
 
     def summary(self) -> list[dict[str, Any]]:
-        return [r.info() for r in self.runtimes.values()]
+        return [r.info() for r in self.room_hosts.values()]
 
 
 def _check_create(may_create: Callable[[], float] | None) -> None:

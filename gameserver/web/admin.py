@@ -177,17 +177,17 @@ def _jsonable(value: Any) -> Any:
 # -- reading rooms ---------------------------------------------------------------------
 
 
-async def _row(request: web.Request, runtime: RoomHost, now: float) -> dict[str, Any]:
+async def _row(request: web.Request, room_host: RoomHost, now: float) -> dict[str, Any]:
     """One room's line in the monitor: identity, load, and rates since the last poll."""
     monitor = request.app[MONITOR]
-    room, stats = runtime.room, runtime.stats
-    sent = runtime.broadcaster.stats.bytes_sent
+    room, stats = room_host.room, room_host.stats
+    sent = room_host.broadcaster.stats.bytes_sent
     sample = monitor.samples.get(room.room_id)
     if sample is None:
         listing = await request.app[MANAGER].directory.get(room.room_id)
         created = listing.created_at if listing is not None else time.time()
         sample = monitor.samples[room.room_id] = _Sample(now, stats.count, sent, created)
-        age = runtime.clock() - runtime.started_at if runtime.started_at else 0.0
+        age = room_host.clock() - room_host.started_at if room_host.started_at else 0.0
         if age > 0.2:  # a first figure: the average over the room's life so far
             sample.tick_rate = stats.count / age
             sample.bytes_rate = sent / age
@@ -199,8 +199,8 @@ async def _row(request: web.Request, runtime: RoomHost, now: float) -> dict[str,
     return {
         "room_id": room.room_id,
         "game": room.game,
-        "players": len(runtime.connections),
-        "reconnecting": len(runtime.dropped),
+        "players": len(room_host.connections),
+        "reconnecting": len(room_host.dropped),
         "max_players": room.max_players,
         "private": room.private,
         "locked": room.locked,
@@ -213,7 +213,7 @@ async def _row(request: web.Request, runtime: RoomHost, now: float) -> dict[str,
         "tick_overruns": stats.overruns,
         "bytes_per_s": None if sample.bytes_rate is None else round(sample.bytes_rate),
         "bytes_sent": sent,
-        "state_bytes": len(runtime.engine.snapshot_tail()),
+        "state_bytes": len(room_host.engine.snapshot_tail()),
         "entities": len(room.world.entities),
         "created_at": sample.created_at,
     }
@@ -222,17 +222,17 @@ async def _row(request: web.Request, runtime: RoomHost, now: float) -> dict[str,
 async def list_rooms(request: web.Request) -> web.Response:
     manager, monitor = request.app[MANAGER], request.app[MONITOR]
     now = time.monotonic()
-    runtimes = sorted(manager.runtimes.values(), key=lambda r: r.started_at)
-    for gone in monitor.samples.keys() - manager.runtimes.keys():
+    room_hosts = sorted(manager.room_hosts.values(), key=lambda r: r.started_at)
+    for gone in monitor.samples.keys() - manager.room_hosts.keys():
         del monitor.samples[gone]
-    rooms = [await _row(request, r, now) for r in runtimes if not r.closed]
+    rooms = [await _row(request, r, now) for r in room_hosts if not r.closed]
     return _json({"rooms": rooms, "players": sum(r["players"] for r in rooms),
                   "accepting": manager.accepting, "time": time.time()})
 
 
-def _runtime(request: web.Request) -> RoomHost | None:
-    runtime = request.app[MANAGER].runtimes.get(request.match_info["room_id"])
-    return None if runtime is None or runtime.closed else runtime
+def _room_host(request: web.Request) -> RoomHost | None:
+    room_host = request.app[MANAGER].room_hosts.get(request.match_info["room_id"])
+    return None if room_host is None or room_host.closed else room_host
 
 
 def _no_room(request: web.Request) -> web.Response:
@@ -240,14 +240,14 @@ def _no_room(request: web.Request) -> web.Response:
 
 
 async def room_detail(request: web.Request) -> web.Response:
-    runtime = _runtime(request)
-    if runtime is None:
+    room_host = _room_host(request)
+    if room_host is None:
         return _no_room(request)
-    room = runtime.room
+    room = room_host.room
     players = []
-    for seat in runtime.engine.seats.values():
+    for seat in room_host.engine.seats.values():
         player = seat.player
-        conn = runtime.connections.get(player.id)
+        conn = room_host.connections.get(player.id)
         players.append({"id": player.id, "name": player.name, "connected": conn is not None,
                         "behind": conn is not None and conn.behind_since is not None,
                         "ack": player.ack, "pending_inputs": len(seat.inputs)})
@@ -258,7 +258,7 @@ async def room_detail(request: web.Request) -> web.Response:
         entities[str(eid)] = {"type": type(entity).__name__,
                               **{f: getattr(entity, f) for f in entity._fields}}
     return _json({
-        **await _row(request, runtime, time.monotonic()),
+        **await _row(request, room_host, time.monotonic()),
         "players": players,
         "options": room.options,
         "state": {"tick": room.tick, "entity_count": len(room.world.entities),
@@ -268,8 +268,8 @@ async def room_detail(request: web.Request) -> web.Response:
 
 
 async def kick(request: web.Request) -> web.Response:
-    runtime = _runtime(request)
-    if runtime is None:
+    room_host = _room_host(request)
+    if room_host is None:
         return _no_room(request)
     body = parse_json(await read_body(request), {})
     if not isinstance(body, dict):
@@ -279,23 +279,23 @@ async def kick(request: web.Request) -> web.Response:
         return _error("bad_request", "'player_id' must be an integer", 400)
     if not isinstance(reason, str) or len(reason) > 120:
         return _error("bad_request", "'reason' must be a string of at most 120 characters", 400)
-    player = runtime.room.players.get(player_id)
+    player = room_host.room.players.get(player_id)
     if player is None:
         return _error("no_such_player", f"no player {player_id} in this room", 404)
-    log.info("admin kicked player %s from room %s: %s", player_id, runtime.room_id, reason,
-             extra={"room_id": runtime.room_id, "player_id": player_id})
-    runtime.room.kick(player, reason or "kicked")
-    return _json({"kicked": player_id, "room_id": runtime.room_id})
+    log.info("admin kicked player %s from room %s: %s", player_id, room_host.room_id, reason,
+             extra={"room_id": room_host.room_id, "player_id": player_id})
+    room_host.room.kick(player, reason or "kicked")
+    return _json({"kicked": player_id, "room_id": room_host.room_id})
 
 
 async def dispose(request: web.Request) -> web.Response:
-    runtime = _runtime(request)
-    if runtime is None:
+    room_host = _room_host(request)
+    if room_host is None:
         return _no_room(request)
-    log.info("admin disposed room %s", runtime.room_id, extra={"room_id": runtime.room_id})
-    runtime.room.locked = True
-    runtime.close(codec.CLOSE_ROOM_CLOSED, "room disposed by an administrator")
-    return _json({"disposed": runtime.room_id})
+    log.info("admin disposed room %s", room_host.room_id, extra={"room_id": room_host.room_id})
+    room_host.room.locked = True
+    room_host.close(codec.CLOSE_ROOM_CLOSED, "room disposed by an administrator")
+    return _json({"disposed": room_host.room_id})
 
 
 async def drain(request: web.Request) -> web.Response:
@@ -312,6 +312,6 @@ async def drain(request: web.Request) -> web.Response:
         if cluster is not None:
             await cluster.drain()
     log.info("admin started a drain")
-    runtimes = app[MANAGER].runtimes.values()
-    return _json({"draining": True, "rooms": len(runtimes),
-                  "players": sum(len(r.room.players) for r in runtimes)})
+    room_hosts = app[MANAGER].room_hosts.values()
+    return _json({"draining": True, "rooms": len(room_hosts),
+                  "players": sum(len(r.room.players) for r in room_hosts)})

@@ -74,13 +74,13 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
             return await _refuse(ws, codec.CLOSE_BAD_RESERVATION, "reconnect_refused",
                                  "the reconnection token is unknown or used, or the seat "
                                  "was released")
-        runtime, player = resumed
+        room_host, player = resumed
         try:
-            conn = runtime.resume(player, transport, close)
+            conn = room_host.resume(player, transport, close)
         except RoomCrashed:  # on_rejoin raised and the room closed, as for on_join
             return await _refuse(ws, codec.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
-        log.info("player reconnected", extra={"room_id": runtime.room_id,
+        log.info("player reconnected", extra={"room_id": room_host.room_id,
                                               "player_id": player.id})
     else:
         token = request.query.get("token", "")
@@ -94,31 +94,31 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         if found is None:
             return await _refuse(ws, codec.CLOSE_BAD_RESERVATION, "bad_reservation",
                                  "the seat reservation is unknown, used or expired")
-        reservation, runtime = found
+        reservation, room_host = found
         try:
-            conn = runtime.connect(transport, reservation.name, reservation.options, close,
+            conn = room_host.connect(transport, reservation.name, reservation.options, close,
                                    reservation.auth)
         except JoinRefused as exc:
-            await manager.seat_freed(runtime, token=reservation.token)
+            await manager.seat_freed(room_host, token=reservation.token)
             return await _refuse(ws, codec.CLOSE_JOIN_REFUSED, "join_refused", str(exc))
         except RoomCrashed:
-            await manager.seat_freed(runtime, token=reservation.token)
+            await manager.seat_freed(room_host, token=reservation.token)
             return await _refuse(ws, codec.CLOSE_ROOM_CRASHED, "room_crashed",
                                  "room crashed")
-        manager.seat_taken(runtime, conn.player.id, reservation.token)
-        log.debug("player joined", extra={"room_id": runtime.room_id,
+        manager.seat_taken(room_host, conn.player.id, reservation.token)
+        log.debug("player joined", extra={"room_id": room_host.room_id,
                                           "player_id": conn.player.id})
-    inbound = Inbound(runtime, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
+    inbound = Inbound(room_host, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
                       close, control_per_s=settings.rate_limit_control)
     install(ws, request, inbound)
     consented = False
     try:
         consented = await control_loop(ws, inbound)
     finally:
-        if runtime.disconnect(conn, consented=consented):
-            await manager.seat_freed(runtime, conn.player.id)
+        if room_host.disconnect(conn, consented=consented):
+            await manager.seat_freed(room_host, conn.player.id)
         log.debug("socket closed (code %s)", ws.close_code,
-                  extra={"room_id": runtime.room_id, "player_id": conn.player.id})
+                  extra={"room_id": room_host.room_id, "player_id": conn.player.id})
     return ws
 
 

@@ -70,12 +70,12 @@ class GameserverCollector(Collector):
         rooms = dict.fromkeys(games, 0)
         players = dict.fromkeys(games, 0)
         dropped = dict.fromkeys(games, 0)
-        for runtime in manager.runtimes.values():
-            game = runtime.room.game
-            totals.setdefault(game, RoomTotals()).add(runtime)
+        for room_host in manager.room_hosts.values():
+            game = room_host.room.game
+            totals.setdefault(game, RoomTotals()).add(room_host)
             rooms[game] = rooms.get(game, 0) + 1
-            players[game] = players.get(game, 0) + len(runtime.connections)
-            dropped[game] = dropped.get(game, 0) + len(runtime.dropped)
+            players[game] = players.get(game, 0) + len(room_host.connections)
+            dropped[game] = dropped.get(game, 0) + len(room_host.dropped)
         games = sorted(totals)
 
         yield _gauge("gameserver_connections", "Open WebSocket connections.",
