@@ -218,3 +218,45 @@ def test_create_app_and_settings_load_when_asked_for() -> None:
     assert [m for m in loaded if _within(m, "redis", "gameserver.cluster")] == []
     with pytest.raises(AttributeError):
         _ = __import__("gameserver").no_such_name
+
+
+def _readme_block(after: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(after)
+    return readme[readme.index("```\n", start) + 4:readme.index("\n```", readme.index("```\n",
+                                                                                       start) + 4)]
+
+
+def test_the_readme_data_path_is_five_real_modules() -> None:
+    """README, "How it works": one input from bytes to every client touches at most five
+    modules, and the ones it names exist and hold what it says they call."""
+    path = _readme_block("One input, from bytes to every client")
+    modules = list(dict.fromkeys(re.findall(r"\b((?:core|host|web)/\w+\.py)", path)))
+    assert 0 < len(modules) <= 5, modules
+    sources = {m: (ROOT / "gameserver" / m).read_text() for m in modules}
+    for name, module in [("class Inbound", "host/room_host.py"),
+                         ("class Broadcaster", "host/room_host.py"),
+                         ("def receive(self, seat", "core/engine.py"),
+                         ("def tick(self)", "core/engine.py"),
+                         ("def collect(self)", "core/world.py"),
+                         ("def encode_delta_tail", "core/codec.py"),
+                         ("def decode_client", "core/codec.py"),
+                         ("class _DirectQueue", "web/aiohttp_seam.py")]:
+        assert name in sources[module], f"{module} has no {name}"
+
+
+def test_the_readme_tree_names_real_files() -> None:
+    tree = _readme_block("Four layers, one package each")
+    package, folder, named = ROOT / "gameserver", "", 0
+    for line in tree.splitlines()[1:]:
+        entry = line.split()[0]
+        if entry.endswith("/"):  # a layer's package: the files below are in it
+            folder = entry
+            assert (package / folder / "__init__.py").is_file(), entry
+            continue
+        for name in re.findall(r"\b[\w/]+\.py\b", line):
+            if "/" not in name and not line.startswith("    "):
+                folder = ""  # back at the top level
+            assert (package / folder / name).is_file() or (package / name).is_file(), name
+            named += 1
+    assert named >= 15  # the tree is not allowed to shrink to nothing
