@@ -24,7 +24,7 @@ that this module adds:
 
 Faults (issue 11):
 
-- **Seats converge.** Every heartbeat the node reconciles what it hosts into
+- **Seats converge.** Every presence beat the node reconciles what it hosts into
   Redis: each room's seats (the tokens its players redeemed), lock and
   metadata, with a compare-and-set that loses to any later write of its own
   (:meth:`RedisDirectory.reconcile`); rooms Redis lost are listed again, rooms
@@ -33,10 +33,10 @@ Faults (issue 11):
 - **Redis down.** Calls are bounded (``REDIS_TIMEOUT``) and fail as
   ``directory_unavailable`` (503); ``/readyz`` answers 503 until a call succeeds
   again; one warning when the outage is noticed, one when it ends.
-- **The cluster token survives a data loss**: each heartbeat re-asserts the
+- **The cluster token survives a data loss**: each presence beat re-asserts the
   token the node knows (``SET NX``) and adopts whatever Redis holds then, so
   after a ``FLUSHALL`` or an empty restart every node ends on one token within
-  a heartbeat.
+  a presence beat.
 - **Unreachable nodes.** A node that fails a placement, or does not answer
   a short probe before players are sent to it, is skipped for placement and
   its rooms are hidden from this node's listings until it beats again.
@@ -80,7 +80,7 @@ REDIS_TIMEOUT = 0.8
 CREATE_TIMEOUT = 1.0  # seconds another node has to create a room for us
 PROBE_TIMEOUT = 0.5  # seconds a node has to answer /healthz before players go there
 PROBE_FRESH = 1.0  # seconds a successful probe stands for
-RETRY_INTERVAL = 0.5  # seconds between heartbeats while Redis is unreachable
+RETRY_INTERVAL = 0.5  # seconds between presence beats while Redis is unreachable
 FLAP_QUIET = 10.0  # seconds after a recovery in which a new failure is not logged again
 MAX_BODY = 4096
 
@@ -94,9 +94,9 @@ def connect_redis(url: str) -> Redis:
 class Cluster:
     """This node's membership: presence, placement of new rooms, node URLs."""
 
-    def __init__(self, settings: Settings, manager: RoomManager, redis: Redis) -> None:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
-        self.manager = manager
+        self.manager: RoomManager  # the one built on this node's directory (setup())
         self.redis = redis
         self.node = f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(3)}"
         self.directory = RedisDirectory(redis, settings.cluster_prefix, self.node)
@@ -105,8 +105,8 @@ class Cluster:
         self._down_since = 0.0
         self._up_since = float("-inf")  # loop time: when Redis last became reachable
         self._logged_down = False
-        self._beats = 0  # heartbeats sent: other nodes' exclusions of this one end with one
-        self._skip: dict[str, str] = {}  # unreachable node -> its heartbeat count then
+        self._beats = 0  # presence beats sent: other nodes' exclusions of this one end with one
+        self._skip: dict[str, str] = {}  # unreachable node -> its presence beat count then
         self._probed: dict[str, float] = {}  # node -> when it last answered a probe
         self._probes: dict[str, asyncio.Task[bool]] = {}
         self.url = ""  # this node's public base URL, once announced
@@ -170,13 +170,13 @@ class Cluster:
         return None if self.available else "directory_unavailable"
 
     async def announce(self, url: str) -> None:
-        """Register this node under ``url`` and start the heartbeat."""
+        """Register this node under ``url`` and start the presence beat."""
         self.url = url.rstrip("/")
         self._urls[self.node] = self.url
         await self.beat()
         self._announced.set()
         self._beat = asyncio.get_running_loop().create_task(self._keep_beating(),
-                                                            name="cluster:heartbeat")
+                                                            name="cluster:presence beat")
         log.info("node %s joined the cluster as %s", self.node, self.url)
 
     async def drain(self) -> None:
@@ -190,7 +190,7 @@ class Cluster:
             log.info("node %s is draining: no new rooms are placed here", self.node)
 
     async def leave(self) -> None:
-        """Stop the heartbeat and delete this node and whatever is left of its rooms."""
+        """Stop the presence beat and delete this node and whatever is left of its rooms."""
         if self._beat is not None:
             self._beat.cancel()
             await asyncio.wait({self._beat}, timeout=2)  # bounded: see RedisDirectory.call
@@ -247,7 +247,7 @@ class Cluster:
         return RoomListing(r.room_id, room.game, room.max_players, private=room.private,
                            locked=room.locked, metadata=dict(room.metadata), node=self.node)
 
-    async def sweep(self) -> None:
+    async def prune_dead_nodes(self) -> None:
         """Delete the rooms of nodes whose presence has expired; end exclusions of nodes
         that beat again."""
         await self._recheck_skipped()
@@ -267,7 +267,7 @@ class Cluster:
                 if dropped >= 0:
                     self._urls.pop(n, None)
                     self._probed.pop(n, None)
-                    log.warning("node %s is gone (no heartbeat for %.0f s); dropped its %d "
+                    log.warning("node %s is gone (no presence beat for %.0f s); dropped its %d "
                                 "rooms", n, self.settings.node_ttl, dropped)
 
     async def _keep_beating(self) -> None:
@@ -277,11 +277,11 @@ class Cluster:
             await asyncio.sleep(interval if self.available else min(interval, RETRY_INTERVAL))
             try:
                 await self.beat()
-                await self.sweep()
+                await self.prune_dead_nodes()
             except DirectoryUnavailable:
                 pass  # reported once per outage by _status
             except Exception:
-                log.exception("cluster heartbeat failed")
+                log.exception("cluster presence beat failed")
 
     # -- placement (rooms.Placement) -----------------------------------------------------
 
@@ -292,7 +292,7 @@ class Cluster:
         return random.choice(candidates)
 
     async def _exclude(self, node: str, why: object) -> None:
-        """Skip ``node`` for placement and hide its rooms until its next heartbeat."""
+        """Skip ``node`` for placement and hide its rooms until its next presence beat."""
         if node in self._skip:
             return
         beat = await self.directory.call(self.redis.hget(self.key("node", node), "beat"))
@@ -383,16 +383,19 @@ class Cluster:
 CLUSTER = web.AppKey("cluster", Cluster)
 
 
-def setup(app: web.Application) -> None:
-    """Make this app a cluster node: the Redis directory, presence, placement, drain."""
-    settings, manager = app[SETTINGS], app[MANAGER]
-    cluster = Cluster(settings, manager, connect_redis(settings.redis))
+def node_for(settings: Settings) -> Cluster:
+    """This process's cluster membership, before the room manager is built on it."""
+    return Cluster(settings, connect_redis(settings.redis))
+
+
+def setup(app: web.Application, cluster: Cluster) -> None:
+    """Make this app a cluster node: presence, remote room creation, readiness, drain.
+
+    ``app[MANAGER]`` was built on ``cluster``'s directory, node name and placement."""
+    cluster.manager = app[MANAGER]
     app[CLUSTER] = cluster
     app.middlewares.append(_directory_errors)
     app.on_startup.append(_readiness)
-    manager.directory = cluster.directory
-    manager.node = cluster.node
-    manager.placement = cluster
     app.router.add_post("/cluster/rooms", create_room)
     # First in, so last out: Redis stays connected until the rooms have left it.
     app.cleanup_ctx.insert(0, _lifecycle)

@@ -319,7 +319,7 @@ redis.call('ZREM', P .. ':load', node)
 return n
 """
 
-# ARGV: P, then pairs of node and heartbeat count: nodes to skip until they beat again.
+# ARGV: P, then pairs of node and presence beat count: nodes to skip until they beat again.
 # The live, non-draining nodes with the fewest seats.
 _LEAST_LOADED = _PRELUDE + """
 local entries = redis.call('ZRANGE', P .. ':load', 0, -1, 'WITHSCORES')
@@ -520,7 +520,7 @@ class RedisDirectory:
 
     async def least_loaded(self, skip: dict[str, str] | None = None) -> list[str]:
         """Live, non-draining nodes with the fewest seats (players + reservations),
-        leaving out the nodes in ``skip`` while their heartbeat count is as given."""
+        leaving out the nodes in ``skip`` while their presence beat count is as given."""
         pairs = [v for item in (skip or {}).items() for v in item]
         return [_text(n) for n in await self._run(self._least_loaded, *pairs)]
 

@@ -17,7 +17,7 @@ from gameserver.host.matchmaker import RoomManager
 PING = b"\x89\x00"  # a final ping frame with no payload
 
 
-def sweep(manager: RoomManager, interval: float, now: float) -> int:
+def ping_or_cut(manager: RoomManager, interval: float, now: float) -> int:
     """Ping the quiet, cut the silent; returns how many were cut."""
     cut = 0
     for room_host in list(manager.room_hosts.values()):
@@ -41,4 +41,4 @@ async def keep_alive(manager: RoomManager, interval: float) -> None:
     every = min(1.0, interval / 4)
     while True:
         await asyncio.sleep(every)
-        sweep(manager, interval, time.monotonic())
+        ping_or_cut(manager, interval, time.monotonic())

@@ -72,7 +72,7 @@ class Placement(Protocol):
 class RoomManager:
     def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = Settings.tick_rate,
                  limits: Limits | None = None, directory: Directory | None = None,
-                 node: str = "local") -> None:
+                 node: str = "local", placement: Placement | None = None) -> None:
         self.games: dict[str, type[Room]] = {}
         for cls in games:
             self.register(cls)
@@ -80,7 +80,7 @@ class RoomManager:
         self.limits = limits or Limits.from_settings(Settings())
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
-        self.placement: Placement | None = None  # set by cluster.py; None: one process
+        self.placement = placement  # cluster/node.py; None: one process
         self.room_hosts: dict[str, RoomHost] = {}
         self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
@@ -103,7 +103,7 @@ class RoomManager:
 
     async def start(self) -> None:
         self._housekeeping = asyncio.get_running_loop().create_task(
-            self._keep_house(), name="rooms:housekeeping")
+            self._housekeeping_loop(), name="rooms:housekeeping")
 
     async def stop(self, code: int, reason: str) -> None:
         """Close every room (players get ``code``), then stop housekeeping."""
@@ -118,17 +118,17 @@ class RoomManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
 
-    async def _keep_house(self) -> None:
+    async def _housekeeping_loop(self) -> None:
         while True:
             await asyncio.sleep(0.5)
             try:
-                await self.sweep()
+                await self.keep_house()
             except DirectoryUnavailable:
                 pass  # reported once per outage (cluster.py); the next sweep catches up
             except Exception:
                 log.exception("housekeeping failed")
 
-    async def sweep(self) -> None:
+    async def keep_house(self) -> None:
         """Expire reservations; dispose rooms empty for longer than the grace."""
         await self.directory.expire()
         now = time.monotonic()

@@ -59,9 +59,14 @@ def create_app(settings: Settings | None = None,
                           handler_args=edge.handler_args(settings))
     app.on_response_prepare.append(headers.add_headers)
     app[SETTINGS] = settings
+    cluster = None
+    if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (node.py)
+        from gameserver.cluster import node
+        cluster = node.node_for(settings)
     app[MANAGER] = RoomManager(
-        games, tick_rate=settings.tick_rate,
-        limits=Limits.from_settings(settings))
+        games, tick_rate=settings.tick_rate, limits=Limits.from_settings(settings),
+        directory=cluster.directory if cluster else None,
+        node=cluster.node if cluster else "local", placement=cluster)
     app[BACKGROUND] = set()
     app[LISTINGS] = ListingCache(lambda: app[MANAGER].directory)
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
@@ -72,9 +77,8 @@ def create_app(settings: Settings | None = None,
                                         [n for n in settings.ip_limit_exempt if n])
     app.cleanup_ctx.append(_rooms_lifecycle)
     app.on_shutdown.append(_going_away)
-    if settings.redis:  # a cluster node: rooms listed and seats counted in Redis (node.py)
-        from gameserver.cluster import node
-        node.setup(app)
+    if cluster is not None:
+        node.setup(app, cluster)
 
     static = static_dir()
     app.router.add_get("/", _index(static))
