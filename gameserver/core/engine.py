@@ -34,6 +34,7 @@ from gameserver.core.room import (
 )
 
 log = logging.getLogger("gameserver.room")
+_decode = codec.decode_client
 
 
 class RoomCrashed(Exception):
@@ -197,11 +198,27 @@ class RoomEngine:
     # -- client messages ---------------------------------------------------------
 
     def receive(self, seat: Seat, data: bytes, now: float) -> None:
-        """One binary message from a player. Bad input gets an ERROR to the sender only."""
+        """One binary message from a player. Bad input gets an ERROR to the sender only.
+
+        An input is validated and queued for the next tick (the hot path: one per
+        player per tick, so it is written out here rather than in a helper)."""
         try:
-            msg = codec.decode_client(data, self.max_message_size)
+            msg = _decode(data, self.max_message_size)
             if type(msg) is Input:
-                self._queue_input(seat, msg.seq, msg.data)
+                seq = msg.seq
+                if seq <= seat.last_seq:
+                    raise ProtocolError(
+                        "stale_seq", f"input seq {seq} is not after {seat.last_seq}", seq)
+                room = self.room
+                if len(seat.inputs) >= room.max_pending_inputs:
+                    raise ProtocolError("input_overflow", f"more than {room.max_pending_inputs}"
+                                        " inputs are pending", seq)
+                try:
+                    valid = room.validate_input(msg.data)
+                except InvalidInput as exc:
+                    raise ProtocolError("invalid_input", str(exc), seq) from None
+                seat.last_seq = seq
+                seat.inputs.append((seq, valid))
             elif type(msg) is Ping:
                 self.out.frame(seat.player.id,
                                codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
@@ -215,22 +232,6 @@ class RoomEngine:
             self._refuse(seat, "invalid_input", str(exc))
         except Exception as exc:  # the game's own code failed
             self._failed(exc)
-
-    def _queue_input(self, seat: Seat, seq: int, raw: Any) -> None:
-        """Validate and queue one input. Raises ProtocolError (with the seq if refused)."""
-        if seq <= seat.last_seq:
-            raise ProtocolError("stale_seq", f"input seq {seq} is not after {seat.last_seq}",
-                                seq)
-        room = self.room
-        if len(seat.inputs) >= room.max_pending_inputs:
-            raise ProtocolError(
-                "input_overflow", f"more than {room.max_pending_inputs} inputs are pending", seq)
-        try:
-            data = room.validate_input(raw)
-        except InvalidInput as exc:
-            raise ProtocolError("invalid_input", str(exc), seq) from None
-        seat.last_seq = seq
-        seat.inputs.append((seq, data))
 
     def _message(self, seat: Seat, msg: Message, size: int, now: float) -> None:
         """A room message: within the player's budget, to its handler."""

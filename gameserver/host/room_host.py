@@ -170,8 +170,8 @@ class Broadcaster:
 class Inbound:
     """One connection's inbound side: count, rate-limit, dispatch."""
 
-    __slots__ = ("_check", "_clock", "_close", "_counters", "_receive", "conn", "control",
-                 "delivered", "flooded", "refused")
+    __slots__ = ("_check", "_clock", "_close", "_counters", "_drain", "_out", "_receive", "conn",
+                 "control", "delivered", "flooded", "refused")
 
     def __init__(self, host: RoomHost, conn: Connection, messages_per_s: float,
                  bytes_per_s: float, close: Callable[[int, str], None],
@@ -185,7 +185,11 @@ class Inbound:
         self.refused = False  # a message was refused since the reader last looked
         self.delivered = 0  # messages seen: a read that completes none is charged (reader)
         self.flooded = False  # closed for flooding
-        self._receive = host.receive
+        # Straight to the engine, then the host's drain if the room decided something:
+        # what RoomHost.receive does, one call shorter on the hottest path.
+        self._receive = host.engine.receive
+        self._out = host.engine.out
+        self._drain = host.drain
         self._counters = host.counters  # metrics: plain ints, read at scrape time
         self._close = close
 
@@ -202,7 +206,9 @@ class Inbound:
         verdict = self._check(len(data), now)
         if verdict is Verdict.OK:
             if binary:
-                self._receive(conn, data)
+                self._receive(conn.seat, data, now)
+                if self._out.pending:
+                    self._drain()
             else:
                 counters.reject("text_frame")
                 conn.send_now(codec.encode_error(
@@ -423,10 +429,11 @@ class RoomHost:
         self.drain()  # the welcome, then what the join/rejoin hooks sent or decided
         return conn
 
-    def receive(self, conn: Connection, data: bytes) -> None:
-        """One binary message from a player's socket."""
+    def receive(self, conn: Connection, data: bytes, now: float | None = None) -> None:
+        """One binary message from a player's socket (:class:`Inbound` calls the engine
+        directly, the same two steps)."""
         engine = self.engine
-        engine.receive(conn.seat, data, time.monotonic())
+        engine.receive(conn.seat, data, time.monotonic() if now is None else now)
         if engine.out.pending:
             self.drain()
 
