@@ -90,7 +90,7 @@ def test_move_matches_python() -> None:
 
 
 async def test_replica_matches_python(start_server: StartServer) -> None:
-    """static/js/replica.js rebuilds the same world as gameserver/replica.py from a real session."""
+    """The SDK's Replica rebuilds the world of gameserver/core/replica.py from a real session."""
     server = await start_server()
     base = str(server.make_url("")).rstrip("/")
     welcome, updates = await record_session(base, seconds=1.6)

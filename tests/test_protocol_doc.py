@@ -1,5 +1,6 @@
-"""A guard against drift: docs/PROTOCOL.md, gameserver/codec.py, static/js/protocol.js and
-what the server actually sends name the same message kinds, error codes and close codes."""
+"""A guard against drift: docs/PROTOCOL.md, gameserver/codec.py, the JavaScript SDK
+(static/sdk/gameserver.js) and what the server actually sends name the same message
+kinds, error codes and close codes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from gameserver.core import codec
 from .doctables import DOC, table_after
 
 ROOT = Path(__file__).parent.parent
-JS = (ROOT / "static" / "js" / "protocol.js").read_text()
+JS = (ROOT / "static" / "sdk" / "gameserver.js").read_text()
 SOURCES = {p.name: p.read_text() for p in (ROOT / "gameserver").rglob("*.py")}
 
 
@@ -39,7 +40,7 @@ def test_message_kinds_agree() -> None:
     js = {(int(n), name) for name, n in
           re.findall(r"^export const [CS]_([A-Z]+) = (\d+);", JS, re.M)}
     assert documented == python, "PROTOCOL.md vs codec.py"
-    assert js == python, "static/js/protocol.js vs codec.py"
+    assert js == python, "the SDK vs codec.py"
 
 
 # -- WebSocket ERROR codes -----------------------------------------------------------------
@@ -76,7 +77,7 @@ def test_http_error_codes_agree_with_what_the_server_sends() -> None:
     assert {c for c in documented if f'"{c}"' not in everywhere} == set(), \
         "documented but appears nowhere in gameserver/"
     texts = re.search(r"const MATCHMAKE_TEXT = \{(.*?)\};", JS, re.S)
-    assert texts, "static/js/protocol.js has no MATCHMAKE_TEXT"
+    assert texts, "the SDK has no MATCHMAKE_TEXT"
     js = set(re.findall(r"^\s*([a-z_]+):", texts.group(1), re.M)) - {"network"}  # client-side
     assert js - documented == set(), "the browser explains codes the document lacks"
 
@@ -95,7 +96,7 @@ def test_close_codes_agree() -> None:
               if name.startswith("CLOSE_")}
     assert set(python) == server_sent, "codec.py vs the codes PROTOCOL.md says the server sends"
     js = {int(n) for n in re.findall(r"^\s*[A-Z_]+: (\d+),", JS, re.M)}
-    assert js == set(rows), "static/js/protocol.js CLOSE vs PROTOCOL.md"
+    assert js == set(rows), "the SDK's CLOSE vs PROTOCOL.md"
 
 
 def test_every_documented_server_close_is_sent() -> None:

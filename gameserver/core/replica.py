@@ -2,8 +2,8 @@
 
 This is the reference decoder for the update messages in docs/PROTOCOL.md:
 tests use it to check that deltas reproduce the server's state, and the load
-test's sampled bots use it to follow the game. The browser client's
-``static/js/replica.js`` is the same algorithm.
+test's sampled bots use it to follow the game. The JavaScript SDK's ``Replica``
+(``static/sdk/gameserver.js``) is the same algorithm.
 """
 
 from __future__ import annotations

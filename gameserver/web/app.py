@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None,
     app.router.add_post("/matchmake", metrics.count_matchmaking(http_api.matchmake))
     app.router.add_get("/ws", metrics.count_sockets(game_socket))
     app.router.add_static("/static/", static, follow_symlinks=False)
+    app.router.add_get("/sdk/{name}", _sdk(static))
     health.setup(app)  # /healthz, /readyz
     metrics.setup(app)  # /metrics
     admin.setup(app, settings.admin_token)  # /monitor, /admin/... (only with a token)
@@ -100,6 +101,28 @@ def _index(static: Path) -> Any:
     async def index(_: web.Request) -> web.FileResponse:
         return web.FileResponse(static / "index.html")
     return index
+
+
+# The JavaScript SDK's files at stable URLs, by name only (no paths): the module, its
+# types, and the msgpack build it loads from next to itself when a page has not.
+SDK_FILES: dict[str, tuple[str, str]] = {
+    "gameserver.js": ("sdk/gameserver.js", "application/javascript"),
+    "gameserver.d.ts": ("sdk/gameserver.d.ts", "application/typescript"),
+    "msgpack.min.js": ("vendor/msgpack.min.js", "application/javascript"),
+    "msgpack.min.js.map": ("vendor/msgpack.min.js.map", "application/json"),
+    "msgpack.LICENSE": ("vendor/msgpack.LICENSE", "text/plain"),
+}
+
+
+def _sdk(static: Path) -> Any:
+    async def sdk(request: web.Request) -> web.FileResponse:
+        entry = SDK_FILES.get(request.match_info["name"])
+        if entry is None:
+            raise web.HTTPNotFound()
+        path, content_type = entry
+        return web.FileResponse(static / path,
+                                headers={"Content-Type": f"{content_type}; charset=utf-8"})
+    return sdk
 
 
 async def _rooms_lifecycle(app: web.Application) -> AsyncIterator[None]:

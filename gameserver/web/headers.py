@@ -26,10 +26,10 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Content-Security-Policy", CSP)
-    # The game page and static files revalidate (ETag / Last-Modified), so a deploy
+    # The game page, static files and the SDK revalidate (ETag / Last-Modified), so a deploy
     # shows at once; everything else is live data and is never stored. (By path, not
     # content type: see CSP.)
-    cached = request.path == "/" or request.path.startswith("/static/")
+    cached = request.path == "/" or request.path.startswith(("/static/", "/sdk/"))
     headers.setdefault("Cache-Control", "no-cache" if cached else "no-store")
 
 

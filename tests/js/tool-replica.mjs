@@ -1,7 +1,7 @@
 // Helper for tests/test_browser.py (not a test file): reads a recorded session as JSON
 // on stdin ({schema, updates: [message, ...]}), applies the updates to
-// static/js/replica.js and prints the view after each one.
-import { Replica } from "../../static/js/replica.js";
+// the JavaScript SDK's Replica (static/sdk/gameserver.js) and prints the view after each one.
+import { Replica } from "../../static/sdk/gameserver.js";
 
 let input = "";
 process.stdin.setEncoding("utf8");
