@@ -1,10 +1,12 @@
 """The browser client (static/), tested in a real Chromium and with Node.
 
-- The client's pure netcode modules: ``node --test tests/js/`` (prediction and
-  reconciliation against a simulated server with a 150 ms round trip,
-  interpolation, the replica decoder), run from here so ``pytest`` runs them.
-- The client's ``move()`` and replica decoder against the server's Python
-  originals, on the same inputs.
+- The pure modules: ``node --test tests/js/`` (the JavaScript SDK's prediction
+  and reconciliation with the arena's rule against a simulated server with a
+  150 ms round trip, interpolation, the replica decoder, callbacks and
+  reconnection against a fake socket), run from here so ``pytest`` runs them.
+- The arena's ``move()`` and the SDK's replica decoder against the server's
+  Python originals, on the same inputs.
+- The page is built on the SDK: it imports /sdk/gameserver.js and its own code.
 - The real thing: Playwright driving Debian's Chromium (``/usr/bin/chromium``;
   Playwright's own browser download is not used) against a real server, some of
   it through a TCP proxy that adds latency or cuts every connection.
@@ -22,6 +24,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -581,3 +584,26 @@ def test_static_files_are_plain_modules() -> None:
     for name in ("msgpack.min.js", "msgpack.LICENSE", "README.md"):
         assert (vendor / name).is_file(), name
     assert "ISC" in (vendor / "README.md").read_text()
+
+
+def test_the_arena_page_imports_only_the_sdk_and_its_own_game_code() -> None:
+    """Connection, replica and netcode come from /sdk/gameserver.js; static/js/ keeps the
+    lobby, rendering, input and the arena's rule (no copy of the SDK's parts)."""
+    js = ROOT / "static" / "js"
+    seen: set[str] = set()
+    todo = ["main.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        source = (js / name).read_text()
+        for spec in re.findall(r'^\s*(?:import|export)\b[^;]*?\bfrom "([^"]+)"', source, re.M):
+            if spec == "/sdk/gameserver.js":
+                continue
+            assert spec.startswith("./"), f"{name} imports {spec}"
+            todo.append(spec[2:])
+    assert seen == {"main.js", "game.js", "input.js", "render.js", "arena-rules.js"}
+    assert '"/sdk/gameserver.js"' in (js / "main.js").read_text()
+    for gone in ("session.js", "netcode.js", "replica.js", "protocol.js", "wire.js"):
+        assert not (js / gone).exists(), f"static/js/{gone}: the SDK has it"

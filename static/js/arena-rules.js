@@ -1,4 +1,4 @@
-// The arena's movement rule, as the client predicts it. Pure (no DOM).
+// The arena's movement rule, as the client predicts it (with the SDK's Predictor). Pure.
 //
 // This is a line-for-line port of `move()` in gameserver/games/arena.py, the
 // server's authoritative rule. The two MUST stay identical, or prediction
@@ -21,6 +21,20 @@ export function move(x, y, dx, dy, step, rules) {
   const nx = x + Math.floor(dx * scale + 0.5);
   const ny = y + Math.floor(dy * scale + 0.5);
   return [Math.min(Math.max(nx, r), rules.width - r), Math.min(Math.max(ny, r), rules.height - r)];
+}
+
+/**
+ * The SDK's prediction step for an Avatar: its state ({x, y, ...}), one input
+ * [dx, dy] and the WELCOME config (step and rules). The Predictor passes a copy.
+ */
+export function step(avatar, [dx, dy], config) {
+  [avatar.x, avatar.y] = move(avatar.x, avatar.y, dx, dy, config.step, config);
+  return avatar;
+}
+
+/** Our own avatar in the room's state: the one whose pid is our player id. */
+export function ownAvatar(room) {
+  return room.state.ofType("Avatar").find((a) => a.values.pid === room.playerId);
 }
 
 /** Clamp and round a raw input vector to what the server accepts (ints in ±input_max). */

@@ -1,6 +1,8 @@
-// The game screen: canvas, HUD, scoreboard, chat, status overlay. Reads the
-// Session every frame and feeds it the input direction.
+// The game screen: canvas, HUD, scoreboard, chat, status overlay. Plugs the
+// arena's rule into the SDK's Room (prediction of our avatar, interpolation of
+// the others), reads it every frame and feeds it the input direction.
 
+import { ownAvatar, step } from "./arena-rules.js";
 import { Controls } from "./input.js";
 import { playerColor, Renderer } from "./render.js";
 
@@ -11,7 +13,8 @@ export class GameView {
   constructor() {
     this.renderer = new Renderer($("view"));
     this.controls = new Controls($("stick"));
-    this.session = null;
+    this.room = null;
+    this.others = null; // the SDK's Interpolator of the other avatars
     this.showServer = false;
     this.lastFrame = 0;
     this.lastPanels = 0;
@@ -23,7 +26,7 @@ export class GameView {
     $("chat-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const input = $("chat-input");
-      if (this.session && input.value.trim()) this.session.chat(input.value);
+      if (this.room && input.value.trim()) this.chat(input.value);
       input.value = "";
       input.blur(); // back to steering
     });
@@ -31,7 +34,7 @@ export class GameView {
       this.showServer = e.target.checked;
     });
     window.addEventListener("keydown", (e) => {
-      if (!this.session) return;
+      if (!this.room) return;
       const typing = document.activeElement === $("chat-input");
       if (e.key === "Enter" && !typing) {
         e.preventDefault();
@@ -52,14 +55,17 @@ export class GameView {
     $("show-server").checked = on;
   }
 
-  /** Show the game for `session` (already WELCOMEd or about to be). */
-  attach(session) {
-    this.session = session;
+  /** Show the game for `room` (a WELCOMEd SDK Room), predicting our avatar with arena's rule. */
+  attach(room) {
+    this.room = room;
+    room.predict(step, { own: ownAvatar });
+    this.others = room.interpolate({
+      filter: (e) => e.type === "Avatar" && e.values.pid !== room.playerId });
     this.chatLines = [];
     $("chat-log").replaceChildren();
-    this.controls.inputMax = session.config?.input_max ?? 100;
+    this.controls.inputMax = room.config?.input_max ?? 100;
     this.controls.enabled = true;
-    this.addChat(null, `You joined room ${session.roomId} as ${session.name}.`);
+    this.addChat(null, `You joined room ${room.id} as ${room.name}.`);
     cancelAnimationFrame(this.raf);
     clearInterval(this.timer);
     const frame = (t) => {
@@ -77,44 +83,72 @@ export class GameView {
     this.timer = null;
     this.controls.enabled = false;
     this.controls.release();
-    this.session = null;
+    this.room = null;
+    this.others = null;
   }
 
+  /** The input clock: one input per server tick while a direction is held. */
   pump(now) {
-    const s = this.session;
-    if (!s) return;
+    const room = this.room;
+    if (!room) return;
     const [dx, dy] = this.controls.direction();
-    s.pump(now, dx, dy);
+    room.pumpInput(dx !== 0 || dy !== 0 ? [dx, dy] : null, now);
+  }
+
+  chat(text) {
+    const max = this.room.config?.chat_max_len ?? 200;
+    const clean = String(text).trim().slice(0, max);
+    if (clean) this.room.send("chat", clean);
+  }
+
+  avatars() {
+    return this.room?.state ? this.room.state.ofType("Avatar") : [];
+  }
+
+  hud(now) {
+    const room = this.room;
+    const stats = room.stats(now);
+    return {
+      rttMs: stats.rttMs,
+      tickRate: stats.tickRate,
+      updatesPerSec: stats.updatesPerSec,
+      kbPerSec: stats.bytesPerSec / 1024,
+      players: this.avatars().length,
+      bufferMs: this.others ? Math.round(this.others.bufferedMs(now)) : 0,
+      pending: stats.pendingInputs,
+      lastCorrection: room.predictor ? room.predictor.lastCorrection : 0,
+    };
   }
 
   /** One animation frame. */
   frame() {
-    const s = this.session;
-    if (!s) return;
+    const room = this.room;
+    if (!room) return;
     const now = performance.now();
     this.pump(now);
     const dt = this.lastFrame ? now - this.lastFrame : 16;
     this.lastFrame = now;
-    const cfg = s.config;
-    if (cfg && s.predictor) {
-      s.predictor.decay(dt);
+    const cfg = room.config;
+    if (cfg && room.state) {
+      room.predictor.decay(dt);
       const avatars = [];
       const others = [];
-      for (const o of s.othersAt(now).values()) {
+      for (const o of this.others.sample(now).values()) {
         avatars.push({ pid: o.pid, name: o.name, score: o.score, x: o.x, y: o.y, own: false });
         others.push({ pid: o.pid, name: o.name, x: o.x, y: o.y });
       }
-      const ownPos = s.ownRenderPosition(now);
-      const ownEntity = s.avatars().find((a) => a.values.pid === s.playerId);
-      if (ownPos && ownEntity) {
-        avatars.push({ pid: s.playerId, name: ownEntity.values.name, score: ownEntity.values.score,
-          x: ownPos[0], y: ownPos[1], own: true });
+      const own = room.predicted(now);
+      const ownEntity = room.ownEntity();
+      if (own && ownEntity) {
+        avatars.push({ pid: room.playerId, name: ownEntity.values.name, score: ownEntity.values.score,
+          x: own.x, y: own.y, own: true });
       }
-      this.rendered = { own: ownPos ? { x: ownPos[0], y: ownPos[1] } : null, others };
+      this.rendered = { own: own ? { x: own.x, y: own.y } : null, others };
       const raw = this.showServer
-        ? s.avatars().map((a) => ({ x: a.values.x, y: a.values.y, own: a.values.pid === s.playerId }))
+        ? this.avatars().map((a) => ({ x: a.values.x, y: a.values.y, own: a.values.pid === room.playerId }))
         : null;
-      this.renderer.draw({ world: cfg, orbs: s.orbs().map((o) => o.values), avatars, raw });
+      const orbs = room.state.ofType("Orb").map((o) => o.values);
+      this.renderer.draw({ world: cfg, orbs, avatars, raw });
     }
     if (now - this.lastPanels > 250) {
       this.lastPanels = now;
@@ -123,8 +157,8 @@ export class GameView {
   }
 
   updatePanels(now) {
-    const s = this.session;
-    const hud = s.hud(now);
+    const room = this.room;
+    const hud = this.hud(now);
     $("hud-rtt").textContent = hud.rttMs === null ? "–" : `${hud.rttMs} ms`;
     $("hud-tick").textContent = hud.tickRate ? `${+hud.tickRate.toFixed(1)} Hz` : "–";
     $("hud-ups").textContent = `${Math.round(hud.updatesPerSec)}/s`;
@@ -133,11 +167,11 @@ export class GameView {
     $("hud-buffer").textContent = `${Math.max(0, hud.bufferMs)} ms`;
 
     const list = $("scores");
-    const avatars = s.avatars().map((a) => a.values)
+    const avatars = this.avatars().map((a) => a.values)
       .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name) || a.pid - b.pid);
     const rows = avatars.map((a, i) => {
       const li = document.createElement("li");
-      if (a.pid === s.playerId) li.className = "me";
+      if (a.pid === room.playerId) li.className = "me";
       const rank = document.createElement("span");
       rank.className = "rank";
       rank.textContent = `${i + 1}`;
@@ -146,7 +180,7 @@ export class GameView {
       dot.style.background = playerColor(a.pid);
       const name = document.createElement("span");
       name.className = "who";
-      name.textContent = a.pid === s.playerId ? `${a.name} (you)` : a.name;
+      name.textContent = a.pid === room.playerId ? `${a.name} (you)` : a.name;
       const score = document.createElement("span");
       score.className = "score";
       score.textContent = String(a.score);
@@ -178,12 +212,12 @@ export class GameView {
   }
 
   onEvent(kind, body) {
-    const s = this.session;
+    const room = this.room;
     if (kind === "chat") {
       const [pid, name, text] = body;
       this.addChat(name, text, pid);
     } else if (kind === "joined") {
-      if (s && body[0] !== s.playerId) this.addChat(null, `${body[1]} joined.`);
+      if (room && body[0] !== room.playerId) this.addChat(null, `${body[1]} joined.`);
     } else if (kind === "left") {
       this.addChat(null, `${body[1]} left.`);
     }

@@ -1,15 +1,19 @@
-// The app: lobby <-> game, shareable links (/?room=ID), the test hook.
+// The app: lobby <-> game, shareable links (/?room=ID), the test hook. The
+// connection, the replica, netcode and reconnection are the SDK's (/sdk/gameserver.js).
+
+import { Client } from "/sdk/gameserver.js";
 
 import { GameView } from "./game.js";
-import { listRooms, Session } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
+const GAME = "arena";
 const NAME_KEY = "gameserver.name";
 const ROOMS_EVERY_MS = 2000;
 
+const client = new Client({ game: GAME }); // this page's server
 const app = {
   screen: "lobby",
-  session: null,
+  room: null,
   busy: false,
   lobbyMessage: "",
   lobbyMessageKind: "",
@@ -75,7 +79,7 @@ async function refreshRooms() {
   if (app.screen !== "lobby") return;
   const status = $("rooms-status");
   try {
-    app.rooms = await listRooms();
+    app.rooms = await client.listRooms(GAME);
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     status.classList.remove("bad");
   } catch {
@@ -121,85 +125,88 @@ async function refreshRooms() {
 
 // -- playing -----------------------------------------------------------------------
 
+/** Matchmake (`request`: {mode, room_id?, private?}) and enter the game, or back to the lobby. */
 async function join(request) {
-  if (app.busy || app.session) return;
+  if (app.busy || app.room) return;
   setBusy(true);
   setLobbyMessage(request.room_id ? `Joining room ${request.room_id}…` : "Finding a room…", "info");
-  const session = new Session(currentName(), {
-    onStatus: (status, info) => {
-      if (app.session !== session) return;
-      if (status === "reconnecting") {
-        view.setOverlay(`Reconnecting… (attempt ${info.attempt})\n${info.text}`);
-      } else if (status === "playing") {
-        view.setOverlay(null);
-      }
-    },
-    onWelcome: () => {
-      if (app.session === session) {
-        view.addChat(null, "Reconnected.");
-        updateTopbar(session);
-      }
-    },
-    onEvent: (kind, body) => {
-      if (app.session === session) view.onEvent(kind, body);
-    },
-    onServerError: (code, message) => {
-      if (app.session === session) view.addChat(null, `Server: ${message} (${code})`);
-    },
-    onEnd: (text) => {
-      if (app.session === session) endGame(text);
-    },
-  });
+  const options = { name: currentName() };
+  let room;
   try {
-    await session.start(request);
+    if (request.mode === "create") room = await client.create(GAME, { ...options, private: request.private });
+    else if (request.room_id) room = await client.join(request.room_id, options);
+    else room = await client.joinOrCreate(GAME, options);
   } catch (err) {
     if (request.room_id) $("join-id").value = request.room_id;
     history.replaceState(null, "", "/");
     showLobby(err.message);
     return;
   }
-  enterGame(session);
+  room.onStatus((status, info) => {
+    if (app.room !== room) return;
+    if (status === "reconnecting") {
+      view.setOverlay(`Reconnecting… (attempt ${info.attempt})\n${info.text}`);
+    } else if (status === "playing") {
+      view.setOverlay(null);
+    }
+  });
+  room.onReconnect(() => {
+    if (app.room !== room) return;
+    view.addChat(null, "Reconnected.");
+    updateTopbar(room);
+  });
+  room.onEvent((body, kind) => {
+    if (app.room === room) view.onEvent(kind, body);
+  });
+  room.onError((code, message) => {
+    if (app.room === room) view.addChat(null, `Server: ${message} (${code})`);
+  });
+  room.onLeave((code, text, consented) => {
+    // A leave of our own (the Leave button, closing the page) is handled where it is made.
+    if (app.room === room && !consented) endGame(text);
+  });
+  enterGame(room);
 }
 
-function updateTopbar(session) {
-  $("room-id").textContent = session.roomId;
-  $("room-kind").textContent = session.private ? "private" : "public";
-  $("room-kind").className = `badge ${session.private ? "private" : "public"}`;
-  $("share-link").value = shareLink(session.roomId);
+function updateTopbar(room) {
+  $("room-id").textContent = room.id;
+  $("room-kind").textContent = room.private ? "private" : "public";
+  $("room-kind").className = `badge ${room.private ? "private" : "public"}`;
+  $("share-link").value = shareLink(room.id);
 }
 
 function shareLink(roomId) {
   return `${location.origin}/?room=${encodeURIComponent(roomId)}`;
 }
 
-function enterGame(session) {
-  app.session = session;
+function enterGame(room) {
+  app.room = room;
   app.screen = "game";
   clearInterval(app.roomsTimer);
   setBusy(false);
   setLobbyMessage("");
   $("lobby").hidden = true;
   $("game").hidden = false;
-  document.title = `Arena · room ${session.roomId}`;
-  updateTopbar(session);
-  history.replaceState(null, "", `/?room=${encodeURIComponent(session.roomId)}`);
+  document.title = `Arena · room ${room.id}`;
+  updateTopbar(room);
+  history.replaceState(null, "", `/?room=${encodeURIComponent(room.id)}`);
   view.setOverlay(null);
-  view.attach(session);
+  view.attach(room);
 }
 
 function endGame(text, kind = "error") {
   view.detach();
   view.setOverlay(null);
-  app.session = null;
+  app.room = null;
   history.replaceState(null, "", "/");
   showLobby(text, kind);
 }
 
 function leaveRoom() {
-  const session = app.session;
-  if (!session) return;
-  session.leave();
-  endGame(`You left room ${session.roomId}.`, "info");
+  const room = app.room;
+  if (!room) return;
+  room.leave();
+  endGame(`You left room ${room.id}.`, "info");
 }
 
 // -- wiring --------------------------------------------------------------------------
@@ -233,13 +240,13 @@ function init() {
     setTimeout(() => { $("copy-link").textContent = "Copy link"; }, 1500);
   });
   // Leave cleanly on page close: LEAVE + close 1000, so the seat is freed at once.
-  window.addEventListener("pagehide", () => app.session?.leave());
-  // Back from the back/forward cache: that session was left on pagehide; rejoin the room.
+  window.addEventListener("pagehide", () => app.room?.leave());
+  // Back from the back/forward cache: that room was left on pagehide; rejoin it.
   window.addEventListener("pageshow", (e) => {
-    const session = app.session;
-    if (!e.persisted || !session) return;
+    const room = app.room;
+    if (!e.persisted || !room) return;
     endGame("");
-    join({ mode: "join", room_id: session.roomId });
+    join({ mode: "join", room_id: room.id });
   });
 
   const roomParam = new URLSearchParams(location.search).get("room");
@@ -250,10 +257,10 @@ function init() {
 // A read-only window into the client for tests and debugging (no pixel-peeping).
 window.__game = {
   state() {
-    const s = app.session;
+    const s = app.room;
     const now = performance.now();
     const p = s?.predictor;
-    const ownEntity = s?.avatars().find((a) => a.values.pid === s.playerId);
+    const ownEntity = s?.ownEntity();
     return {
       screen: app.screen,
       lobbyMessage: app.lobbyMessage,
@@ -261,22 +268,22 @@ window.__game = {
       rooms: app.rooms.map((r) => ({ ...r })),
       status: s ? s.status : "idle",
       statusInfo: s ? { ...s.statusInfo } : {},
-      roomId: s?.roomId ?? null,
+      roomId: s?.id ?? null,
       private: s?.private ?? false,
       playerId: s?.playerId ?? 0,
       name: s?.name ?? null,
-      shareLink: s?.roomId ? shareLink(s.roomId) : null,
+      shareLink: s?.id ? shareLink(s.id) : null,
       reconnects: s?.reconnects ?? 0,
       canResume: Boolean(s?.reconnectToken),
-      own: p?.ready ? { x: p.x, y: p.y } : null,
+      own: p?.ready ? { x: p.state.x, y: p.state.y } : null,
       ownRendered: view.rendered.own,
       ownServer: ownEntity ? { x: ownEntity.values.x, y: ownEntity.values.y } : null,
       others: view.rendered.others.map((o) => ({ ...o })),
-      avatars: s ? s.avatars().map((a) => ({ ...a.values })) : [],
+      avatars: view.avatars().map((a) => ({ ...a.values })),
       seq: p?.seq ?? 0,
       ack: p?.ack ?? 0,
       maxCorrection: p?.maxCorrection ?? 0,
-      hud: s?.config ? s.hud(now) : null,
+      hud: s?.config ? view.hud(now) : null,
       showServer: view.showServer,
       chat: [...view.chatLines],
       config: s?.config ? { ...s.config } : null,

@@ -301,7 +301,8 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   onError(fn: (code: string, message: string, seq?: number) => void): Unsubscribe;
   onStatus(fn: (status: RoomStatus, info: StatusInfo) => void): Unsubscribe;
   onReconnect(fn: (info: { resumed: boolean }) => void): Unsubscribe;
-  onLeave(fn: (code: number, text: string) => void): Unsubscribe;
+  /** `consented`: leave() was called; else kicked, closed, or reconnection given up. */
+  onLeave(fn: (code: number, text: string, consented: boolean) => void): Unsubscribe;
 
   /** A typed room message (chat, ...); false when not connected. */
   send(kind: string, body: unknown): boolean;

@@ -922,7 +922,10 @@ export class Room {
   /** The seat is ours again after a drop (`info.resumed`: the same seat): fn(info). */
   onReconnect(fn) { return this._on("reconnect", "*", fn); }
 
-  /** The room is over for us (left, kicked, closed, gave up reconnecting): fn(code, text). */
+  /**
+   * The room is over for us: fn(code, text, consented). `consented`: we called
+   * leave(); otherwise kicked, the room closed, or reconnecting was given up.
+   */
   onLeave(fn) { return this._on("leave", "*", fn); }
 
   // -- sending ------------------------------------------------------------------------------
@@ -997,7 +1000,7 @@ export class Room {
     this._stopTimers();
     const text = closeText(CLOSE.NORMAL);
     this._setStatus("ended", { text, code: CLOSE.NORMAL });
-    this._emit("leave", "*", CLOSE.NORMAL, text);
+    this._emit("leave", "*", CLOSE.NORMAL, text, true);
   }
 
   // -- netcode helpers ---------------------------------------------------------------------
@@ -1305,7 +1308,7 @@ export class Room {
     this._stopped = true;
     this._stopTimers();
     this._setStatus("ended", { text, code });
-    this._emit("leave", "*", code, text);
+    this._emit("leave", "*", code, text, false);
   }
 
   _setStatus(status, info) {

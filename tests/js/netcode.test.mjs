@@ -1,4 +1,5 @@
-// Unit tests of the browser client's pure modules, run by `node --test tests/js/`
+// Unit tests of the arena client's netcode: the SDK's Predictor, Interpolator and
+// Replica with the arena's rule (static/js/arena-rules.js), run by `node --test tests/js/`
 // (tests/test_browser.py runs them under plain `pytest`).
 //
 // The centrepiece simulates a server (the same input-credit rule as
@@ -10,14 +11,22 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { move, quantizeInput } from "../../static/js/arena-rules.js";
-import { Interpolator, Predictor, RateCounter, StepClock } from "../../static/js/netcode.js";
-import { Replica, ReplicaError } from "../../static/js/replica.js";
+import { move, quantizeInput, step } from "../../static/js/arena-rules.js";
+import {
+  Interpolator, Predictor, RateCounter, Replica, ReplicaError, StepClock,
+} from "../../static/sdk/gameserver.js";
 
 const RULES = { width: 1600, height: 900, speed: 200, player_radius: 20, orb_radius: 8,
   input_max: 100, max_orbs: 40, chat_max_len: 200, step: 10 };
 const STEP = RULES.step;
 const moveFn = (x, y, dx, dy) => move(x, y, dx, dy, STEP, RULES);
+/** The SDK's Predictor with the arena's rule, as the page uses it. */
+const arenaPredictor = (options = {}) => new Predictor(step, { config: RULES, ...options });
+/** The predicted position as drawn, [x, y]. */
+const drawnAt = (predictor, alpha) => {
+  const { x, y } = predictor.renderState(alpha);
+  return [x, y];
+};
 
 /** A tiny deterministic PRNG (mulberry32), so failures reproduce. */
 function rng(seed) {
@@ -56,7 +65,7 @@ describe("arena-rules move()", () => {
   });
 });
 
-describe("Replica (port of gameserver/replica.py)", () => {
+describe("Replica (port of gameserver/core/replica.py)", () => {
   const schema = [["Avatar", [["pid", "i"], ["x", "i"], ["y", "i"], ["score", "i"], ["name", "v"]]],
     ["Orb", [["x", "i"], ["y", "i"]]]];
 
@@ -103,7 +112,7 @@ function simulate({ upMs = 75, downMs = 75, jitterMs = 0, seconds = 4, script, n
   const tickMs = 50;
   const random = rng(seed);
   const server = { x: 400, y: 450, ack: 0, credit: 0, queue: [], tick: 0 };
-  const predictor = new Predictor(moveFn);
+  const predictor = arenaPredictor();
   const clock = new StepClock(tickMs, 3);
   const toServer = []; // [arrival, {seq, dx, dy}]
   const toClient = []; // [arrival, {x, y, ack, tick}]
@@ -139,7 +148,7 @@ function simulate({ upMs = 75, downMs = 75, jitterMs = 0, seconds = 4, script, n
     // Client: updates, the input clock, a frame.
     while (toClient.length && toClient[0][0] <= now) {
       const u = toClient.shift()[1];
-      corrections.push(predictor.reconcile(u.x, u.y, u.ack));
+      corrections.push(predictor.reconcile({ x: u.x, y: u.y }, u.ack));
       events.push(["update", now, u]);
     }
     const [dx, dy] = script(now);
@@ -150,7 +159,7 @@ function simulate({ upMs = 75, downMs = 75, jitterMs = 0, seconds = 4, script, n
           predictor.hold();
           continue;
         }
-        const seq = predictor.applyInput(dx, dy);
+        const seq = predictor.applyInput([dx, dy]);
         if (!seq) continue;
         const arrival = Math.max(lastUp, now + upMs + random() * jitterMs);
         lastUp = arrival;
@@ -160,7 +169,7 @@ function simulate({ upMs = 75, downMs = 75, jitterMs = 0, seconds = 4, script, n
     if (now >= nextFrame && predictor.ready) {
       nextFrame += frameMs;
       predictor.decay(frameMs);
-      const drawn = predictor.renderPosition(clock.alpha(now));
+      const drawn = drawnAt(predictor, clock.alpha(now));
       if (lastDrawn) frameJumps.push(Math.hypot(drawn[0] - lastDrawn[0], drawn[1] - lastDrawn[1]));
       lastDrawn = drawn;
     }
@@ -179,13 +188,13 @@ function zigzag(now) {
 describe("prediction and reconciliation with a 150 ms round trip", () => {
   test("ends exactly on the server's position; no correction while moving", () => {
     const { server, predictor, corrections, frameJumps } = simulate({ script: zigzag });
-    assert.deepEqual([predictor.x, predictor.y], [server.x, server.y]);
+    assert.deepEqual([predictor.state.x, predictor.state.y], [server.x, server.y]);
     assert.equal(predictor.pending.length, 0);
     assert.equal(predictor.ack, predictor.seq);
     assert.ok(predictor.seq > 45, `sent ${predictor.seq} inputs`);
     assert.equal(Math.max(...corrections), 0, "identical rules: the prediction is never wrong");
     assert.ok(Math.max(...frameJumps) <= STEP, `drawn jump ${Math.max(...frameJumps)} > ${STEP}`);
-    const drawn = predictor.renderPosition(1);
+    const drawn = drawnAt(predictor, 1);
     assert.deepEqual(drawn, [server.x, server.y]);
   });
 
@@ -193,7 +202,7 @@ describe("prediction and reconciliation with a 150 ms round trip", () => {
     for (const seed of [1, 2, 3, 4, 5]) {
       const { server, predictor, corrections, frameJumps } = simulate({
         script: zigzag, jitterMs: 60, seed });
-      assert.deepEqual([predictor.x, predictor.y], [server.x, server.y], `seed ${seed}`);
+      assert.deepEqual([predictor.state.x, predictor.state.y], [server.x, server.y], `seed ${seed}`);
       assert.ok(Math.max(...corrections) <= STEP, `seed ${seed}`);
       assert.ok(Math.max(...frameJumps) <= STEP, `seed ${seed}: ${Math.max(...frameJumps)}`);
     }
@@ -204,37 +213,37 @@ describe("prediction and reconciliation with a 150 ms round trip", () => {
       script: zigzag, nudgeAt: 10 }); // while moving right: the push adds to the motion
     assert.equal(Math.max(...corrections), STEP, "the push shows up as one correction");
     assert.ok(Math.max(...frameJumps) <= STEP, `drawn jump ${Math.max(...frameJumps)}`);
-    assert.deepEqual([predictor.x, predictor.y], [server.x, server.y]);
-    assert.deepEqual(predictor.renderPosition(1), [server.x, server.y], "the offset decayed");
+    assert.deepEqual([predictor.state.x, predictor.state.y], [server.x, server.y]);
+    assert.deepEqual(drawnAt(predictor, 1), [server.x, server.y], "the offset decayed");
   });
 
   test("the first update seeds the prediction; nothing is sent before it", () => {
-    const p = new Predictor(moveFn);
-    assert.equal(p.applyInput(100, 0), 0);
-    assert.equal(p.reconcile(50, 60, 0), 0);
-    assert.equal(p.applyInput(100, 0), 1);
-    assert.deepEqual([p.x, p.y], [60, 60]);
+    const p = arenaPredictor();
+    assert.equal(p.applyInput([100, 0]), 0);
+    assert.equal(p.reconcile({ x: 50, y: 60 }, 0), 0);
+    assert.equal(p.applyInput([100, 0]), 1);
+    assert.deepEqual([p.state.x, p.state.y], [60, 60]);
   });
 
   test("an input the server refused (ERROR with its seq) is no longer predicted", () => {
-    const p = new Predictor(moveFn);
-    p.reconcile(500, 500, 0);
-    p.applyInput(100, 0);
-    p.applyInput(100, 0);
-    p.applyInput(100, 0);
+    const p = arenaPredictor();
+    p.reconcile({ x: 500, y: 500 }, 0);
+    p.applyInput([100, 0]);
+    p.applyInput([100, 0]);
+    p.applyInput([100, 0]);
     p.refuse(2);
     assert.deepEqual(p.pending.map((i) => i.seq), [1, 3]);
-    assert.equal(p.reconcile(500, 500, 0), STEP, "re-predicted from two inputs, not three");
-    assert.deepEqual([p.x, p.y], [500 + 2 * STEP, 500]);
+    assert.equal(p.reconcile({ x: 500, y: 500 }, 0), STEP, "re-predicted from two inputs, not three");
+    assert.deepEqual([p.state.x, p.state.y], [500 + 2 * STEP, 500]);
   });
 
   test("never more unacknowledged inputs than the server queues", () => {
-    const p = new Predictor(moveFn, { maxPending: 30 });
-    p.reconcile(500, 500, 0);
+    const p = arenaPredictor({ maxPending: 30 });
+    p.reconcile({ x: 500, y: 500 }, 0);
     let sent = 0;
-    for (let i = 0; i < 100; i++) if (p.applyInput(100, 0)) sent++;
+    for (let i = 0; i < 100; i++) if (p.applyInput([100, 0])) sent++;
     assert.equal(sent, 30);
-    p.reconcile(600, 500, 10);
+    p.reconcile({ x: 600, y: 500 }, 10);
     assert.equal(p.pending.length, 20);
     assert.ok(p.canInput());
   });

@@ -310,7 +310,11 @@ describe("Room", () => {
     assert.deepEqual(room.pending.map((p) => p.seq), [3]);
     assert.deepEqual([room.predictor.state.x, room.predictor.state.y], [11, 21]);
     assert.equal(room.predictor.lastCorrection, 1, "input 2 is no longer predicted");
+    const left = [];
+    room.onLeave((...args) => left.push(args));
     room.leave();
+    room.leave();
+    assert.deepEqual(left, [[CLOSE.NORMAL, "You left the room.", true]], "once, consented");
     assert.deepEqual(ws.sent.at(-1), [C_LEAVE]);
     assert.deepEqual(ws.closed, [CLOSE.NORMAL, "left"]);
     assert.equal(room.sendInput([1, 0]), 0, "nothing after leaving");
@@ -370,7 +374,7 @@ describe("Room", () => {
     ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], []]);
     room.sendInput([1, 0]);
     const left = [];
-    room.onLeave((code, text) => left.push([code, text]));
+    room.onLeave((code, text, consented) => left.push([code, text, consented]));
     ws.drop(CLOSE.GOING_AWAY);
     await until(() => FakeSocket.all.length === 2, "the resume socket");
     const ws2 = FakeSocket.all[1];
@@ -390,7 +394,7 @@ describe("Room", () => {
     assert.deepEqual(room.predicted(), { x: 50, y: 50, pid: 7, name: "ann" });
     ws3.drop(CLOSE.KICKED, "afk");
     assert.equal(room.status, "ended");
-    assert.deepEqual(left, [[CLOSE.KICKED, "You were removed from the room (afk)."]]);
+    assert.deepEqual(left, [[CLOSE.KICKED, "You were removed from the room (afk).", false]]);
     await tick();
     assert.equal(FakeSocket.all.length, 3, "no reconnection after a kick");
   });
