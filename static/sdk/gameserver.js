@@ -417,10 +417,11 @@ export class Predictor {
    */
   applyInput(input, seq = this.seq + 1) {
     if (!this.canInput()) return 0;
+    const next = this._step(this.state, input); // first: a step that throws changes nothing
     this.seq = seq;
     this.pending.push({ seq, input });
     this.prev = this.state;
-    this.state = this._step(this.state, input);
+    this.state = next;
     return seq;
   }
 
@@ -882,6 +883,7 @@ export class Room {
     this.reconnectDelays = reconnect === false ? []
       : (reconnect?.delays ?? RECONNECT_DELAYS_MS);
     this._handlers = new Map(); // "add:Type" ... -> Set(fn)
+    this._codec = null; // the client's, once loaded
     this._ws = null;
     this._wsUrl = null;
     this._stopped = false;
@@ -951,7 +953,6 @@ export class Room {
     this.seq = seq;
     this.pending.push({ seq, input });
     this._send([C_INPUT, seq, input]);
-    this._lastInputAt = now();
     return seq;
   }
 
@@ -967,13 +968,18 @@ export class Room {
     this._clock ??= new StepClock(this.tickMs, 3);
     const active = input !== null && input !== undefined;
     let sent = 0;
+    const send = () => {
+      if (!this.sendInput(input)) return;
+      this._lastInputAt = at;
+      sent++;
+    };
     if (active && !this._wasActive && at - this._lastInputAt >= this.tickMs) {
       this._clock.restart(at); // respond to a fresh press at once, not at the next tick
-      if (this.sendInput(input)) sent++;
+      send();
     } else {
       const steps = this._clock.advance(at);
       if (active) {
-        for (let i = 0; i < steps; i++) if (this.sendInput(input)) sent++;
+        for (let i = 0; i < steps; i++) send();
       } else if (steps) {
         this.predictor?.hold(); // a step without input: stand still
       }
@@ -1122,12 +1128,15 @@ export class Room {
         } else if (kind === S_SNAPSHOT || kind === S_DELTA) {
           this.bytes.add(at, size);
           try {
-            this._update(msg, at);
+            this.state.apply(msg);
           } catch (err) {
+            // Our copy no longer matches the server's: rejoin for a fresh snapshot.
             console.warn("gameserver: resyncing after a bad update:", err.message);
             closeOverride = CLOSE.DESYNC;
             ws.close(CLOSE.DESYNC, "desync");
+            return;
           }
+          this._updated(at);
         } else {
           this.bytes.add(at, size);
           if (kind === S_PONG) {
@@ -1214,17 +1223,22 @@ export class Room {
     }
   }
 
-  _update(msg, at) {
+  // After an update is applied: inputs, prediction, interpolation, then callbacks.
+  _updated(at) {
     const state = this.state;
-    state.apply(msg);
     this.updates.add(at, 1);
     const ack = state.ack;
     if (this.pending.length && this.pending[0].seq <= ack) {
       this.pending = this.pending.filter((p) => p.seq > ack);
     }
     if (ack > this.seq) this.seq = ack;
-    const own = this._own ? this.ownEntity() : null;
-    if (this.predictor && own) this.predictor.reconcile(own.values, ack);
+    let own = null;
+    try {
+      own = this._own ? this.ownEntity() : null;
+      if (this.predictor && own) this.predictor.reconcile(own.values, ack);
+    } catch (err) {
+      console.error("gameserver: prediction failed (the game's own() or step()):", err);
+    }
     if (this._resync) {
       this._resync = false;
       if (!this._own || own) {
@@ -1236,8 +1250,12 @@ export class Room {
     }
     for (const { interp, filter } of this.interpolators) {
       const entities = new Map();
-      for (const e of state.entities.values()) {
-        if (filter(e, this)) entities.set(e.uid, { id: e.id, type: e.type, ...e.values });
+      try {
+        for (const e of state.entities.values()) {
+          if (filter(e, this)) entities.set(e.uid, { id: e.id, type: e.type, ...e.values });
+        }
+      } catch (err) {
+        console.error("gameserver: an interpolate() filter failed:", err);
       }
       interp.push(state.tick, at, entities);
     }

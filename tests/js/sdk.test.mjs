@@ -399,6 +399,38 @@ describe("Room", () => {
     assert.equal(FakeSocket.all.length, 3, "no reconnection after a kick");
   });
 
+  test("an update that does not apply closes with 4090 and resumes; a failing step() does not", async () => {
+    const { room, ws } = await joined();
+    let broken = false;
+    const step = (d, [dx]) => {
+      if (broken) throw new Error("a bug in the game's rule");
+      return { ...d, x: d.x + dx };
+    };
+    room.predict(step, { own: (r) => r.state.ofType("Dot")[0] });
+    const logged = [];
+    const [consoleError, consoleWarn] = [console.error, console.warn];
+    console.error = (...args) => logged.push(["error", String(args[0])]);
+    console.warn = (...args) => logged.push(["warn", String(args[0])]);
+    try {
+      ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], []]);
+      assert.equal(room.sendInput([1, 0]), 1);
+      broken = true;
+      assert.throws(() => room.sendInput([1, 0]), /a bug/, "the caller sees its own bug");
+      assert.deepEqual(room.pending.map((p) => p.seq), [1], "and nothing was half sent");
+      ws.frame([12, 0, 6, 5, [], [], [], []]); // input 1 is re-predicted: the step throws
+      assert.equal(ws.closed, null, "the game's bug is reported, the session goes on");
+      assert.ok(logged.some(([level, text]) => level === "error" && /prediction failed/.test(text)));
+      ws.frame([12, 0, 8, 7, [], [], [], []]); // not based on our tick 6
+      assert.deepEqual(ws.closed, [CLOSE.DESYNC, "desync"]);
+      assert.ok(logged.some(([level, text]) => level === "warn" && /resyncing/.test(text)));
+    } finally {
+      [console.error, console.warn] = [consoleError, consoleWarn];
+    }
+    await until(() => FakeSocket.all.length === 2, "the resume socket");
+    assert.match(FakeSocket.all[1].url, /reconnect=R1.first$/);
+    room.leave();
+  });
+
   test("gives up after its delays when the server stays away", async () => {
     const { room, ws } = await joined();
     const left = [];
