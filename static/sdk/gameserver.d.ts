@@ -227,12 +227,13 @@ export declare class Client {
   /** `baseUrl`: the server, e.g. "http://localhost:8000" (default: the page's origin). */
   constructor(baseUrl?: string, options?: ClientOptions);
   baseUrl: string;
-  joinOrCreate(game: string, options?: JoinOptions): Promise<Room>;
-  create(game: string, options?: JoinOptions): Promise<Room>;
-  join(roomId: string, options?: JoinOptions): Promise<Room>;
-  joinAny(game: string, options?: JoinOptions): Promise<Room>;
+  /** `I`: the game's input type; `C`: its welcome config. */
+  joinOrCreate<I = unknown, C = Record<string, any>>(game: string, options?: JoinOptions): Promise<Room<I, C>>;
+  create<I = unknown, C = Record<string, any>>(game: string, options?: JoinOptions): Promise<Room<I, C>>;
+  join<I = unknown, C = Record<string, any>>(roomId: string, options?: JoinOptions): Promise<Room<I, C>>;
+  joinAny<I = unknown, C = Record<string, any>>(game: string, options?: JoinOptions): Promise<Room<I, C>>;
   /** A seat back from a reconnection token (POST /reconnect). */
-  reconnect(token: string, options?: JoinOptions): Promise<Room>;
+  reconnect<I = unknown, C = Record<string, any>>(token: string, options?: JoinOptions): Promise<Room<I, C>>;
   listRooms(game?: string): Promise<RoomListing[]>;
   games(): Promise<string[]>;
   matchmake(body: Record<string, unknown>): Promise<Record<string, any>>;
