@@ -327,6 +327,9 @@ async def test_matchmaking_pairs_two_players_and_both_see_a_move(
     # Seated and locked: a third player gets a room of their own.
     third = await matchmake(session, base, game="connect_four", name="cat")
     assert third["room_id"] != ann.room_id
+    async with session.post(f"{base}/matchmake", json={
+            "game": "connect_four", "mode": "create", "options": {"turn_seconds": 1}}) as resp:
+        assert resp.status == 400 and (await resp.json())["error"] == "invalid_option"
     await ann.send(codec.C_MESSAGE, "drop", 3)
     await bob.until(lambda: board_of(bob).get("turn") == bob.player_id)  # bob sees ann's move
     await bob.send(codec.C_MESSAGE, "drop", 3)
