@@ -24,14 +24,15 @@ class Client:
     ``"player"``, when None); ``auth`` a signed join token (docs/PROTOCOL.md §7).
     ``session``: an aiohttp session to use (and not close); by default the
     client opens its own, closed by :meth:`close` or ``async with``.
-    ``reconnect_delays``, ``ping_interval`` (None: no pings) and ``history``
-    are passed to each :class:`Room`.
+    ``reconnect_delays``, ``ping_interval`` (None: no pings), ``history`` and
+    ``auto_reconnect`` are passed to each :class:`Room`.
     """
 
     def __init__(self, base_url: str, *, name: str | None = None, auth: str | None = None,
                  session: aiohttp.ClientSession | None = None,
                  reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
-                 ping_interval: float | None = PING_INTERVAL, history: int = 1000) -> None:
+                 ping_interval: float | None = PING_INTERVAL, history: int = 1000,
+                 auto_reconnect: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.auth = auth
@@ -40,6 +41,7 @@ class Client:
         self.reconnect_delays = tuple(reconnect_delays)
         self.ping_interval = ping_interval
         self.history = history
+        self.auto_reconnect = auto_reconnect
         self.rooms: list[Room] = []  # the rooms joined and not yet ended
 
     @property
@@ -155,7 +157,8 @@ class Client:
     async def _room(self, ws_url: str) -> Room:
         ws, welcome = await self.open_socket(ws_url)
         room = Room(self, ws, welcome, ws_url, reconnect_delays=self.reconnect_delays,
-                    ping_interval=self.ping_interval, history=self.history)
+                    ping_interval=self.ping_interval, history=self.history,
+                    auto_reconnect=self.auto_reconnect)
         self.rooms.append(room)
         return room
 

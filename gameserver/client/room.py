@@ -88,13 +88,19 @@ class Room:
     ``ack``, ``events`` / ``messages`` / ``errors`` (the most recent ``history``
     of each), ``rtt`` (seconds, smoothed; None before the first PONG),
     ``pending_inputs``, ``reconnects``, ``connected``, ``closed``,
-    ``close_code``.
+    ``close_code``, ``close_reason``.
+
+    ``auto_reconnect`` (settable): resume the seat after an abnormal close
+    (:func:`should_reconnect`), waiting ``reconnect_delays`` seconds (each
+    scaled by 0.8-1.2) before the attempts; when they are used up, or the token
+    is refused, the room ends (``on_leave``).
     """
 
     def __init__(self, client: Client, ws: aiohttp.ClientWebSocketResponse,
                  welcome: list[Any], ws_url: str, *,
                  reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
-                 ping_interval: float | None = PING_INTERVAL, history: int = 1000) -> None:
+                 ping_interval: float | None = PING_INTERVAL, history: int = 1000,
+                 auto_reconnect: bool = True) -> None:
         self.client = client
         self.name = ""
         self.ws: aiohttp.ClientWebSocketResponse = ws
@@ -117,6 +123,7 @@ class Room:
         self._pending: dict[int, Any] = {}  # sent, not yet acknowledged or refused: seq -> input
         self._resync = False  # reconnected: hold inputs back until the first snapshot
         self._leaving = False
+        self.auto_reconnect = auto_reconnect
         self._delays = tuple(reconnect_delays)
         self._ping_interval = ping_interval
         self._callbacks: dict[str, dict[str, list[Callback]]] = {
@@ -350,7 +357,7 @@ class Room:
                 code, reason = await self._read(self.ws)
                 self.connected = False
                 self._notify()
-                if self._leaving or not should_reconnect(code):
+                if self._leaving or not self.auto_reconnect or not should_reconnect(code):
                     break
                 log.info("gameserver.client: room %s closed with %s; reconnecting",
                          self.room_id, code)
@@ -478,7 +485,9 @@ class Room:
                 return CLOSE_DESYNC, "resumed a different seat"
             self.ws, self.ws_url = ws, url
             self.reconnect_token = welcome[8]
-            self.state = Replica(welcome[6])  # the next snapshot restores it exactly
+            # The replica stays as it was (and readable) until the next update, a
+            # snapshot that restores the world exactly: entity callbacks then report
+            # only what changed while the connection was down.
             self._resync = True
             self.connected = True
             self.reconnects += 1
