@@ -354,3 +354,46 @@ async def test_the_readme_bot_runs(client: Client, capsys: pytest.CaptureFixture
     assert ("chat", [joined, "bot", "hello from a bot"]) in [(e.kind, e.body)
                                                              for e in watcher.events]
     assert 0 < x <= watcher.config["width"] - watcher.config["player_radius"]
+
+
+async def test_a_seat_gone_by_the_time_of_the_reconnection_ends_the_room(
+        start_server: Callable[..., Any]) -> None:
+    server = await start_server(reconnect_grace=0.2)
+    async with Client(url(server), reconnect_delays=(1.0, 0.1)) as client:
+        room = await client.create("arena")
+        await room.next_update()
+        ended: list[int] = []
+        room.on_leave(lambda code, reason: ended.append(code))
+        await drop(room)
+        await room.wait_for(lambda: not room.connected)
+        with pytest.raises(TimeoutError):  # waiting for the reconnection (~1 s): nothing
+            await room.next_update(timeout=0.3)
+        assert await room.wait_closed(timeout=5) == codec.CLOSE_BAD_RESERVATION
+        assert ended == [codec.CLOSE_BAD_RESERVATION] and room.reconnects == 0
+        assert [e.code for e in room.errors] == ["reconnect_refused"]
+        with pytest.raises(RoomClosed) as info:
+            await room.next_update()
+        assert info.value.code == codec.CLOSE_BAD_RESERVATION
+
+
+async def test_without_reconnection_tokens_a_cut_ends_the_room(
+        start_server: Callable[..., Any]) -> None:
+    server = await start_server(reconnect_grace=0)
+    async with Client(url(server), reconnect_delays=FAST) as client:
+        room = await client.create("arena")
+        assert room.reconnect_token is None
+        await room.next_update()
+        await drop(room)
+        assert await room.wait_closed(timeout=5) == 1006
+        assert room.reconnects == 0 and "no reconnection token" in room.close_reason
+
+
+async def test_an_update_that_does_not_fit_resyncs_from_a_snapshot(client: Client) -> None:
+    room = await client.create("arena")
+    await room.next_update()
+    room.state.tick -= 1  # the next delta's base_tick no longer matches the replica
+    await room.wait_for(lambda: room.reconnects == 1, timeout=5)
+    ticks: list[int] = []
+    room.on_update(lambda r: ticks.append(r.tick))
+    await room.wait_for(lambda: len(ticks) >= 3)
+    assert not room.closed and room.player_id and avatar(room) is not None

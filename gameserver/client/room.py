@@ -367,6 +367,10 @@ class Room:
                     break
         except asyncio.CancelledError:
             code = self.ws.close_code or code
+        except Exception:  # a bug: end the room visibly rather than leave it hanging
+            log.exception("gameserver.client: room %s failed", self.room_id)
+            code, reason = CLOSE_ABNORMAL, "client error"
+            await self.ws.close()
         finally:
             self._finish(code, reason)
 
@@ -382,8 +386,14 @@ class Room:
                     continue
                 try:
                     self._dispatch(message)
-                except ReplicaError as exc:
-                    log.warning("gameserver.client: resyncing after a bad update: %s", exc)
+                except (ReplicaError, LookupError, TypeError, ValueError) as exc:
+                    if not (isinstance(message, list) and message
+                            and message[0] in (codec.S_SNAPSHOT, codec.S_DELTA)):
+                        log.warning("gameserver.client: a malformed message: %r", message)
+                        continue
+                    # The replica cannot follow: start again from a snapshot, as the
+                    # browser does (close with 4090 and resume the seat).
+                    log.warning("gameserver.client: resyncing after a bad update: %r", exc)
                     await ws.close(code=CLOSE_DESYNC, message=b"desync")
                     return CLOSE_DESYNC, "desync"
                 self._notify()
