@@ -121,7 +121,10 @@ class Room:
         self.close_reason = ""
         self._seq = 0
         self._pending: dict[int, Any] = {}  # sent, not yet acknowledged or refused: seq -> input
-        self._resync = False  # reconnected: hold inputs back until the first snapshot
+        # After a reconnection: inputs are held back (only kept) until the new snapshot's
+        # ack is known and the unacknowledged ones have been sent again, in seq order.
+        self._resync = False
+        self._awaiting_snapshot = False
         self._leaving = False
         self.auto_reconnect = auto_reconnect
         self._delays = tuple(reconnect_delays)
@@ -303,9 +306,17 @@ class Room:
         except (ConnectionError, aiohttp.ClientError, RuntimeError):
             pass  # the socket is going; the receive task notices and reconnects
 
-    async def _resend(self, inputs: list[tuple[int, Any]]) -> None:
-        for seq, data in inputs:  # all > the snapshot's ack, so still increasing
-            await self._send((codec.C_INPUT, seq, data))
+    async def _resend(self) -> None:
+        """Send the kept inputs again (all above the snapshot's ack), and the ones kept
+        meanwhile, in seq order; then inputs go straight out again."""
+        ws, sent = self.ws, 0
+        while todo := [(s, d) for s, d in sorted(self._pending.items()) if s > sent]:
+            for seq, data in todo:
+                if self.ws is not ws:  # dropped again: the next snapshot starts over
+                    return
+                await self._send((codec.C_INPUT, seq, data))
+                sent = seq
+        self._resync = False
 
     async def _ping_loop(self) -> None:
         assert self._ping_interval
@@ -434,9 +445,9 @@ class Room:
         ack = self.state.ack
         for seq in [s for s in self._pending if s <= ack]:
             del self._pending[seq]
-        if self._resync and message[0] == codec.S_SNAPSHOT:
-            self._resync = False
-            self._spawn(self._resend(sorted(self._pending.items())))
+        if self._awaiting_snapshot and message[0] == codec.S_SNAPSHOT:
+            self._awaiting_snapshot = False
+            self._spawn(self._resend())
         if watching:
             self._entity_callbacks(before)
         for kind, body in self.state.events:
@@ -498,7 +509,7 @@ class Room:
             # The replica stays as it was (and readable) until the next update, a
             # snapshot that restores the world exactly: entity callbacks then report
             # only what changed while the connection was down.
-            self._resync = True
+            self._resync = self._awaiting_snapshot = True
             self.connected = True
             self.reconnects += 1
             self._call(self._on_reconnect)
