@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gameserver import Entity, InvalidInput, Room, message
+from gameserver.auth import sign
 from gameserver.client import (
     Client,
     ConnectError,
@@ -400,3 +402,22 @@ async def test_an_update_that_does_not_fit_resyncs_from_a_snapshot(client: Clien
     room.on_update(lambda r: ticks.append(r.tick))
     await room.wait_for(lambda: len(ticks) >= 3)
     assert not room.closed and room.player_id and avatar(room) is not None
+
+
+async def test_rate_limits_and_auth_come_as_matchmake_errors(
+        start_server: Callable[..., Any]) -> None:
+    server = await start_server(ip_limit_exempt=(), room_creations_per_minute=2,
+                                auth_secret="s3cret")
+    async with Client(url(server)) as anonymous:
+        with pytest.raises(MatchmakeError) as info:
+            await anonymous.join_or_create("arena")
+        assert (info.value.code, info.value.status) == ("auth_required", 401)
+    token = sign({"sub": "bot-1", "name": "signed", "exp": int(time.time()) + 60}, "s3cret")
+    async with Client(url(server), name="ignored", auth=token) as client:
+        rooms = [await client.create("arena") for _ in range(2)]
+        assert [r.name for r in rooms] == ["signed", "signed"]  # the token's name wins
+        with pytest.raises(MatchmakeError) as info:
+            await client.create("arena")
+        error = info.value
+        assert (error.code, error.status) == ("rate_limited", 429)
+        assert error.retry_after is not None and error.retry_after >= 1
