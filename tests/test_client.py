@@ -194,13 +194,15 @@ async def test_inputs_are_acknowledged_in_order(client: Client) -> None:
     start = dict(avatar(room) or {})
     acks: list[int] = []
     room.on_update(lambda r: acks.append(r.ack))
-    seqs = [await room.send_input([100, 0]) for _ in range(6)]
+    dx = 100 if start["x"] < room.config["width"] / 2 else -100  # away from the wall
+    seqs = [await room.send_input([dx, 0]) for _ in range(6)]
     assert seqs == [1, 2, 3, 4, 5, 6]
     assert [s for s, _ in room.pending_inputs] == [s for s in seqs if s > room.ack]
     await room.wait_for(lambda: room.ack == 6)
     assert acks == sorted(acks) and acks[-1] == 6 and len(set(acks)) > 2  # rising by steps
     assert room.pending_inputs == []
-    assert avatar(room)["x"] == start["x"] + 6 * room.config["step"]  # type: ignore[index]
+    step = room.config["step"] * (1 if dx > 0 else -1)
+    assert avatar(room)["x"] == start["x"] + 6 * step  # type: ignore[index]
     assert list(room.errors) == []
 
 
@@ -268,19 +270,21 @@ async def test_reconnection_restores_the_seat_and_resends_unacknowledged_inputs(
         room.on_add("Avatar", lambda e: added.append(e.id))
         await drop(room)
         # Sent while the connection is gone: kept, and sent after the new snapshot.
-        lost = [await room.send_input([0, 100]) for _ in range(2)]
+        dy = 100 if where["y"] < room.config["height"] / 2 else -100  # away from the wall
+        lost = [await room.send_input([0, dy]) for _ in range(2)]
         assert lost == [4, 5]
         await room.wait_for(lambda: room.reconnects == 1, timeout=10)
         # Welcomed again; sent before or after the snapshot, this one follows the others.
-        assert await room.send_input([0, 100]) == 6
+        assert await room.send_input([0, dy]) == 6
         await room.wait_for(lambda: room.ack == 6, timeout=5)
         assert resumed == [True] and room.connected and not room.closed
         assert room.player_id == player and room.reconnect_token not in (None, token)
         mine = [e for e in room.entities("Avatar") if e.values["pid"] == player]
         assert [e.id for e in mine] == [entity]  # the same entity, not a new one
         assert added == []  # the snapshot restored the world: nothing new appeared
-        step = room.config["step"]
-        assert avatar(room) == {**where, "y": where["y"] + 3 * step}
+        step = room.config["step"] * (1 if dy > 0 else -1)
+        now = avatar(room) or {}
+        assert (now["x"], now["y"]) == (where["x"], where["y"] + 3 * step)
         assert list(room.errors) == []  # no stale_seq: numbering continued after the ack
         # The others never saw the player leave.
         assert not any(e.kind == "left" for e in watcher.events)
