@@ -2,7 +2,8 @@
 
 Joins an arena room, prints ``ready``, then counts the updates it receives for
 SECONDS and prints that count: a measurement the server's event loop cannot skew
-by also running the measuring code.
+by also running the measuring code. It is a ``gameserver.client`` bot (no pings,
+so that it sends nothing while it counts).
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import aiohttp
-
-from .client import Player
+from gameserver.client import Client
 
 
 async def main(base: str, seconds: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        player = await Player.join(session, base, name="honest", mode="create")
-        await player.updates_for(0.5)  # settled in
+    async with Client(base, name="honest", ping_interval=None) as client:
+        room = await client.create("arena")
+        await room.next_update()
+        await asyncio.sleep(0.5)  # settled in
         print("ready", flush=True)
-        print(await player.updates_for(seconds), flush=True)
-        await player.ws.close()
+        start = room.updates
+        await asyncio.sleep(seconds)
+        print(room.updates - start, flush=True)
 
 
 if __name__ == "__main__":

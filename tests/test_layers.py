@@ -2,7 +2,8 @@
 (what an import loads, in a fresh interpreter).
 
 core (pure) <- host (asyncio) <- web (aiohttp) <- cluster (Redis, --workers);
-games use only the public API. A game module or a tool that imports
+games use only the public API; the client (``gameserver.client``) stands beside
+the server, on core and aiohttp's client alone. A game module or a tool that imports
 ``gameserver`` for ``Room`` must not pay for the web server, and a plain server
 must not load the cluster's Redis client.
 """
@@ -95,7 +96,7 @@ def _layer(importer: str) -> str:
 
 def test_the_scan_sees_every_layer() -> None:
     layers = {_layer(_module_name(path)) for path in MODULES}
-    assert {"core", "host", "web", "cluster", "games"} <= layers
+    assert {"core", "host", "web", "cluster", "games", "client"} <= layers
     assert any(str(imp) for imp in IMPORTS if _within(imp.name, "gameserver.core"))
 
 
@@ -128,6 +129,20 @@ def test_games_use_only_the_public_api() -> None:
                                                               "gameserver.games")))
                 or _within(imp.name, "asyncio", *THIRD_PARTY_IO))]
     assert bad == []
+
+
+def test_the_client_stands_on_core_and_aiohttp_alone() -> None:
+    """A bot or tool imports the client without the server: nothing of gameserver but
+    core (and the client itself), nothing else than aiohttp, msgpack and the stdlib."""
+    imports = [imp for imp in IMPORTS if _within(imp.importer, "gameserver.client")]
+    assert imports
+    bad = [str(imp) for imp in imports if not (
+        _within(imp.name, "gameserver.core", "gameserver.client", "aiohttp", "msgpack")
+        or imp.name.split(".")[0] in sys.stdlib_module_names)]
+    assert bad == []
+    # And the server's layers never import the client.
+    assert [str(imp) for imp in IMPORTS if not _within(imp.importer, "gameserver.client")
+            and _within(imp.name, "gameserver.client")] == []
 
 
 # aiohttp's private names the seam relies on (its docstring lists them).
@@ -204,7 +219,15 @@ def test_core_loads_no_io_and_no_layer_above(statement: str) -> None:
 def test_the_public_api_loads_no_web_server(statement: str) -> None:
     loaded = _loaded(statement)
     assert [m for m in loaded if _within(m, *THIRD_PARTY_IO, "gameserver.web",
-                                         "gameserver.cluster")] == []
+                                         "gameserver.cluster", "gameserver.client")] == []
+
+
+def test_the_client_loads_no_server() -> None:
+    loaded = _loaded("from gameserver.client import Client")
+    assert "aiohttp" in loaded and "gameserver.core.replica" in loaded
+    assert [m for m in loaded if _within(m, "uvloop", "redis", "prometheus_client",
+                                         "gameserver.host", "gameserver.web",
+                                         "gameserver.cluster", "gameserver.games")] == []
 
 
 def test_create_app_and_settings_load_when_asked_for() -> None:

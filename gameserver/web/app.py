@@ -15,6 +15,7 @@ from gameserver.core import codec
 from gameserver.core.limits import AddressCounter, Limits
 from gameserver.core.room import Room
 from gameserver.games.arena import Arena
+from gameserver.games.connect_four import ConnectFour
 from gameserver.host import liveness
 from gameserver.host.matchmaker import RoomManager
 from gameserver.web import admin, edge, headers, health, http_api, metrics
@@ -23,7 +24,7 @@ from gameserver.web.game_socket import game_socket
 from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
 from gameserver.web.listing import ListingCache
 
-BUILTIN_GAMES: tuple[type[Room], ...] = (Arena,)
+BUILTIN_GAMES: tuple[type[Room], ...] = (Arena, ConnectFour)
 
 
 def static_dir() -> Path:
