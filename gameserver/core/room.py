@@ -166,6 +166,9 @@ class Room:
     entity_types: ClassVar[tuple[type[Entity], ...]] = ()
     max_pending_inputs: ClassVar[int] = 32  # queued inputs per player before refusing more
     input_burst: ClassVar[int] = 3  # inputs a player may bank to catch up after jitter
+    # The game's own browser page: a directory with an index.html (and its scripts), served
+    # at /play/<game>/ next to /sdk/gameserver.js. Relative to the module defining the class.
+    page: ClassVar[str | None] = None
     # kind -> (method name, body spec), from the @message handlers of the class and its bases
     message_handlers: ClassVar[dict[str, tuple[str, BodySpec]]] = {}
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -21,7 +23,15 @@ from gameserver.host.matchmaker import RoomManager
 from gameserver.web import admin, edge, headers, health, http_api, metrics
 from gameserver.web.client_budgets import ClientBudgets
 from gameserver.web.game_socket import game_socket
-from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
+from gameserver.web.keys import (
+    ADDRESSES,
+    BACKGROUND,
+    CLIENT_BUDGETS,
+    LISTINGS,
+    MANAGER,
+    PAGES,
+    SETTINGS,
+)
 from gameserver.web.listing import ListingCache
 
 BUILTIN_GAMES: tuple[type[Room], ...] = (Arena, ConnectFour)
@@ -92,10 +102,52 @@ def create_app(settings: Settings | None = None,
     app.router.add_get("/ws", metrics.count_sockets(game_socket))
     app.router.add_static("/static/", static, follow_symlinks=False)
     app.router.add_get("/sdk/{name}", _sdk(static))
+    pages = game_pages(app[MANAGER].games.values(), static)
+    app[PAGES] = {game: f"/play/{game}/" for game in pages}
+    for game, folder in pages.items():
+        _serve_page(app, game, folder)
     health.setup(app)  # /healthz, /readyz
     metrics.setup(app)  # /metrics
     admin.setup(app, settings.admin_token)  # /monitor, /admin/... (only with a token)
     return app
+
+
+# The built-in games' pages ship with the browser client (static/), not beside their modules.
+BUILTIN_PAGES: dict[str, str] = {"connect_four": "games/connect_four"}
+
+
+def game_pages(games: Iterable[type[Room]], static: Path) -> dict[str, Path]:
+    """Each game's page directory (``Room.page``), by game name, for those that have one."""
+    pages: dict[str, Path] = {}
+    for cls in games:
+        if cls.page is not None:
+            folder = Path(cls.page)
+            if not folder.is_absolute():
+                module = sys.modules[cls.__module__].__file__ or ""
+                folder = Path(module).resolve().parent / folder
+        elif cls.game in BUILTIN_PAGES and cls in BUILTIN_GAMES:
+            folder = static / BUILTIN_PAGES[cls.game]
+        else:
+            continue
+        if not (folder / "index.html").is_file():
+            raise ConfigError(f"game {cls.game!r}: its page {folder} has no index.html")
+        pages[cls.game] = folder
+    return pages
+
+
+def _serve_page(app: web.Application, game: str, folder: Path) -> None:
+    """``/play/<game>/``: the page's index.html; its other files below it."""
+    prefix = f"/play/{quote(game, safe='')}"
+
+    async def index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(folder / "index.html")
+
+    async def to_index(_: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect(prefix + "/")
+
+    app.router.add_get(prefix, to_index)
+    app.router.add_get(prefix + "/", index)
+    app.router.add_static(prefix + "/", folder, follow_symlinks=False)
 
 
 def _index(static: Path) -> Any:

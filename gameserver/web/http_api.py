@@ -14,7 +14,7 @@ from gameserver.core import codec
 from gameserver.host.matchmaker import MatchmakingError, clamp_name
 from gameserver.web.edge import HttpError, error_response, parse_json, read_body
 from gameserver.web.headers import valid_host
-from gameserver.web.keys import CLIENT_BUDGETS, LISTINGS, MANAGER, SETTINGS
+from gameserver.web.keys import CLIENT_BUDGETS, LISTINGS, MANAGER, PAGES, SETTINGS
 from gameserver.web.listing import PAGE_SIZE, empty_page, parse_page
 from gameserver.web.origin import origin_allowed, refuse_origin
 
@@ -40,7 +40,8 @@ async def list_rooms(request: web.Request) -> web.Response:
 async def list_games(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     return web.json_response({"games": sorted(manager.games),
-                              "protocol": codec.PROTOCOL_VERSION})
+                              "protocol": codec.PROTOCOL_VERSION,
+                              "pages": request.app[PAGES]})
 
 
 async def matchmake(request: web.Request) -> web.Response:

@@ -21,3 +21,4 @@ ADDRESSES = web.AppKey("addresses", AddressCounter)
 CLIENT_BUDGETS = web.AppKey("client_budgets", ClientBudgets)  # matchmaking, per client
 LISTINGS = web.AppKey("listings", ListingCache)  # GET /rooms, built once per period
 METRICS = web.AppKey("metrics", CollectorRegistry)  # this app's Prometheus registry (metrics.py)
+PAGES = web.AppKey("pages", dict[str, str])  # game -> the URL of its own page (/play/<game>/)
