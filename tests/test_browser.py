@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import random
 import re
 import shutil
@@ -33,12 +32,11 @@ from typing import Any
 
 import aiohttp
 import msgpack
-import pytest
 
 from gameserver.core.replica import Replica
 from gameserver.games.arena import RULES, move
 
-from .browsing import missing
+from .browsing import Console, missing, shot, state, until
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_TESTS = ROOT / "tests" / "js"
@@ -244,71 +242,6 @@ class LatencyProxy:
             with contextlib.suppress(BaseException):
                 await sender
             dst.transport.abort()
-
-
-class Console:
-    """Console errors and uncaught exceptions of every page, minus the ones a test expects."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.allowed: list[Callable[[str], bool]] = []
-
-    def watch(self, page: Any, label: str) -> None:
-        def on_console(msg: Any) -> None:
-            if msg.type == "error":
-                text = f"{msg.text} @ {msg.location.get('url', '')}"
-                if not any(allow(text) for allow in self.allowed):
-                    self.errors.append(f"[{label}] console.error: {text}")
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: self.errors.append(f"[{label}] pageerror: {exc}"))
-
-    def allow_http_errors(self, path: str, *statuses: int) -> None:
-        """Chromium logs every non-2xx fetch; the lobby's expected refusals are not bugs."""
-        def allow(text: str) -> bool:
-            return (text.startswith("Failed to load resource: the server responded with a "
-                                    "status of ") and path in text
-                    and any(f"status of {s} " in text for s in statuses))
-        self.allowed.append(allow)
-
-    def check(self) -> None:
-        assert not self.errors, "errors on the browser console:\n" + "\n".join(self.errors)
-
-
-@pytest.fixture
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = os.environ.get("GAMESERVER_ARTIFACTS")
-    if folder:
-        path = Path(folder) / "browser"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("browser-screenshots")
-
-
-async def shot(page: Any, folder: Path, name: str) -> None:
-    path = folder / f"{name}.png"
-    await page.screenshot(path=str(path))
-    print(f"screenshot: {path}")
-
-
-async def state(page: Any) -> dict[str, Any]:
-    result: dict[str, Any] = await page.evaluate("window.__game.state()")
-    return result
-
-
-async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
-    """Wait for a JS expression over ``s = window.__game.state()`` to be true."""
-    # A function, not an expression: Playwright evaluates expressions with eval(),
-    # which the page's Content-Security-Policy (rightly) forbids.
-    script = (f"() => {{ if (!window.__game) return false; "
-              f"const s = window.__game.state(); return {expression}; }}")
-    try:
-        await page.wait_for_function(script, timeout=timeout * 1000)
-    except Exception as exc:  # playwright's TimeoutError: say what the page looked like
-        if "Timeout" not in type(exc).__name__:
-            raise
-        now = json.dumps(await state(page), indent=1)[:4000]
-        raise AssertionError(f"not true after {timeout} s: {expression}\nstate: {now}") from None
 
 
 async def new_page(context: Any, console: Console, url: str, label: str,

@@ -1,5 +1,7 @@
 // The app: lobby <-> game, shareable links (/?room=ID), the test hook. The
 // connection, the replica, netcode and reconnection are the SDK's (/sdk/gameserver.js).
+// The lobby plays arena here and lists every game the server hosts (GET /games): the
+// ones with a page of their own (/play/<game>/) are played there.
 
 import { Client } from "/sdk/gameserver.js";
 
@@ -19,6 +21,8 @@ const app = {
   lobbyMessageKind: "",
   roomsTimer: null,
   rooms: [],
+  games: [GAME], // until GET /games answers
+  pages: {}, // game -> its page's URL
 };
 const view = new GameView();
 
@@ -75,11 +79,54 @@ function showLobby(message, kind = "error") {
   app.roomsTimer = setInterval(refreshRooms, ROOMS_EVERY_MS);
 }
 
+async function loadGames() {
+  try {
+    const resp = await fetch("/games");
+    if (!resp.ok) return;
+    const answer = await resp.json();
+    app.games = answer.games;
+    app.pages = answer.pages ?? {};
+  } catch {
+    return; // the room list says the server can't be reached
+  }
+  $("game-list").replaceChildren(...app.games.map((game) => {
+    const li = document.createElement("li");
+    const name = document.createElement("code");
+    name.textContent = game;
+    let action;
+    if (game === GAME) {
+      action = document.createElement("span");
+      action.className = "muted";
+      action.textContent = "on this page";
+    } else if (app.pages[game]) {
+      action = document.createElement("a");
+      action.className = "play";
+      action.id = `play-${game}`;
+      action.href = app.pages[game];
+      action.textContent = `Play ${game} →`;
+    } else {
+      action = document.createElement("span");
+      action.className = "muted";
+      action.textContent = "no browser page (SDK or API)";
+    }
+    li.append(name, action);
+    return li;
+  }));
+  refreshRooms();
+}
+
+/** Where a listed room is played: here (arena), its game's page, or nowhere in a browser. */
+function joinRoom(room) {
+  if (room.game === GAME) join({ mode: "join", room_id: room.room_id });
+  else location.assign(`${app.pages[room.game]}?room=${encodeURIComponent(room.room_id)}`);
+}
+
 async function refreshRooms() {
   if (app.screen !== "lobby") return;
   const status = $("rooms-status");
   try {
-    app.rooms = await client.listRooms(GAME);
+    const games = app.games.filter((g) => g === GAME || app.pages[g]);
+    app.rooms = (await Promise.all(games.map((g) => client.listRooms(g)))).flat();
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     status.classList.remove("bad");
   } catch {
@@ -104,12 +151,14 @@ async function refreshRooms() {
     // Reserved seats (players on their way in) count: `joinable` says so.
     const full = room.joinable === undefined ? room.players >= room.max_players
       : !room.joinable && !room.locked;
+    button.dataset.game = room.game;
     button.disabled = app.busy || full || room.locked;
     const id = document.createElement("code");
     id.textContent = room.room_id;
     const mode = document.createElement("span");
     mode.className = "mode";
-    mode.textContent = room.locked ? "locked" : full ? "full" : (room.metadata?.mode || room.game);
+    const kind = room.game === GAME ? room.metadata?.mode || room.game : room.game;
+    mode.textContent = room.locked ? "locked" : full ? "full" : kind;
     const count = document.createElement("span");
     count.className = "count";
     count.textContent = `${room.players} / ${room.max_players}`;
@@ -117,7 +166,7 @@ async function refreshRooms() {
     go.className = "go";
     go.textContent = "Join →";
     button.append(id, mode, count, go);
-    button.addEventListener("click", () => join({ mode: "join", room_id: room.room_id }));
+    button.addEventListener("click", () => joinRoom(room));
     li.append(button);
     return li;
   }));
@@ -251,6 +300,7 @@ function init() {
 
   const roomParam = new URLSearchParams(location.search).get("room");
   showLobby("");
+  loadGames();
   if (roomParam) join({ mode: "join", room_id: roomParam });
 }
 
@@ -266,6 +316,8 @@ window.__game = {
       lobbyMessage: app.lobbyMessage,
       lobbyMessageKind: app.lobbyMessageKind,
       rooms: app.rooms.map((r) => ({ ...r })),
+      games: [...app.games],
+      pages: { ...app.pages },
       status: s ? s.status : "idle",
       statusInfo: s ? { ...s.statusInfo } : {},
       roomId: s?.id ?? null,
