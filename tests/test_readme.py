@@ -1,5 +1,5 @@
-"""The README's promises: its example game runs and its test passes (its settings table:
-test_settings_doc.py)."""
+"""The README's promises: its example game runs, its test passes and its page plays in a
+browser (its settings table: test_settings_doc.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import gameserver
 from gameserver import Room, Settings, create_app
 from gameserver.web.app import BUILTIN_GAMES, load_game
 
+from .browsing import Console, shot
 from .client import Player
-
-README = (Path(__file__).parent.parent / "README.md").read_text()
+from .readme import README, write_coins
 
 
 def test_every_hook_and_input_attribute_is_in_the_tables() -> None:
@@ -41,8 +41,7 @@ def test_it_starts_with_the_two_commands() -> None:
 
 async def test_the_example_game_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      aiohttp_server: Callable[..., Any]) -> None:
-    source = re.search(r"```python\n(.*?)```", README, re.S).group(1)  # type: ignore[union-attr]
-    (tmp_path / "coins.py").write_text(source)
+    write_coins(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         coins = load_game("coins:Coins")
@@ -76,3 +75,49 @@ def test_the_example_test_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tests, "the README's test snippet has no test function"
     for run in tests:
         run()
+
+
+async def test_the_example_page_plays_in_a_browser(
+        start_server: Callable[..., Any], browser: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, artifacts: Path) -> None:
+    """coins.py and coins_page/ as the README shows them, served with --games coins:Coins:
+    two players at /play/coins/ push the coin with a button and a key."""
+    write_coins(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        server = await start_server(games=(*BUILTIN_GAMES, load_game("coins:Coins")))
+    finally:
+        sys.modules.pop("coins", None)
+    base = str(server.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/games") as resp:
+        assert (await resp.json())["pages"]["coins"] == "/play/coins/"
+    console = Console()
+    console.allow_http_errors("/favicon.ico", 404)  # the page names no icon: harmless
+    context = await browser.new_context()
+    try:
+        ann = await context.new_page()
+        console.watch(ann, "ann")
+        await ann.goto(f"{base}/play/coins/?name=ann")
+
+        async def shows(page: Any, selector: str, text: str) -> None:
+            await page.wait_for_function(  # a function, not eval: the page's CSP forbids it
+                f"() => document.querySelector({selector!r})?.textContent.includes({text!r})",
+                timeout=10_000)
+
+        await shows(ann, "#coin", "x = 50, owner: nobody")
+        await shows(ann, "#log", "ann joined")
+        await ann.click("#right")
+        await shows(ann, "#coin", "x = 51, owner: ann")
+        bob = await context.new_page()
+        console.watch(bob, "bob")
+        await bob.goto(f"{base}/play/coins/?name=bob")
+        await shows(bob, "#coin", "x = 51, owner: ann")
+        await shows(ann, "#log", "bob joined")
+        await bob.keyboard.press("ArrowLeft")
+        await bob.keyboard.press("ArrowLeft")
+        await shows(ann, "#coin", "x = 49, owner: bob")
+        await shows(bob, "#coin", "x = 49, owner: bob")
+        await shot(ann, artifacts, "readme-coins")
+        console.check()
+    finally:
+        await context.close()

@@ -25,6 +25,7 @@ import pytest
 from gameserver.web.app import BUILTIN_GAMES, SDK_FILES, load_game
 
 from .browsing import missing
+from .readme import block, section, write_coins
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK = ROOT / "static" / "sdk"
@@ -132,19 +133,14 @@ async def test_the_readme_example_runs_in_a_page(start_server: StartServer, brow
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's SDK example, against the README's coins game, in Chromium: imported
     from /sdk/ by a page that did not load msgpack (the SDK adds it), under the CSP."""
-    readme = (ROOT / "README.md").read_text()
-    game = re.search(r"```python\n(.*?)```", readme, re.S)
-    section = readme.split("\n## JavaScript SDK\n", 1)[1].split("\n## ", 1)[0]
-    example = re.search(r"```js\n(.*?)```", section, re.S)
-    assert game and example
-    (tmp_path / "coins.py").write_text(game.group(1))
+    write_coins(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         server = await start_server(games=(*BUILTIN_GAMES, load_game("coins:Coins")))
     finally:
         sys.modules.pop("coins", None)
     base = str(server.make_url("")).rstrip("/")
-    code = example.group(1)
+    code = block(section("JavaScript SDK"), "js")
     imports = 'import { Client } from "/sdk/gameserver.js";\n'
     assert code.startswith(imports)
     # As a function (the CSP forbids eval), its console captured, leaving after a while.
