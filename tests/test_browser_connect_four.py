@@ -8,6 +8,7 @@ failing when ``CI`` is set. Screenshots go to ``$GAMESERVER_ARTIFACTS``/browser.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,17 @@ async def test_a_private_game_by_link(start_server: StartServer, browser: Any) -
         console.check()
     finally:
         await context.close()
+
+
+def test_the_page_is_plain_files_on_the_sdk() -> None:
+    """No build step and nothing inline (the CSP would block it): one module that imports
+    only the SDK, its own stylesheet, and the shared theme."""
+    folder = Path(__file__).resolve().parent.parent / "static" / "games" / "connect_four"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "connect_four.css", "connect_four.js", "index.html"]
+    html = (folder / "index.html").read_text()
+    assert re.findall(r"<script[^>]*>", html) == [
+        '<script type="module" src="connect_four.js">']
+    assert not re.search(r"<style|\sstyle=|\son\w+=", html, re.I), "inline style or handler"
+    source = (folder / "connect_four.js").read_text()
+    assert re.findall(r'^import .* from "([^"]+)";', source, re.M) == ["/sdk/gameserver.js"]
