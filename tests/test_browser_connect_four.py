@@ -1,6 +1,7 @@
 """Connect Four's page (static/games/connect_four/) in Chromium: two players, one
 arriving through the lobby, the other on a phone, play a round to four in a row by
-clicking columns, see the same result, and start a rematch.
+clicking columns, see the same result, and start a rematch; a third joins from the
+lobby's room list; a private room's link.
 
 Like tests/test_browser.py: Playwright drives Debian's Chromium; skipped without it,
 failing when ``CI`` is set. Screenshots go to ``$GAMESERVER_ARTIFACTS``/browser.
@@ -121,6 +122,18 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
         await bob.click("#leave")
         await until(bob, "s.screen === 'start' && s.message === 'You left the game.'")
         await until(ann, "s.board.state === 'waiting' && s.seats.length === 1")
+
+        # Carol picks Ann's room from the lobby's list: its page opens in that room, and
+        # a new match starts (wins back to 0).
+        carol = await desktop.new_page()
+        console.watch(carol, "carol")
+        await carol.goto(base + "/")
+        await carol.fill("#name", "Carol")
+        await carol.click(f"#room-list button[data-room='{room}']")
+        await carol.wait_for_url(f"{base}{PAGE}?room={room}")
+        await until(carol, f"s.roomId === '{room}' && s.board && s.board.state === 'playing'")
+        await until(ann, "s.board.round === 1 && s.seats.map(x => x.name).join() === 'Ann,Carol' "
+                         "&& s.seats.every(x => x.wins === 0)")
         console.check()
     finally:
         await desktop.close()
