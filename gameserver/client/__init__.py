@@ -9,6 +9,7 @@
         await room.next_update()
         seq = await room.send_input([100, 0])
         await room.wait_for(lambda: room.ack >= seq)
+        watcher = await client.spectate(room.room_id)  # the same room, seatless
         await room.leave()
 
 Built on aiohttp's client and :mod:`gameserver.core` (the codec and the
@@ -19,9 +20,16 @@ protocol it speaks.
 from __future__ import annotations
 
 from .client import Client
-from .errors import ClientError, ConnectError, MatchmakeError, RoomClosed, ServerError
+from .errors import (
+    ClientError,
+    ConnectError,
+    MatchmakeError,
+    RoomClosed,
+    ServerError,
+    SpectatorError,
+)
 from .room import FINAL_CLOSE_CODES, Event, Message, Room, should_reconnect
 
 __all__ = ["FINAL_CLOSE_CODES", "Client", "ClientError", "ConnectError", "Event",
            "MatchmakeError", "Message", "Room", "RoomClosed", "ServerError",
-           "should_reconnect"]
+           "SpectatorError", "should_reconnect"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -42,7 +42,7 @@ class Client:
         self.ping_interval = ping_interval
         self.history = history
         self.auto_reconnect = auto_reconnect
-        self.rooms: list[Room] = []  # the rooms joined and not yet ended
+        self.rooms: list[Room] = []  # the rooms joined or watched and not yet ended
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -86,14 +86,33 @@ class Client:
         room's game, so the client tries the games of ``GET /games`` in turn."""
         if room_id is None and game is None:
             raise ValueError("join() needs a room_id or a game")
+        return await self._by_room(self._seat, room_id, game, mode="join",
+                                   options=options, name=name)
+
+    async def spectate(self, room_id: str | None = None, *, game: str | None = None
+                       ) -> Room:
+        """Watch the room ``room_id`` as a spectator: a :class:`Room` with
+        ``spectator`` true and ``player_id`` 0 whose replica, events, callbacks and
+        waits work as a player's, but which holds no seat and sends no inputs nor
+        messages (:class:`SpectatorError`). Without an id, the live public room of
+        ``game`` with the most players. After an abnormal close it spectates the same
+        room again (a new pass), with back-off. Refusals: ``MatchmakeError``
+        ``no_such_room`` or ``spectators_full`` (or ``ConnectError`` 4004 when the
+        room filled up between the pass and the socket)."""
+        if room_id is None and game is None:
+            raise ValueError("spectate() needs a room_id or a game")
+        return await self._by_room(self._watch, room_id, game)
+
+    async def _by_room(self, seat: Callable[..., Awaitable[Room]], room_id: str | None,
+                       game: str | None, **body: Any) -> Room:
+        """``seat(game=..., room_id=..., **body)``; without ``game``, with each game of
+        ``GET /games`` in turn (the server wants the room's game) until one has it."""
         if game is not None:
-            return await self._seat(game=game, mode="join", room_id=room_id,
-                                    options=options, name=name)
+            return await seat(game=game, room_id=room_id, **body)
         refused: MatchmakeError | None = None
         for candidate in await self.games():
             try:
-                return await self._seat(game=candidate, mode="join", room_id=room_id,
-                                        options=options, name=name)
+                return await seat(game=candidate, room_id=room_id, **body)
             except MatchmakeError as exc:
                 if exc.code != "no_such_room":
                     raise
@@ -154,11 +173,23 @@ class Client:
         room.name = str(reservation.get("name", ""))
         return room
 
-    async def _room(self, ws_url: str) -> Room:
+    async def spectator_pass(self, game: str, room_id: str | None = None) -> dict[str, Any]:
+        """``POST /matchmake`` mode ``"spectate"``: a pass to watch ``room_id`` (or the
+        busiest public room of ``game``), ``{"room_id", "ws_url", ...}``."""
+        body = {"game": game, "mode": "spectate"}
+        if room_id is not None:
+            body["room_id"] = room_id
+        return await self.matchmake(**body)
+
+    async def _watch(self, game: str, room_id: str | None) -> Room:
+        reservation = await self.spectator_pass(game, room_id)
+        return await self._room(reservation["ws_url"], spectator=True)
+
+    async def _room(self, ws_url: str, *, spectator: bool = False) -> Room:
         ws, welcome = await self.open_socket(ws_url)
         room = Room(self, ws, welcome, ws_url, reconnect_delays=self.reconnect_delays,
                     ping_interval=self.ping_interval, history=self.history,
-                    auto_reconnect=self.auto_reconnect)
+                    auto_reconnect=self.auto_reconnect, spectator=spectator)
         self.rooms.append(room)
         return room
 

@@ -44,6 +44,11 @@ class ConnectError(ClientError):
         self.error = error
 
 
+class SpectatorError(ClientError):
+    """A spectator's room was asked to send an INPUT or a room MESSAGE: spectators
+    only watch (docs/PROTOCOL.md, *Spectators*), so nothing is sent."""
+
+
 class RoomClosed(ClientError):
     """The room ended for good (left, kicked, closed, or reconnection gave up) while
     something was waiting on it. ``code`` is the final close code."""

@@ -6,7 +6,9 @@ reference decoder, :class:`gameserver.core.replica.Replica`), callbacks run,
 and waiters (:meth:`Room.wait_for`, :meth:`Room.next_update`) wake up. When
 the connection drops abnormally the room reconnects with its reconnection
 token (docs/PROTOCOL.md §2, *Reconnecting*), with back-off, and resends the
-inputs the new snapshot's ``ack`` does not cover.
+inputs the new snapshot's ``ack`` does not cover. A spectator's room
+(:meth:`Client.spectate <gameserver.client.Client.spectate>`) has no token and
+sends no inputs: it spectates the same room again with a new pass.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import msgpack
 from gameserver.core import codec
 from gameserver.core.replica import Replica, ReplicaEntity, ReplicaError
 
-from .errors import ConnectError, MatchmakeError, RoomClosed, ServerError
+from .errors import ConnectError, MatchmakeError, RoomClosed, ServerError, SpectatorError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -51,12 +53,16 @@ FINAL_CLOSE_CODES = frozenset({
 # Seconds before each reconnection attempt (each scaled by 0.8-1.2): ~32 s in all,
 # longer than the default --reconnect-grace of 20 s.
 RECONNECT_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
+# MatchmakeError codes after which reconnecting (or re-spectating) tries again.
+_TRANSIENT = frozenset({"network", "directory_unavailable", "rate_limited", "bad_response",
+                        "internal_error"})
 PING_INTERVAL = 1.0  # seconds between PINGs (for rtt)
 WELCOME_TIMEOUT = 10.0  # a socket that opens but never welcomes is given up
 
 
 def should_reconnect(code: int) -> bool:
-    """Whether a seated player's socket closing with ``code`` is worth a reconnection."""
+    """Whether a socket closing with ``code`` is worth a reconnection (a seated
+    player's) or a new spectator pass (a spectator's)."""
     return code not in FINAL_CLOSE_CODES
 
 
@@ -80,7 +86,8 @@ _ANY = "*"
 
 
 class Room:
-    """One seat in a room, as a client sees it. Made by :class:`~gameserver.client.Client`.
+    """One seat in a room, or a spectator's view of one, as a client sees it. Made by
+    :class:`~gameserver.client.Client`.
 
     Read: ``room_id``, ``game``, ``player_id``, ``name``, ``tick_rate``,
     ``config``, ``schema``, ``state`` (the replica: ``state.entities`` maps
@@ -94,14 +101,22 @@ class Room:
     (:func:`should_reconnect`), waiting ``reconnect_delays`` seconds (each
     scaled by 0.8-1.2) before the attempts; when they are used up, or the token
     is refused, the room ends (``on_leave``).
+
+    ``spectator``: the room is watched, not played (``player_id`` 0, no
+    ``reconnect_token``, ``ack`` always 0). It reads and waits like a player's;
+    :meth:`send_input` and :meth:`send` raise :class:`SpectatorError` without
+    sending; after an abnormal close it asks for a new spectator pass to the same
+    room (with the same back-off), and ends if the room is gone (4002) or has its
+    cap of spectators (4004).
     """
 
     def __init__(self, client: Client, ws: aiohttp.ClientWebSocketResponse,
                  welcome: list[Any], ws_url: str, *,
                  reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
                  ping_interval: float | None = PING_INTERVAL, history: int = 1000,
-                 auto_reconnect: bool = True) -> None:
+                 auto_reconnect: bool = True, spectator: bool = False) -> None:
         self.client = client
+        self.spectator = spectator
         self.name = ""
         self.ws: aiohttp.ClientWebSocketResponse = ws
         self.ws_url = ws_url
@@ -142,7 +157,8 @@ class Room:
                         if ping_interval else None)
 
     def __repr__(self) -> str:
-        return (f"<Room {self.game} {self.room_id} player {self.player_id} tick {self.tick}"
+        who = "spectator" if self.spectator else f"player {self.player_id}"
+        return (f"<Room {self.game} {self.room_id} {who} tick {self.tick}"
                 f"{' closed' if self.closed else ''}>")
 
     # -- reading ---------------------------------------------------------------
@@ -278,7 +294,9 @@ class Room:
         """Send one INPUT; its seq (1, 2, ...). It is kept until an update's ``ack``
         covers it or the server refuses it (an entry in ``errors`` with this seq), and
         sent again after a reconnection if the new snapshot's ``ack`` does not cover it.
-        While disconnected it is only kept, and sent after the reconnection."""
+        While disconnected it is only kept, and sent after the reconnection.
+        A spectator raises :class:`SpectatorError`."""
+        self._refuse_spectator("inputs")
         if self.closed or self._leaving:
             raise RoomClosed(self.close_code or CLOSE_ABNORMAL, self.close_reason)
         self._seq += 1
@@ -289,10 +307,16 @@ class Room:
         return seq
 
     async def send(self, kind: str, body: Any = None) -> None:
-        """Send a room MESSAGE (``@message(kind, ...)`` handlers). Dropped while disconnected."""
+        """Send a room MESSAGE (``@message(kind, ...)`` handlers). Dropped while
+        disconnected. A spectator raises :class:`SpectatorError`."""
+        self._refuse_spectator("room messages")
         if self.closed or self._leaving:
             raise RoomClosed(self.close_code or CLOSE_ABNORMAL, self.close_reason)
         await self._send((codec.C_MESSAGE, kind, body))
+
+    def _refuse_spectator(self, what: str) -> None:
+        if self.spectator:
+            raise SpectatorError(f"a spectator cannot send {what} (room {self.room_id})")
 
     async def ping(self) -> None:
         """Send a PING now; the PONG updates ``rtt``."""
@@ -329,7 +353,7 @@ class Room:
 
     async def leave(self, timeout: float = 5.0) -> int:
         """Leave on purpose: LEAVE, then wait for the server's close (1000). The seat is
-        freed. Returns the close code. Safe to call twice."""
+        freed (a spectator's place too). Returns the close code. Safe to call twice."""
         if self.closed:
             return self.close_code or CLOSE_ABNORMAL
         self._leaving = True
@@ -471,24 +495,32 @@ class Room:
                 self._keyed("change", entity.type, entity, changed)
 
     async def _reconnect(self) -> tuple[int, str] | None:
-        """Resume the seat with the reconnection token, with back-off. None when resumed;
-        else the (code, reason) the room ends with."""
+        """Resume the seat with the reconnection token (a spectator: with a new pass to
+        the same room), with back-off. None when resumed; else the (code, reason) the
+        room ends with."""
         last: tuple[int, str] = (CLOSE_ABNORMAL, "gave up reconnecting")
         for delay in self._delays:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             if self._leaving:
                 return codec.CLOSE_NORMAL, "left"
             token = self.reconnect_token
-            if not token:
+            if not token and not self.spectator:
                 return CLOSE_ABNORMAL, "no reconnection token (--reconnect-grace 0)"
             try:
-                url = await self.client.reconnect_url(token)
+                if self.spectator:
+                    url = str((await self.client.spectator_pass(self.game, self.room_id)
+                               )["ws_url"])
+                else:
+                    url = await self.client.reconnect_url(str(token))
                 ws, welcome = await self.client.open_socket(url)
             except MatchmakeError as exc:
-                if exc.code in ("network", "directory_unavailable", "rate_limited",
-                                "bad_response", "internal_error"):
+                if exc.code in _TRANSIENT:
                     last = (CLOSE_ABNORMAL, str(exc))
                     continue
+                if self.spectator and exc.code == "spectators_full":
+                    return codec.CLOSE_JOIN_REFUSED, str(exc)  # as the socket would say
+                if self.spectator and exc.code == "no_such_room":
+                    return codec.CLOSE_ROOM_CLOSED, str(exc)
                 return codec.CLOSE_BAD_RESERVATION, str(exc)  # no_such_room: the room is gone
             except ConnectError as exc:
                 if exc.error is not None:
@@ -503,7 +535,8 @@ class Room:
                 return codec.CLOSE_NORMAL, "left"
             if welcome[2] != self.room_id or welcome[4] != self.player_id:
                 await ws.close()  # cannot happen with a good server: a token names its seat
-                return CLOSE_DESYNC, "resumed a different seat"
+                return CLOSE_DESYNC, ("watching a different room" if self.spectator
+                                      else "resumed a different seat")
             self.ws, self.ws_url = ws, url
             self.reconnect_token = welcome[8]
             # The replica stays as it was (and readable) until the next update, a
