@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -17,10 +18,12 @@ from gameserver import Entity, InvalidInput, Room, message
 from gameserver.auth import sign
 from gameserver.client import (
     Client,
+    ClientError,
     ConnectError,
     MatchmakeError,
     RoomClosed,
     ServerError,
+    SpectatorError,
     should_reconnect,
 )
 from gameserver.client import Room as ClientRoom
@@ -425,3 +428,219 @@ async def test_rate_limits_and_auth_come_as_matchmake_errors(
         error = info.value
         assert (error.code, error.status) == ("rate_limited", 429)
         assert error.retry_after is not None and error.retry_after >= 1
+
+
+# -- spectators -------------------------------------------------------------------------
+
+
+class Stage(Board):
+    """Board with a game's own, lower cap on spectators."""
+
+    game = "stage"
+    max_spectators = 1
+
+
+async def spectators(client: Client, room_id: str, count: int) -> dict[str, Any]:
+    """The room's ``GET /rooms`` row once it shows ``count`` spectators (the listing is
+    rebuilt at most every 0.5 s)."""
+    row: dict[str, Any] = {}
+    for _ in range(50):
+        row = next((r for r in await client.list_rooms() if r["room_id"] == room_id), {})
+        if row.get("spectators") == count:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never {count} spectators: {row}")
+
+
+async def test_a_spectator_sees_what_a_player_sees(client: Client) -> None:
+    ann = await client.create("arena", {"seed": 7})
+    bob = await client.join(ann.room_id)
+    other = await client.create("arena")  # newer, and with fewer players
+    eve = await client.spectate(ann.room_id)  # no game: tried in turn, as join() does
+    assert eve.spectator and not ann.spectator and "spectator" in repr(eve)
+    assert (eve.room_id, eve.game, eve.player_id, eve.reconnect_token) == (
+        ann.room_id, "arena", 0, None)
+    assert (eve.config, eve.schema, eve.tick_rate) == (ann.config, ann.schema, ann.tick_rate)
+    assert eve in client.rooms
+    # Without an id: the live public room of the game with the most players.
+    busiest = await client.spectate(game="arena")
+    assert busiest.room_id == ann.room_id != other.room_id and busiest.spectator
+    views: dict[str, dict[int, Any]] = {"ann": {}, "eve": {}}
+    acks: list[int] = []
+    ann.on_update(lambda r: views["ann"].__setitem__(r.tick, r.state.view()))
+    eve.on_update(lambda r: (views["eve"].__setitem__(r.tick, r.state.view()),
+                             acks.append(r.ack)))
+    moves: list[int] = []
+    eve.on_change("Avatar", lambda e, old: moves.append(e.values["x"])
+                  if e.values["pid"] == ann.player_id and "x" in old else None)
+    await ann.wait_for(lambda: avatar(ann) is not None)
+    start = dict(avatar(ann) or {})
+    dx = 100 if start["x"] < ann.config["width"] / 2 else -100  # away from the wall
+    for _ in range(10):
+        await ann.send_input([dx, 0])
+        await bob.send_input([0, 50])
+        await ann.next_update()
+    await ann.wait_for(lambda: ann.ack == 10 and bob.ack == 10)
+    await eve.wait_for(lambda: eve.tick >= ann.tick)
+    common = sorted(set(views["ann"]) & set(views["eve"]))
+    assert len(common) >= 8
+    for tick in common:
+        assert views["ann"][tick] == views["eve"][tick], tick
+    # The spectator saw the player move, step by step, to where the player is.
+    step = ann.config["step"] * (1 if dx > 0 else -1)
+    assert moves and moves[-1] == start["x"] + 10 * step == (avatar(ann) or {})["x"]
+    assert set(acks) == {0} and eve.ack == 0 and eve.pending_inputs == []
+    # And its events: a chat, with whom it came from.
+    await ann.send("chat", "hello, watchers")
+    await eve.wait_for(lambda: any(e.kind == "chat" for e in eve.events))
+    chat = [e.body for e in eve.events if e.kind == "chat"]
+    assert chat == [[ann.player_id, "bot", "hello, watchers"]]
+    # Watching is not joining: the players saw no one arrive.
+    assert sorted(e.body[0] for e in ann.events if e.kind == "joined") == sorted(
+        [ann.player_id, bob.player_id])
+
+
+async def test_a_spectator_holds_no_seat(start_server: Callable[..., Any]) -> None:
+    server = await start_server(games=(Arena, Board), max_spectators=2)
+    async with Client(url(server), name="bot", reconnect_delays=FAST) as client:
+        room = await client.create("arena", {"max_players": 1})
+        eve = await client.spectate(room.room_id, game="arena")  # the room is full
+        await eve.wait_for(lambda: avatar(room) is not None and eve.tick >= room.tick)
+        with pytest.raises(MatchmakeError) as info:  # and stays full for players
+            await client.join(room.room_id)
+        assert (info.value.code, info.value.status) == ("room_full", 409)
+        host = server.app[MANAGER].room_hosts[room.room_id]
+        assert list(host.room.players) == [room.player_id]
+        row = await spectators(client, room.room_id, 1)
+        assert (row["players"], row["max_players"], row["joinable"]) == (1, 1, False)
+        # The spectator cap (--max-spectators 2): a third is refused.
+        second = await client.spectate(room.room_id, game="arena")
+        with pytest.raises(MatchmakeError) as info:
+            await client.spectate(room.room_id, game="arena")
+        assert (info.value.code, info.value.status) == ("spectators_full", 409)
+        await spectators(client, room.room_id, 2)
+        # Leaving frees the spectator's place, and ends its room client-side as a player's.
+        ended: list[int] = []
+        eve.on_leave(lambda code, reason: ended.append(code))
+        assert await eve.leave() == codec.CLOSE_NORMAL
+        assert eve.closed and ended == [codec.CLOSE_NORMAL] and eve not in client.rooms
+        with pytest.raises(RoomClosed):
+            await eve.next_update()
+        await spectators(client, room.room_id, 1)
+        third = await client.spectate(room.room_id, game="arena")
+        assert third.player_id == 0 and second in client.rooms
+        assert list(host.room.players) == [room.player_id]
+
+
+async def test_a_spectator_sends_no_inputs_nor_messages(client: Client) -> None:
+    room = await client.create("board")
+    eve = await client.spectate(room.room_id, game="board")
+    await eve.next_update()
+    real_send = eve.ws.send_bytes
+    sent: list[Any] = []
+
+    async def recording(data: bytes, *args: Any, **kwargs: Any) -> None:
+        sent.append(msgpack.unpackb(data))
+        await real_send(data, *args, **kwargs)
+
+    eve.ws.send_bytes = recording  # type: ignore[method-assign]
+    with pytest.raises(SpectatorError, match="spectator cannot send inputs"):
+        await eve.send_input(1)
+    with pytest.raises(SpectatorError, match="spectator cannot send room messages"):
+        await eve.send("add", "a")
+    assert isinstance(SpectatorError("x"), ClientError)
+    assert [m for m in sent if m[0] != codec.C_PING] == []  # refused here, never sent
+    assert eve.pending_inputs == [] and list(eve.errors) == []
+    # Past the client's guard, straight on its socket: the server refuses each with
+    # ERROR "spectator", and nothing else happens (the socket stays open).
+    await real_send(msgpack.packb([codec.C_INPUT, 1, 5]))
+    await real_send(msgpack.packb([codec.C_MESSAGE, "add", "x"]))
+    await eve.wait_for(lambda: len(eve.errors) == 2)
+    assert [(e.code, e.seq) for e in eve.errors] == [("spectator", None)] * 2
+    await eve.ping()
+    await eve.wait_for(lambda: eve.rtt is not None)  # PING still gets its PONG
+    await eve.next_update()
+    assert eve.connected and not eve.closed and eve.reconnects == 0
+    assert room.entities("Dot") == eve.entities("Dot") == []
+    assert not any(e.kind == "input" for e in [*room.events, *eve.events])
+    assert list(room.errors) == []
+
+
+async def test_spectating_refusals(start_server: Callable[..., Any]) -> None:
+    server = await start_server(games=(Arena, Board, Stage))
+    async with Client(url(server), name="bot") as client:
+        with pytest.raises(ValueError):
+            await client.spectate()
+        with pytest.raises(MatchmakeError) as info:
+            await client.spectate("nope1234")
+        assert (info.value.code, info.value.status) == ("no_such_room", 404)
+        with pytest.raises(MatchmakeError) as info:  # no room of the game to watch
+            await client.spectate(game="board")
+        assert (info.value.code, info.value.status) == ("no_such_room", 404)
+        room = await client.create("stage")
+        with pytest.raises(MatchmakeError) as info:  # a room of another game
+            await client.spectate(room.room_id, game="board")
+        assert (info.value.code, info.value.status) == ("no_such_room", 404)
+        # The game's own cap (Stage.max_spectators = 1) under the server's 64.
+        eve = await client.spectate(room.room_id)
+        assert eve.game == "stage" and eve.spectator
+        with pytest.raises(MatchmakeError) as info:
+            await client.spectate(room.room_id, game="stage")
+        assert (info.value.code, info.value.status) == ("spectators_full", 409)
+
+
+async def test_a_dropped_spectator_watches_again(client: Client) -> None:
+    room = await client.create("arena")
+    eve = await client.spectate(room.room_id)
+    await eve.wait_for(lambda: avatar(room) is not None and eve.tick >= room.tick)
+    first_url = eve.ws_url
+    back: list[bool] = []
+    eve.on_reconnect(lambda: back.append(True))
+    added: list[int] = []
+    eve.on_add("Avatar", lambda e: added.append(e.id))
+    await drop(eve)
+    await eve.wait_for(lambda: eve.reconnects == 1, timeout=10)
+    assert back == [True] and eve.connected and not eve.closed
+    assert eve.ws_url != first_url  # a new pass: spectators have no reconnection token
+    assert (eve.room_id, eve.player_id, eve.spectator, eve.reconnect_token) == (
+        room.room_id, 0, True, None)
+    seq = await room.send_input([0, 100])
+    await room.wait_for(lambda: room.ack == seq)
+    await eve.wait_for(lambda: eve.tick >= room.tick)
+    mine = next(e for e in eve.entities("Avatar") if e.values["pid"] == room.player_id)
+    assert mine.values == avatar(room) and added == []  # the snapshot restored the world
+    await spectators(client, room.room_id, 1)  # the cut socket's place was given up
+    assert list(eve.errors) == []
+
+
+async def test_a_spectator_whose_place_was_taken_meanwhile_ends(
+        start_server: Callable[..., Any]) -> None:
+    server = await start_server(max_spectators=1)
+    async with Client(url(server), reconnect_delays=(1.5,)) as slow, \
+            Client(url(server)) as other:
+        room = await other.create("arena")
+        eve = await slow.spectate(room.room_id)
+        await eve.next_update()
+        await drop(eve)
+        taker = None
+        for _ in range(50):  # once the server noticed the cut, the one place is free
+            try:
+                taker = await other.spectate(room.room_id, game="arena")
+                break
+            except MatchmakeError as exc:
+                assert exc.code == "spectators_full"
+                await asyncio.sleep(0.02)
+        assert taker is not None and not eve.closed  # eve is still waiting to go back
+        assert await eve.wait_closed(timeout=5) == codec.CLOSE_JOIN_REFUSED
+        assert "spectators_full" in eve.close_reason and eve.reconnects == 0
+
+
+async def test_a_spectator_leaves_with_the_room(start_server: Callable[..., Any]) -> None:
+    server = await start_server(empty_room_grace=0.1)
+    async with Client(url(server), reconnect_delays=FAST) as client:
+        room = await client.create("arena")
+        eve = await client.spectate(room.room_id)
+        await eve.next_update()
+        await room.leave()  # the last player: spectators do not keep a room open
+        assert await eve.wait_closed(timeout=5) == codec.CLOSE_ROOM_CLOSED
+        assert eve.reconnects == 0
