@@ -113,6 +113,7 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
                              "&& r.players === 2)")
         await counter.wait_for_selector(f"#room-list li:has(button.watch[data-watch='{room}']) "
                                         ".watchers:has-text('1 watching')")
+        await shot(counter, artifacts, "lobby-room-list-watch")
         await counter.close()
         # A click on a column does nothing: no move is sent, nothing changes.
         await vic.click("#board .column[data-col='3']", force=True)

@@ -275,6 +275,7 @@ function updateTopbar(room) {
   $("room-kind").className = `badge ${kind}`;
   $("share-link").value = shareLink(room.id, room.spectator);
   $("leave").textContent = room.spectator ? "Back to lobby" : "Leave";
+  $("leave").classList.toggle("danger", !room.spectator);
 }
 
 function shareLink(roomId, watching = false) {
