@@ -177,6 +177,8 @@ class Settings:
                                "default room tick rate in Hz (a game may set its own)")
     max_rooms: int = setting(1000, _positive(int), "rooms this process hosts at most")
     max_players: int = setting(64, _positive(int), "cap on the players of any one room")
+    max_spectators: int = setting(64, _positive(int),
+                                  "spectators per room at most (a game may allow fewer)")
     reservation_ttl: float = setting(10.0, _positive(float),
                                      "seconds a seat reservation waits for its WebSocket")
     empty_room_grace: float = setting(5.0, _positive(float),

@@ -200,6 +200,7 @@ async def _row(request: web.Request, room_host: RoomHost, now: float) -> dict[st
         "room_id": room.room_id,
         "game": room.game,
         "players": len(room_host.connections),
+        "spectators": len(room_host.spectators),
         "reconnecting": len(room_host.dropped),
         "max_players": room.max_players,
         "private": room.private,
