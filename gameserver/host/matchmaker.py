@@ -22,6 +22,7 @@ from gameserver.core.limits import Limits
 from gameserver.core.names import clean_name
 from gameserver.core.room import InvalidOption, Player, Room
 from gameserver.host.counters import Counters
+from gameserver.host.recorder import RecordOptions
 from gameserver.host.room_host import RoomHost
 from gameserver.host.tokens import ReconnectTokens
 
@@ -82,7 +83,8 @@ class Placement(Protocol):
 class RoomManager:
     def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = Settings.tick_rate,
                  limits: Limits | None = None, directory: Directory | None = None,
-                 node: str = "local", placement: Placement | None = None) -> None:
+                 node: str = "local", placement: Placement | None = None,
+                 record: RecordOptions | None = None) -> None:
         self.games: dict[str, type[Room]] = {}
         for cls in games:
             self.register(cls)
@@ -91,6 +93,7 @@ class RoomManager:
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.placement = placement  # cluster/node.py; None: one process
+        self.record = record  # --record: where and how rooms are recorded; None: not
         self.room_hosts: dict[str, RoomHost] = {}
         self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
@@ -289,8 +292,10 @@ class RoomManager:
             raise MatchmakingError("create_failed", f"the {cls.game} room could not be created",
                                    500) from None
         room.max_players = max(1, min(room.max_players, self.limits.max_players))  # type: ignore[misc]
+        record = self.record if self.record is not None and cls.record is not False else None
         room_host = RoomHost(room, self.limits, counters=self.counters, tokens=self.tokens,
-                           on_listing=self._listing_changed, on_closed=self._closed)
+                             on_listing=self._listing_changed, on_closed=self._closed,
+                             record=record)
         self.room_hosts[room_id] = room_host
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
@@ -378,6 +383,8 @@ class RoomManager:
             self.tokens.forget(room_host.room_id, player_id)
         self.seats.pop(room_host.room_id, None)
         self._spawn(self.directory.remove(room_host.room_id))
+        if room_host.recorder is not None:  # stop() waits for the recording to be on disk
+            self._spawn(room_host.wait_closed())
 
     # -- helpers -------------------------------------------------------------------
 

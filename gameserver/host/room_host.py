@@ -43,6 +43,7 @@ from gameserver.core.limits import FrameAllowance, Limits, RateLimiter, Verdict
 from gameserver.core.room import Player, Room
 from gameserver.core.ticker import Ticker, TickStats
 from gameserver.host.counters import Counters, SendStats
+from gameserver.host.recorder import Recorder, RecordOptions
 from gameserver.host.tokens import ReconnectTokens
 
 log = logging.getLogger("gameserver.room")
@@ -286,6 +287,7 @@ class RoomHost:
                  tokens: ReconnectTokens | None = None,
                  on_listing: Callable[[RoomHost], Any] | None = None,
                  on_closed: Callable[[RoomHost], Any] | None = None,
+                 record: RecordOptions | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.room = room
         self.limits = limits
@@ -311,6 +313,9 @@ class RoomHost:
         self._on_listing = on_listing
         self._on_closed = on_closed
         self._task: asyncio.Task[None] | None = None
+        # Written off the tick path (recorder.py); None: this room is not recorded.
+        self.recorder = Recorder(self.engine, record) if record is not None else None
+        self._recorder_closed: asyncio.Task[None] | None = None
 
     @property
     def room_id(self) -> str:
@@ -331,6 +336,8 @@ class RoomHost:
         self.started_at = self.clock()
         self.ticker = Ticker(self.room.rate, self.started_at, self.limits.max_catch_up)
         self.engine.out.listing_changed = False  # what on_create set is in the first listing
+        if self.recorder is not None:
+            self.recorder.start()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"room:{self.room.room_id}")
 
@@ -338,6 +345,7 @@ class RoomHost:
         assert self.ticker is not None
         ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
         out, send, connections = engine.out, self.broadcaster.send, self.connections
+        recorder = self.recorder
         sleep = asyncio.sleep
         try:
             while True:
@@ -354,9 +362,12 @@ class RoomHost:
                     self.drain()
                     if self.closed:
                         return
+                tail = engine.collect()
                 send(connections.values() if not self.spectators else
                      [*connections.values(), *self.spectators],
-                     engine.collect(), engine.snapshot_tail, time.monotonic())
+                     tail, engine.snapshot_tail, time.monotonic())
+                if recorder is not None:
+                    recorder.update(tail)  # appended to a buffer: the disk is not waited on
                 stats.record(clock() - began)
         except asyncio.CancelledError:
             raise
@@ -379,12 +390,17 @@ class RoomHost:
         self.connections.clear()
         self.spectators.clear()
         self.engine.dispose()
+        if self.recorder is not None:
+            self._recorder_closed = asyncio.get_running_loop().create_task(
+                self.recorder.close(), name=f"recorder:{self.room_id}:close")
         if self._on_closed is not None:
             self._on_closed(self)
 
     async def wait_closed(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        """The tick task has ended and the recording (if any) is on disk."""
+        waits = [t for t in (self._task, self._recorder_closed) if t is not None]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
 
     # -- the outbox ----------------------------------------------------------------
 
