@@ -109,6 +109,17 @@ def _workers(text: str) -> int:
     return value
 
 
+def _optional_path(text: str) -> str:
+    return "" if text.strip().lower() in ("", "none") else text
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("must be true or false")
+    return value in ("true", "1", "yes")
+
+
 def _prefix(text: str) -> str:
     if not text or len(text) > 32 or not all(c.isalnum() or c in "-_." for c in text):
         raise ValueError("must be 1-32 letters, digits, '-', '_' or '.'")
@@ -177,6 +188,8 @@ class Settings:
                                "default room tick rate in Hz (a game may set its own)")
     max_rooms: int = setting(1000, _positive(int), "rooms this process hosts at most")
     max_players: int = setting(64, _positive(int), "cap on the players of any one room")
+    max_spectators: int = setting(64, _positive(int),
+                                  "spectators per room at most (a game may allow fewer)")
     reservation_ttl: float = setting(10.0, _positive(float),
                                      "seconds a seat reservation waits for its WebSocket")
     empty_room_grace: float = setting(5.0, _positive(float),
@@ -266,6 +279,16 @@ class Settings:
     log_format: str = setting(
         "text", _log_format,
         "log format: text (for people) or json (one object per line, for log shippers)")
+    record: str = setting(
+        "", _optional_path,
+        "directory to record every room into, one file per room (replayable, listed at "
+        "/admin/recordings); empty: no recording", shown="none")
+    record_max_bytes: int = setting(
+        64 * 1024 * 1024, _positive(int),
+        "bytes a recording file may reach before the room's recording goes on in a new part")
+    record_compress: bool = setting(
+        False, _bool, "gzip each recording file once it is complete (true or false)",
+        shown="false")
     admin_token: str = setting(
         "", _admin_token,
         "bearer token for the /monitor page and the /admin API, at least 16 characters; "

@@ -74,6 +74,26 @@ async def state(page: Any) -> dict[str, Any]:
     return result
 
 
+# An init script recording every WebSocket frame a page sends (msgpack bytes), so that a
+# test can check what a page put on the wire: see sent_kinds().
+RECORD_SENT = """(() => {
+  const send = WebSocket.prototype.send;
+  window.__sent = [];
+  WebSocket.prototype.send = function (data) {
+    window.__sent.push(new Uint8Array(data));
+    return send.call(this, data);
+  };
+})();"""
+
+
+async def sent_kinds(page: Any) -> list[int]:
+    """The message kinds (C_INPUT 1, C_MESSAGE 2, C_PING 3, C_LEAVE 4) a page with
+    RECORD_SENT has sent, in order."""
+    kinds: list[int] = await page.evaluate(
+        "() => window.__sent.map((b) => window.MessagePack.decode(b)[0])")
+    return kinds
+
+
 async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
     """Wait for a JS expression over ``s = window.__game.state()`` to be true."""
     # A function, not an expression: Playwright evaluates expressions with eval(),

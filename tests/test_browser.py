@@ -36,7 +36,7 @@ import msgpack
 from gameserver.core.replica import Replica
 from gameserver.games.arena import RULES, move
 
-from .browsing import Console, missing, shot, state, until
+from .browsing import RECORD_SENT, Console, missing, sent_kinds, shot, state, until
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_TESTS = ROOT / "tests" / "js"
@@ -353,6 +353,77 @@ async def test_lobby_two_players_play_together(start_server: StartServer, browse
     await until(a, "s.hud.players === 2 && s.chat.includes('Carol left.')", timeout=3)
     console.check()
     await context.close()
+
+
+async def test_a_spectator_watches_the_arena(start_server: StartServer, browser: Any,
+                                            artifacts: Path) -> None:
+    """The lobby's Watch button: every avatar drawn (none of ours), the field as it is,
+    chat read, and nothing sent but pings, whatever keys are pressed."""
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    console = Console()
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        a = await new_page(context, console, base + "/", "A", "Alice")
+        await a.click("#create-room")
+        await until(a, "s.screen === 'game' && s.own !== null")
+        room = (await state(a))["roomId"]
+        pid_a = (await state(a))["playerId"]
+
+        v = await context.new_page()
+        console.watch(v, "V")
+        await v.add_init_script(RECORD_SENT)
+        await v.goto(base + "/")
+        watch = f"#room-list button.watch[data-watch='{room}'][data-game='arena']"
+        await v.wait_for_selector(watch)
+        await v.click(watch)
+        await until(v, f"s.screen === 'game' && s.spectator && s.roomId === '{room}' "
+                       f"&& s.others.some(o => o.pid === {pid_a})")
+        sv = await state(v)
+        assert sv["playerId"] == 0 and sv["own"] is None and sv["ownRendered"] is None
+        assert sv["hud"]["players"] == 1, "a spectator has no avatar"
+        assert await v.evaluate("location.search") == f"?watch={room}"
+        assert sv["shareLink"] == f"{base}/?watch={room}"
+        assert await v.text_content("#room-kind") == "watching"
+        assert await v.text_content("#leave") == "Back to lobby"
+        assert await v.is_disabled("#chat-input")
+        await until(a, "s.hud.players === 1")
+
+        # Alice moves and chats; the spectator sees both.
+        sa = await settle(a)
+        start_x = sa["own"]["x"]
+        key, sign = away_from_wall(start_x)
+        await a.keyboard.down(key)
+        await asyncio.sleep(0.4)
+        await a.keyboard.up(key)
+        sa = await settle(a)
+        final_x = sa["own"]["x"]
+        assert (final_x - start_x) * sign > 0
+        await until(v, f"s.others.some(o => o.pid === {pid_a} && o.x === {final_x})")
+        await a.keyboard.press("Enter")
+        await a.keyboard.type("hello watchers")
+        await a.keyboard.press("Enter")
+        await until(v, "s.chat.includes('Alice: hello watchers')")
+        # Keys on the spectator's page steer nothing and send nothing.
+        await v.keyboard.down("ArrowUp")
+        await asyncio.sleep(0.3)
+        await v.keyboard.up("ArrowUp")
+        await v.keyboard.press("Enter")
+        await v.keyboard.type("x")
+        await v.keyboard.press("Enter")
+        assert set(await sent_kinds(v)) == {3}, "a spectator sends only pings"
+        await shot(v, artifacts, "arena-watching")
+
+        # Back to the lobby; a direct /?watch= link watches again.
+        await v.click("#leave")
+        await until(v, "s.screen === 'lobby' && s.lobbyMessage.includes('stopped watching')")
+        await v.goto(f"{base}/?watch={room}")
+        await until(v, f"s.screen === 'game' && s.spectator "
+                       f"&& s.others.some(o => o.pid === {pid_a})")
+        assert (await state(a))["hud"]["players"] == 1
+        console.check()
+    finally:
+        await context.close()
 
 
 async def test_private_link_and_lobby_errors(start_server: StartServer, browser: Any,

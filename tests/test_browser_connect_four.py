@@ -1,7 +1,8 @@
 """Connect Four's page (static/games/connect_four/) in Chromium: two players, one
 arriving through the lobby, the other on a phone, play a round to four in a row by
-clicking columns, see the same result, and start a rematch; a third joins from the
-lobby's room list; a private room's link.
+clicking columns, see the same result, and start a rematch, watched by a spectator who
+came through the lobby's Watch button and cannot play; a third joins from the lobby's
+room list; a private room's link; a watch link to a room that does not exist.
 
 Like tests/test_browser.py: Playwright drives Debian's Chromium; skipped without it,
 failing when ``CI`` is set. Screenshots go to ``$GAMESERVER_ARTIFACTS``/browser.
@@ -9,15 +10,17 @@ failing when ``CI`` is set. Screenshots go to ``$GAMESERVER_ARTIFACTS``/browser.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from .browsing import Console, shot, state, until
+from .browsing import RECORD_SENT, Console, sent_kinds, shot, state, until
 
 StartServer = Callable[..., Awaitable[Any]]
 PAGE = "/play/connect_four/"
+C_PING = 3
 
 
 async def drop(page: Any, col: int) -> None:
@@ -77,6 +80,49 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
         fits = await bob.evaluate("document.documentElement.scrollWidth <= innerWidth")
         assert fits, "the page fits a 390 px phone"
 
+        # Vic watches: the lobby lists the room with its spectators and a Watch button,
+        # which opens this page with ?watch=: the board, names, turn and countdown, read-only.
+        vic = await desktop.new_page()
+        console.watch(vic, "vic")
+        await vic.add_init_script(RECORD_SENT)
+        await vic.goto(base + "/")
+        watch_button = f"#room-list button.watch[data-watch='{room}'][data-game='connect_four']"
+        await vic.wait_for_selector(watch_button)
+        listed = [r for r in (await state(vic))["rooms"] if r["room_id"] == room]
+        assert listed and listed[0]["spectators"] == 0 and listed[0]["players"] == 2
+        await vic.click(watch_button)
+        await vic.wait_for_url(f"{base}{PAGE}?watch={room}")
+        await until(vic, f"s.spectator && s.roomId === '{room}' && s.board "
+                         "&& s.board.state === 'playing'")
+        sv = await state(vic)
+        assert sv["playerId"] == 0 and sv["watching"] and sv["statusText"] == "watching"
+        assert sv["screen"] == "game"
+        assert [s["name"] for s in sv["seats"]] == ["Ann", "Bob"]
+        await until(vic, "/^Ann's turn · \\d+ s$/.test(s.turnText)")
+        assert await vic.is_visible("#watching")
+        assert await vic.is_visible("#back-to-lobby")
+        for hidden in ("#rematch", "#resign", "#leave", "#share-link", "#start"):
+            assert not await vic.is_visible(hidden), hidden
+        assert await vic.locator("#board .column:disabled").count() == 7
+        assert not any(s["name"].endswith("(you)") for s in sv["seats"])
+        # The lobby counts the spectator; a spectator holds no seat.
+        counter = await desktop.new_page()
+        console.watch(counter, "counter")
+        await counter.goto(base + "/")
+        await until(counter, f"s.rooms.some(r => r.room_id === '{room}' && r.spectators === 1 "
+                             "&& r.players === 2)")
+        await counter.wait_for_selector(f"#room-list li:has(button.watch[data-watch='{room}']) "
+                                        ".watchers:has-text('1 watching')")
+        await shot(counter, artifacts, "lobby-room-list-watch")
+        await counter.close()
+        # A click on a column does nothing: no move is sent, nothing changes.
+        await vic.click("#board .column[data-col='3']", force=True)
+        await vic.evaluate("() => document.querySelector(\"#board .column[data-col='4']\").click()")
+        await asyncio.sleep(0.3)
+        sv = await state(vic)
+        assert sv["board"]["moves"] == 0 and sv["message"] == ""
+        assert set(await sent_kinds(vic)) == {C_PING}, "a spectator sends only pings"
+
         # Out of turn: the server refuses, and the page says why.
         await bob.click("#board .column[data-col='3']")
         await until(bob, "s.message === 'it is not your turn'")
@@ -86,7 +132,10 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
             await drop(ann, 0)
             await drop(bob, 1)
         await until(ann, "s.board.moves === 6")
+        await until(vic, "s.board.moves === 6 && s.board.cells[0] === '1' "
+                         "&& s.board.cells[1] === '2'")
         await shot(bob, artifacts, "connect-four-phone-playing")
+        await shot(vic, artifacts, "connect-four-watching")
         await drop(ann, 0)
         for page, you in ((ann, "You win"), (bob, "Ann wins")):
             await until(page, f"s.board.state === 'over' && s.board.winner === {ann_id}")
@@ -100,6 +149,18 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
             assert await page.is_visible("#rematch")
             assert not await page.is_visible("#resign")
             assert [x["wins"] for x in s["seats"]] == [1, 0]
+        # The spectator sees the same result: the winner and the line, and no buttons.
+        await until(vic, f"s.board.state === 'over' && s.board.winner === {ann_id}")
+        sv = await state(vic)
+        assert sv["board"]["line"] == [0, 7, 14, 21]
+        assert sv["turnText"].startswith("Ann wins (four in a row)"), sv["turnText"]
+        won = await vic.eval_on_selector_all(
+            "#board .cell.win", "cells => cells.map(c => Number(c.dataset.cell))")
+        assert sorted(won) == [0, 7, 14, 21]
+        for hidden in ("#rematch", "#resign", "#leave"):
+            assert not await vic.is_visible(hidden), hidden
+        assert [x["wins"] for x in sv["seats"]] == [1, 0]
+        await shot(vic, artifacts, "connect-four-watching-over")
         await shot(ann, artifacts, "connect-four-won")
         await shot(bob, artifacts, "connect-four-phone-lost")
 
@@ -114,6 +175,13 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
             assert await page.locator("#board .cell.win").count() == 0
         await drop(bob, 3)
         await until(ann, "s.board.cells[3] === '2' && s.board.turn === s.playerId")
+        await until(vic, "s.board.round === 2 && s.board.cells[3] === '2' "
+                         "&& /^Ann's turn · \\d+ s$/.test(s.turnText)")
+        assert set(await sent_kinds(vic)) == {C_PING}, "still only pings"
+        # Back to the lobby: the spectator leaves (LEAVE on pagehide); the game goes on.
+        await vic.click("#back-to-lobby")
+        await vic.wait_for_url(base + "/")
+        await until(vic, "s.screen === 'lobby'")
 
         # Bob resigns round 2; then leaves, and Ann waits for a new opponent.
         await bob.click("#resign")
@@ -166,6 +234,14 @@ async def test_a_private_game_by_link(start_server: StartServer, browser: Any) -
         await until(third, "s.screen === 'start' && s.message !== ''")
         assert await third.evaluate("location.search") == ""
         print("third player told:", (await state(third))["message"])
+        # A watch link to a room that does not exist: the start screen says so.
+        nobody = await context.new_page()
+        console.watch(nobody, "nobody")
+        await nobody.goto(f"{base}{PAGE}?watch=NOSUCHROOM")
+        await until(nobody, "s.screen === 'start' && s.message !== ''")
+        assert "doesn't exist" in (await state(nobody))["message"]
+        assert not (await state(nobody))["spectator"]
+        assert await nobody.evaluate("location.search") == ""
         console.check()
     finally:
         await context.close()

@@ -137,6 +137,35 @@ async def test_a_room_on_a_is_listed_and_joined_through_b(cluster: list[Node]) -
         assert third["room_id"] == ann.room_id and netloc(third) == a.netloc
 
 
+async def test_a_room_on_a_is_watched_through_b(cluster: list[Node]) -> None:
+    a, b, _ = cluster
+    async with aiohttp.ClientSession() as session:
+        made = await matchmake(session, a.base, mode="create", name="ann")
+        ann = await Player.connect(session, made["ws_url"])
+        watching = await matchmake(session, b.base, mode="spectate", room_id=ann.room_id)
+        assert netloc(watching) == a.netloc and watching["spectator"] is True
+        eve = await Player.connect(session, watching["ws_url"])
+        assert (eve.room_id, eve.player_id) == (ann.room_id, 0)
+        await ann.send_input(100, 0)
+        await ann.until(lambda: ann.replica.ack == 1)
+        await eve.until(lambda: eve.replica.tick >= ann.replica.tick)
+        # Redis lists the spectator for every node (updated as it came in).
+        for _ in range(20):
+            listed = (await get(session, f"{b.base}/rooms"))["rooms"]
+            if listed and listed[0]["spectators"] == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert [(r["room_id"], r["players"], r["spectators"]) for r in listed] == \
+            [(ann.room_id, 1, 1)]
+        # A pass is redeemed only where the room is: B has nothing to show.
+        other = await matchmake(session, b.base, mode="spectate", room_id=ann.room_id)
+        wrong = other["ws_url"].replace(a.netloc, b.netloc)
+        ws = await session.ws_connect(wrong)
+        await ws.receive(timeout=5)
+        assert (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == 4001
+
+
 async def test_reconnection_is_found_through_any_node(cluster: list[Node]) -> None:
     a, b, _ = cluster
     async with aiohttp.ClientSession() as session:

@@ -128,6 +128,50 @@ async def test_node_bots_join_move_and_see_each_other(start_server: StartServer,
     assert seen["statusAfter"] == ["ended", "ended"]
 
 
+async def test_node_spectators_watch_a_room(start_server: StartServer, tmp_path: Path) -> None:
+    """Spectators with the SDK as served: by room id and picked by the server; they see
+    the game, cannot play (the SDK throws; the server refuses what gets through), come
+    back after a drop, and count in the room listing without taking a seat."""
+    command = node_command()
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as http:
+        for name, saved in (("gameserver.js", "gameserver.mjs"),
+                            ("msgpack.min.js", "msgpack.min.js")):
+            async with http.get(f"{base}/sdk/{name}") as resp:
+                (tmp_path / saved).write_bytes(await resp.read())
+    proc = await asyncio.create_subprocess_exec(
+        *command, str(ROOT / "tests" / "js" / "sdk-watch.mjs"), base,
+        str(tmp_path / "gameserver.mjs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-4000:]
+    seen = json.loads(out.decode().strip().splitlines()[-1])
+    print(seen)
+    vic = seen["vic"]
+    assert vic["spectator"] is True and vic["playerId"] == 0 and vic["id"] == seen["annId"]
+    assert vic["name"] is None and vic["token"] is None
+    assert seen["wes"] == {"spectator": True, "id": seen["annId"]}
+    assert vic["avatars"] == 1, "spectators have no avatar"
+    listed = seen["listedWatching"]
+    assert listed["players"] == 1 and listed["spectators"] == 2
+    assert len(vic["thrown"]) == 2 and all("spectator" in t for t in vic["thrown"])
+    assert vic["errors"] == ["spectator", "spectator"]
+    assert vic["chat"] == ["ann: hello vic"]
+    assert seen["annX"] > seen["startX"] and vic["xs"][-1] == seen["annX"]
+    assert vic["reconnected"] == [{"resumed": False}]
+    assert vic["afterReconnect"] == {"id": seen["annId"], "playerId": 0, "spectator": True,
+                                     "status": "playing"}
+    assert "reconnecting" in vic["statuses"]
+    assert seen["listedAfterLeave"]["spectators"] == 1
+    assert seen["wesStatus"] == "ended"
+    assert seen["noSuchRoom"] == "no_such_room"
+    assert seen["statusAfter"] == ["ended", "ended"]
+
+
 async def test_the_readme_example_runs_in_a_page(start_server: StartServer, browser: Any,
                                                  tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,10 +12,12 @@ Keys, under a prefix ``P`` (``--cluster-prefix``, default ``gs``):
 
 ========================  =====================================================
 ``P:room:ID``             hash: game, max, private, locked, meta (JSON), node,
-                          created (wall-clock seconds), seq and born (see below)
+                          created (wall-clock seconds), seq and born (see below),
+                          watchers (connected spectators)
 ``P:seated:ID``           set: the seats taken in the room (redeemed reservation tokens)
 ``P:res:ID``              sorted set: the room's reservation tokens by expiry
 ``P:resv:TOKEN``          string: the reservation (JSON), with a TTL
+``P:pass:TOKEN``          string: a spectator's pass (the room id), with a TTL
 ``P:pending``             sorted set: ``"ID TOKEN"`` of every reservation by expiry
 ``P:public``              sorted set: public room ids by creation time
 ``P:public:GAME``         the same, per game
@@ -102,7 +104,8 @@ end
 -- preset to false hide the rooms of nodes the caller found unreachable.
 local function listing(room, t, states)
   local f = redis.call('HMGET', P .. ':room:' .. room,
-                       'node', 'game', 'max', 'private', 'locked', 'meta', 'created')
+                       'node', 'game', 'max', 'private', 'locked', 'meta', 'created',
+                       'watchers')
   if not f[1] then return false end
   local state = states[f[1]]
   if state == nil then
@@ -114,7 +117,8 @@ local function listing(room, t, states)
   if state == '1' then locked = '1' end
   local pending = redis.call('ZCOUNT', P .. ':res:' .. room, t, '+inf')
   local players = redis.call('SCARD', P .. ':seated:' .. room)
-  return {room, f[2], f[3], f[4], locked, f[6], tostring(players), tostring(pending), f[7], f[1]}
+  return {room, f[2], f[3], f[4], locked, f[6], tostring(players), tostring(pending), f[7], f[1],
+          f[8] or '0'}
 end
 -- States for listing(): ARGV from index i on are nodes to hide.
 local function hidden(i)
@@ -156,7 +160,7 @@ _REMOVE = _PRELUDE + "return drop_room(ARGV[2])"
 _UPDATE = _PRELUDE + """
 local rk = P .. ':room:' .. ARGV[2]
 if redis.call('EXISTS', rk) == 0 then return 0 end
-redis.call('HSET', rk, 'locked', ARGV[3], 'meta', ARGV[4])
+redis.call('HSET', rk, 'locked', ARGV[3], 'meta', ARGV[4], 'watchers', ARGV[5])
 return 1
 """
 
@@ -443,8 +447,18 @@ class RedisDirectory:
         row = await self._run(self._get, room_id, *self.hidden)
         return _listing(row) if row else None
 
-    async def update(self, room_id: str, *, locked: bool, metadata: dict[str, Any]) -> None:
-        await self._run(self._update, room_id, int(locked), json.dumps(metadata))
+    async def update(self, room_id: str, *, locked: bool, metadata: dict[str, Any],
+                     spectators: int = 0) -> None:
+        await self._run(self._update, room_id, int(locked), json.dumps(metadata), spectators)
+
+    async def add_pass(self, token: str, room_id: str, ttl: float) -> None:
+        # A plain key with a TTL: a pass holds no seat, so no script has to count it.
+        await self.call(self.redis.set(self.key("pass", token), room_id,
+                                       px=max(1, int(ttl * 1000))))
+
+    async def take_pass(self, token: str) -> str | None:
+        room_id = await self.call(self.redis.getdel(self.key("pass", token)))
+        return _text(room_id) if room_id else None
 
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
         return [_listing(row) for row in await self._run(self._rooms, game or "",
@@ -536,8 +550,8 @@ def _text(value: Any) -> str:
 
 def _listing(row: list[Any]) -> RoomListing:
     (room_id, game, max_players, private, locked, meta, players, pending, created,
-     node) = (_text(v) for v in row)
+     node, watchers) = (_text(v) for v in row)
     return RoomListing(room_id, game, int(max_players), private=private == "1",
                        locked=locked == "1", metadata=json.loads(meta), players=int(players),
                        seats=int(players) + int(pending), node=node,
-                       created_at=float(created))
+                       created_at=float(created), spectators=int(watchers))

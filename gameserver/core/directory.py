@@ -30,6 +30,7 @@ class RoomListing:
     seats: int = 0  # connected players + pending reservations
     node: str = ""  # the node (process) that hosts the room
     created_at: float = field(default_factory=time.time)
+    spectators: int = 0  # connected spectators (they hold no seat)
 
     @property
     def joinable(self) -> bool:
@@ -40,7 +41,8 @@ class RoomListing:
         # until matchmaking answered room_full.
         return {"room_id": self.room_id, "game": self.game, "players": self.players,
                 "reserved": max(0, self.seats - self.players), "max_players": self.max_players,
-                "locked": self.locked, "joinable": self.joinable, "metadata": self.metadata}
+                "locked": self.locked, "joinable": self.joinable, "metadata": self.metadata,
+                "spectators": self.spectators}
 
 
 @dataclass
@@ -58,7 +60,8 @@ class Directory(Protocol):
     async def add(self, listing: RoomListing) -> None: ...
     async def remove(self, room_id: str) -> None: ...
     async def get(self, room_id: str) -> RoomListing | None: ...
-    async def update(self, room_id: str, *, locked: bool, metadata: dict[str, Any]) -> None: ...
+    async def update(self, room_id: str, *, locked: bool, metadata: dict[str, Any],
+                     spectators: int = 0) -> None: ...
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
         """Public rooms, oldest first."""
         ...
@@ -82,6 +85,13 @@ class Directory(Protocol):
     async def pending(self) -> int:
         """Reservations not yet redeemed or expired."""
         ...
+    async def add_pass(self, token: str, room_id: str, ttl: float) -> None:
+        """A spectator's pass to ``room_id``, redeemable once within ``ttl`` seconds at the
+        node hosting the room. It holds no seat."""
+        ...
+    async def take_pass(self, token: str) -> str | None:
+        """The room a spectator's pass is for (single use; None if unknown or expired)."""
+        ...
 
 
 class MemoryDirectory:
@@ -90,6 +100,7 @@ class MemoryDirectory:
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._rooms: dict[str, RoomListing] = {}
         self._reservations: dict[str, Reservation] = {}
+        self._passes: dict[str, tuple[str, float]] = {}  # spectator token -> (room, expiry)
         self._clock = clock
         # Joinable public rooms per game, oldest first, so that matchmaking does not scan
         # every room: a heap of (creation number, room id), cleaned lazily (a room in it
@@ -108,7 +119,14 @@ class MemoryDirectory:
             self._queued.add(room_id)
 
     async def pending(self) -> int:
-        return len(self._reservations)
+        return len(self._reservations) + len(self._passes)
+
+    async def add_pass(self, token: str, room_id: str, ttl: float) -> None:
+        self._passes[token] = (room_id, self._clock() + ttl)
+
+    async def take_pass(self, token: str) -> str | None:
+        room_id, expires_at = self._passes.pop(token, ("", 0.0))
+        return room_id if room_id in self._rooms and expires_at >= self._clock() else None
 
     async def add(self, listing: RoomListing) -> None:
         self._rooms[listing.room_id] = listing
@@ -130,11 +148,13 @@ class MemoryDirectory:
         listing = self._rooms.get(room_id)
         return None if listing is None else RoomListing(**asdict(listing))
 
-    async def update(self, room_id: str, *, locked: bool, metadata: dict[str, Any]) -> None:
+    async def update(self, room_id: str, *, locked: bool, metadata: dict[str, Any],
+                     spectators: int = 0) -> None:
         listing = self._rooms.get(room_id)
         if listing is not None:
             listing.locked = locked
             listing.metadata = dict(metadata)
+            listing.spectators = spectators
             self._touch(listing)
 
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
@@ -193,6 +213,8 @@ class MemoryDirectory:
 
     async def expire(self) -> list[str]:
         now = self._clock()
+        for token in [t for t, (_, at) in self._passes.items() if at < now]:
+            del self._passes[token]
         expired = [r for r in self._reservations.values() if r.expires_at < now]
         for r in expired:
             del self._reservations[r.token]

@@ -299,6 +299,12 @@ class RoomEngine:
         return codec.encode_snapshot_tail(self._base_tick, self.room.world.snapshot(),
                                           self._last_events)
 
+    def spectator_welcome(self) -> bytes:
+        """A spectator's WELCOME: player id 0 and no reconnection token."""
+        room = self.room
+        return codec.encode(codec.S_WELCOME, codec.PROTOCOL_VERSION, room.room_id, room.game,
+                            0, room.rate, room.world.schema(), room.client_config(), None)
+
     def _welcome(self, player: Player, reconnect_token: str | None) -> bytes:
         room = self.room
         return codec.encode(codec.S_WELCOME, codec.PROTOCOL_VERSION, room.room_id, room.game,

@@ -22,6 +22,7 @@ class Limits:
 
     max_rooms: int  # rooms hosted by this process
     max_players: int  # cap on any room's max_players
+    max_spectators: int  # cap on any room's spectators
     reservation_ttl: float
     empty_room_grace: float
     max_catch_up: int

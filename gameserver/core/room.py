@@ -162,6 +162,8 @@ class Room:
     # -- set by the game ------------------------------------------------------
     game: ClassVar[str] = ""  # the name rooms are created and matched by
     max_players: ClassVar[int] = 8
+    max_spectators: ClassVar[int | None] = None  # None: the server's --max-spectators
+    record: ClassVar[bool] = True  # recorded when the server has --record; False: never
     tick_rate: ClassVar[float | None] = None  # None: the server's --tick-rate
     entity_types: ClassVar[tuple[type[Entity], ...]] = ()
     max_pending_inputs: ClassVar[int] = 32  # queued inputs per player before refusing more

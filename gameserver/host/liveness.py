@@ -21,7 +21,7 @@ def ping_or_cut(manager: RoomManager, interval: float, now: float) -> int:
     """Ping the quiet, cut the silent; returns how many were cut."""
     cut = 0
     for room_host in list(manager.room_hosts.values()):
-        for conn in list(room_host.connections.values()):
+        for conn in [*room_host.connections.values(), *room_host.spectators]:
             quiet = now - conn.last_seen
             if quiet < interval:
                 continue

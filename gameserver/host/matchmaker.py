@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gameserver.config import Settings
@@ -21,6 +22,7 @@ from gameserver.core.limits import Limits
 from gameserver.core.names import clean_name
 from gameserver.core.room import InvalidOption, Player, Room
 from gameserver.host.counters import Counters
+from gameserver.host.recorder import RecordOptions
 from gameserver.host.room_host import RoomHost
 from gameserver.host.tokens import ReconnectTokens
 
@@ -39,6 +41,15 @@ class MatchmakingError(Exception):
         self.message = message
         self.status = status
         self.retry_after = retry_after  # seconds, for rate_limited (429)
+
+
+@dataclass(frozen=True)
+class SpectatorPass:
+    """A spectator's single-use pass: redeemed at ``/ws?watch=TOKEN`` on the room's node."""
+
+    token: str
+    room_id: str
+    node: str
 
 
 class DirectoryUnavailable(MatchmakingError):
@@ -72,7 +83,8 @@ class Placement(Protocol):
 class RoomManager:
     def __init__(self, games: Iterable[type[Room]], *, tick_rate: float = Settings.tick_rate,
                  limits: Limits | None = None, directory: Directory | None = None,
-                 node: str = "local", placement: Placement | None = None) -> None:
+                 node: str = "local", placement: Placement | None = None,
+                 record: RecordOptions | None = None) -> None:
         self.games: dict[str, type[Room]] = {}
         for cls in games:
             self.register(cls)
@@ -81,6 +93,7 @@ class RoomManager:
         self.directory: Directory = directory or MemoryDirectory()
         self.node = node
         self.placement = placement  # cluster/node.py; None: one process
+        self.record = record  # --record: where and how rooms are recorded; None: not
         self.room_hosts: dict[str, RoomHost] = {}
         self.counters = Counters()  # metrics: shared by every room; read by metrics.py
         self.accepting = True
@@ -147,6 +160,41 @@ class RoomManager:
                 room_host.empty_since = now
 
     # -- matchmaking -----------------------------------------------------------
+
+    async def spectate(self, game: str, room_id: str | None = None) -> SpectatorPass:
+        """A pass to watch a room of ``game``: ``room_id``, or the live public room with
+        the most players. A spectator holds no seat; its room's node redeems the pass."""
+        if not self.accepting:
+            raise MatchmakingError("server_draining", "this server is shutting down", 503)
+        if game not in self.games:
+            raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
+        if await self.directory.pending() >= self.limits.max_reservations:
+            raise MatchmakingError("too_many_reservations",
+                                   "too many players are joining at once; retry shortly", 503)
+        if room_id is not None:
+            listing = await self.directory.get(room_id)
+        else:
+            live = [r for r in await self.directory.rooms(game) if r.players > 0]
+            listing = max(live, key=lambda r: (r.players, -r.created_at), default=None)
+        if listing is None or listing.game != game:
+            raise MatchmakingError("no_such_room", f"no live {game} room"
+                                   + (f" {room_id!r}" if room_id else ""), 404)
+        local = self.room_hosts.get(listing.room_id)
+        if local is not None and local.spectators_full:
+            raise MatchmakingError("spectators_full", "the room has all the spectators it "
+                                   "takes", 409)
+        if listing.node != self.node and not await self.reachable(listing.node):
+            raise MatchmakingError("no_such_room", f"the node of room {listing.room_id!r} "
+                                   "does not answer", 404)
+        token = secrets.token_urlsafe(24)
+        await self.directory.add_pass(token, listing.room_id, self.limits.reservation_ttl)
+        return SpectatorPass(token, listing.room_id, listing.node)
+
+    async def redeem_pass(self, token: str) -> RoomHost | None:
+        """The room hosted here that a spectator's pass is for (single use)."""
+        room_id = await self.directory.take_pass(token)
+        room_host = self.room_hosts.get(room_id) if room_id else None
+        return None if room_host is None or room_host.closed else room_host
 
     async def matchmake(self, game: str, mode: str, *, name: str, room_id: str | None = None,
                         private: bool = False, options: dict[str, Any] | None = None,
@@ -244,8 +292,10 @@ class RoomManager:
             raise MatchmakingError("create_failed", f"the {cls.game} room could not be created",
                                    500) from None
         room.max_players = max(1, min(room.max_players, self.limits.max_players))  # type: ignore[misc]
+        record = self.record if self.record is not None and cls.record is not False else None
         room_host = RoomHost(room, self.limits, counters=self.counters, tokens=self.tokens,
-                           on_listing=self._listing_changed, on_closed=self._closed)
+                             on_listing=self._listing_changed, on_closed=self._closed,
+                             record=record)
         self.room_hosts[room_id] = room_host
         listing = RoomListing(room_id, cls.game, room.max_players, private=private,
                               locked=room.locked, metadata=dict(room.metadata), node=self.node)
@@ -323,7 +373,8 @@ class RoomManager:
     def _listing_changed(self, room_host: RoomHost) -> None:
         room = room_host.room
         self._spawn(self.directory.update(room_host.room_id, locked=room.locked,
-                                          metadata=dict(room.metadata)))
+                                          metadata=dict(room.metadata),
+                                          spectators=len(room_host.spectators)))
 
     def _closed(self, room_host: RoomHost) -> None:
         if self.room_hosts.pop(room_host.room_id, None) is not None:
@@ -332,6 +383,8 @@ class RoomManager:
             self.tokens.forget(room_host.room_id, player_id)
         self.seats.pop(room_host.room_id, None)
         self._spawn(self.directory.remove(room_host.room_id))
+        if room_host.recorder is not None:  # stop() waits for the recording to be on disk
+            self._spawn(room_host.wait_closed())
 
     # -- helpers -------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from gameserver.core.limits import FrameAllowance, Limits, RateLimiter, Verdict
 from gameserver.core.room import Player, Room
 from gameserver.core.ticker import Ticker, TickStats
 from gameserver.host.counters import Counters, SendStats
+from gameserver.host.recorder import Recorder, RecordOptions
 from gameserver.host.tokens import ReconnectTokens
 
 log = logging.getLogger("gameserver.room")
@@ -75,16 +76,32 @@ class Transport(Protocol):
     def abort(self) -> None: ...
 
 
+class Watcher:
+    """A spectator's place on a socket: no seat, no inputs; its updates carry ack 0."""
+
+    __slots__ = ("conn", "player")
+
+    def __init__(self) -> None:
+        self.player = Player(0, "spectator")  # never in the room: only its ack (0) is read
+        self.conn: Connection | None = None
+
+
+class _Quiet:
+    """A spectator's messages never leave anything in the room's outbox."""
+
+    pending = False
+
+
 class Connection:
-    """One player's socket as the send path sees it."""
+    """One player's (or spectator's) socket as the send path sees it."""
 
     __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "pinged_at",
                  "player", "seat", "synced", "transport")
 
-    def __init__(self, transport: Transport, seat: Seat,
+    def __init__(self, transport: Transport, seat: Seat | Watcher,
                  close: Callable[[int, str], None]) -> None:
         self.transport = transport
-        self.seat = seat  # the engine's seat this socket plays
+        self.seat = seat  # the engine's seat this socket plays, or a spectator's Watcher
         self.player = seat.player
         self.close = close  # schedules a WebSocket close with a code and reason
         self.synced = False  # has this socket got a baseline the next delta applies to?
@@ -186,9 +203,11 @@ class Inbound:
         self.delivered = 0  # messages seen: a read that completes none is charged (reader)
         self.flooded = False  # closed for flooding
         # Straight to the engine, then the host's drain if the room decided something:
-        # what RoomHost.receive does, one call shorter on the hottest path.
-        self._receive = host.engine.receive
-        self._out = host.engine.out
+        # what RoomHost.receive does, one call shorter on the hottest path. A spectator's
+        # messages go to the host instead: they never reach the game.
+        spectator = isinstance(conn.seat, Watcher)
+        self._receive = host.spectator_receive if spectator else host.engine.receive
+        self._out = _Quiet if spectator else host.engine.out
         self._drain = host.drain
         self._counters = host.counters  # metrics: plain ints, read at scrape time
         self._close = close
@@ -252,6 +271,10 @@ class Inbound:
         return True
 
 
+class SpectatorsFull(Exception):
+    """The room has all the spectators it takes."""
+
+
 class RoomHost:
     """Drives one room's engine on the loop and connects it to its sockets.
 
@@ -264,6 +287,7 @@ class RoomHost:
                  tokens: ReconnectTokens | None = None,
                  on_listing: Callable[[RoomHost], Any] | None = None,
                  on_closed: Callable[[RoomHost], Any] | None = None,
+                 record: RecordOptions | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.room = room
         self.limits = limits
@@ -278,6 +302,7 @@ class RoomHost:
                                        limits.stall_timeout)
         self.max_message_size = limits.max_message_size  # for the socket's rate limiter
         self.connections: dict[int, Connection] = {}  # player id -> their socket
+        self.spectators: set[Connection] = set()  # sockets watching: no seat, no inputs
         self.stats = TickStats(1.0 / room.rate)
         self.clock = clock
         self.ticker: Ticker | None = None
@@ -288,6 +313,9 @@ class RoomHost:
         self._on_listing = on_listing
         self._on_closed = on_closed
         self._task: asyncio.Task[None] | None = None
+        # Written off the tick path (recorder.py); None: this room is not recorded.
+        self.recorder = Recorder(self.engine, record) if record is not None else None
+        self._recorder_closed: asyncio.Task[None] | None = None
 
     @property
     def room_id(self) -> str:
@@ -308,6 +336,8 @@ class RoomHost:
         self.started_at = self.clock()
         self.ticker = Ticker(self.room.rate, self.started_at, self.limits.max_catch_up)
         self.engine.out.listing_changed = False  # what on_create set is in the first listing
+        if self.recorder is not None:
+            self.recorder.start()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"room:{self.room.room_id}")
 
@@ -315,6 +345,7 @@ class RoomHost:
         assert self.ticker is not None
         ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
         out, send, connections = engine.out, self.broadcaster.send, self.connections
+        recorder = self.recorder
         sleep = asyncio.sleep
         try:
             while True:
@@ -331,8 +362,12 @@ class RoomHost:
                     self.drain()
                     if self.closed:
                         return
-                send(connections.values(), engine.collect(), engine.snapshot_tail,
-                     time.monotonic())
+                tail = engine.collect()
+                send(connections.values() if not self.spectators else
+                     [*connections.values(), *self.spectators],
+                     tail, engine.snapshot_tail, time.monotonic())
+                if recorder is not None:
+                    recorder.update(tail)  # appended to a buffer: the disk is not waited on
                 stats.record(clock() - began)
         except asyncio.CancelledError:
             raise
@@ -349,17 +384,23 @@ class RoomHost:
         self.closed = True
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
-        for conn in list(self.connections.values()):
+        for conn in [*self.connections.values(), *self.spectators]:
             conn.detached = True  # frames still in flight go nowhere
             conn.close(code, reason)
         self.connections.clear()
+        self.spectators.clear()
         self.engine.dispose()
+        if self.recorder is not None:
+            self._recorder_closed = asyncio.get_running_loop().create_task(
+                self.recorder.close(), name=f"recorder:{self.room_id}:close")
         if self._on_closed is not None:
             self._on_closed(self)
 
     async def wait_closed(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        """The tick task has ended and the recording (if any) is on disk."""
+        waits = [t for t in (self._task, self._recorder_closed) if t is not None]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
 
     # -- the outbox ----------------------------------------------------------------
 
@@ -470,6 +511,59 @@ class RoomHost:
             self.drain()
         return expired
 
+    # -- spectators ----------------------------------------------------------------
+
+    @property
+    def spectator_cap(self) -> int:
+        own = self.room.max_spectators
+        cap = self.limits.max_spectators
+        return cap if own is None else max(0, min(own, cap))
+
+    @property
+    def spectators_full(self) -> bool:
+        return len(self.spectators) >= self.spectator_cap
+
+    def watch(self, transport: Transport, close: Callable[[int, str], None]) -> Connection:
+        """A spectator on this socket: the welcome (player id 0, no reconnection token)
+        now, then the room's updates with everyone else's. Raises SpectatorsFull."""
+        if self.spectators_full:
+            raise SpectatorsFull(f"the room takes {self.spectator_cap} spectators")
+        watcher = Watcher()
+        conn = watcher.conn = Connection(transport, watcher, close)
+        self.spectators.add(conn)
+        conn.send_now(self.engine.spectator_welcome())
+        if self._on_listing is not None:
+            self._on_listing(self)  # the listing shows how many watch
+        return conn
+
+    def unwatch(self, conn: Connection) -> None:
+        """A spectator's socket ended."""
+        if conn in self.spectators:
+            self.spectators.discard(conn)
+            conn.detached = True
+            if self._on_listing is not None and not self.closed:
+                self._on_listing(self)
+
+    def spectator_receive(self, watcher: Watcher, data: bytes, now: float) -> None:
+        """A spectator may ping and leave; anything else is refused, never shown the game."""
+        conn = watcher.conn
+        assert conn is not None
+        try:
+            msg = codec.decode_client(data, self.max_message_size)
+        except codec.ProtocolError as exc:
+            self.counters.reject(exc.code)
+            conn.send_now(codec.encode_error(exc.code, exc.message))
+            return
+        if type(msg) is codec.Ping:
+            conn.send_now(codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
+        elif type(msg) is codec.Leave:
+            conn.leaving = True
+            conn.close(codec.CLOSE_NORMAL, "left")
+        else:
+            self.counters.reject("spectator")
+            conn.send_now(codec.encode_error(
+                "spectator", "spectators cannot send inputs or room messages"))
+
     # -- observation -----------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
@@ -478,6 +572,7 @@ class RoomHost:
             "room_id": self.room.room_id,
             "game": self.room.game,
             "players": len(self.connections),
+            "spectators": len(self.spectators),
             "dropped": len(self.engine.dropped),
             "tick": self.room.tick,
             "tick_rate": self.room.rate,

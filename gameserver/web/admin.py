@@ -13,6 +13,7 @@ otherwise). The token is compared in constant time and never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -26,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from gameserver.core import codec
+from gameserver.host import recorder
 from gameserver.host.room_host import RoomHost
 from gameserver.web import health
 from gameserver.web.edge import error_response, parse_json, read_body
@@ -127,6 +129,8 @@ def setup(app: web.Application, token: str) -> None:
     app.router.add_post("/admin/rooms/{room_id}/kick", _guard(kick))
     app.router.add_post("/admin/rooms/{room_id}/dispose", _guard(dispose))
     app.router.add_post("/admin/drain", _guard(drain))
+    app.router.add_get("/admin/recordings", _guard(list_recordings))
+    app.router.add_get("/admin/recordings/{name}", _guard(download_recording))
 
 
 async def _announce(_: web.Application) -> None:
@@ -200,6 +204,7 @@ async def _row(request: web.Request, room_host: RoomHost, now: float) -> dict[st
         "room_id": room.room_id,
         "game": room.game,
         "players": len(room_host.connections),
+        "spectators": len(room_host.spectators),
         "reconnecting": len(room_host.dropped),
         "max_players": room.max_players,
         "private": room.private,
@@ -315,3 +320,33 @@ async def drain(request: web.Request) -> web.Response:
     room_hosts = app[MANAGER].room_hosts.values()
     return _json({"draining": True, "rooms": len(room_hosts),
                   "players": sum(len(r.room.players) for r in room_hosts)})
+
+
+# -- recordings (--record) ---------------------------------------------------------------
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    """``GET /admin/recordings``: the files in ``--record``, newest first."""
+    record = request.app[MANAGER].record
+    if record is None:
+        return _json({"recording": False, "recordings": []})
+    found = await asyncio.get_running_loop().run_in_executor(
+        None, recorder.list_recordings, record.directory)
+    return _json({"recording": True, "recordings": found})
+
+
+async def download_recording(request: web.Request) -> web.StreamResponse:
+    """``GET /admin/recordings/NAME``: one file, as it is on disk (a part still being
+    written reads as far as it goes: the format is a stream)."""
+    record = request.app[MANAGER].record
+    name = request.match_info["name"]
+    # A bare file name of ours: never a path.
+    if record is None or "/" in name or "\\" in name or name.startswith(".") or \
+            not name.endswith((recorder.SUFFIX, recorder.SUFFIX + ".gz")):
+        return _error("no_such_recording", "no recording of that name", 404)
+    path = record.directory / name
+    if not path.is_file():
+        return _error("no_such_recording", "no recording of that name", 404)
+    return web.FileResponse(path, headers={
+        **_API_HEADERS, "Content-Type": "application/octet-stream",
+        "Content-Disposition": f'attachment; filename="{name}"'})

@@ -20,6 +20,7 @@ from gameserver.games.arena import Arena
 from gameserver.games.connect_four import ConnectFour
 from gameserver.host import liveness
 from gameserver.host.matchmaker import RoomManager
+from gameserver.host.recorder import RecordOptions
 from gameserver.web import admin, edge, headers, health, http_api, metrics
 from gameserver.web.client_budgets import ClientBudgets
 from gameserver.web.game_socket import game_socket
@@ -77,7 +78,8 @@ def create_app(settings: Settings | None = None,
     app[MANAGER] = RoomManager(
         games, tick_rate=settings.tick_rate, limits=Limits.from_settings(settings),
         directory=cluster.directory if cluster else None,
-        node=cluster.node if cluster else "local", placement=cluster)
+        node=cluster.node if cluster else "local", placement=cluster,
+        record=record_options(settings))
     app[BACKGROUND] = set()
     app[LISTINGS] = ListingCache(lambda: app[MANAGER].directory)
     app[ADDRESSES] = AddressCounter(settings.max_connections_per_ip,
@@ -148,6 +150,19 @@ def _serve_page(app: web.Application, game: str, folder: Path) -> None:
     app.router.add_get(prefix, to_index)
     app.router.add_get(prefix + "/", index)
     app.router.add_static(prefix + "/", folder, follow_symlinks=False)
+
+
+def record_options(settings: Settings) -> RecordOptions | None:
+    """Where and how rooms are recorded (``--record``); None without it."""
+    if not settings.record:
+        return None
+    directory = Path(settings.record).expanduser().resolve()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--record {settings.record!r}: {exc.strerror or exc}") from None
+    return RecordOptions(directory, max_bytes=settings.record_max_bytes,
+                         compress=settings.record_compress)
 
 
 def _index(static: Path) -> Any:

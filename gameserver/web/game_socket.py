@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -18,7 +20,7 @@ from gameserver.core import codec
 from gameserver.core.engine import RoomCrashed
 from gameserver.core.room import JoinRefused
 from gameserver.host.matchmaker import DirectoryUnavailable
-from gameserver.host.room_host import Inbound
+from gameserver.host.room_host import Inbound, SpectatorsFull
 from gameserver.web import aiohttp_seam
 from gameserver.web.edge import error_response
 from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
@@ -67,6 +69,9 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         background.add(task)
         task.add_done_callback(background.discard)
 
+    watch = request.query.get("watch", "")
+    if watch:
+        return await _watch(request, ws, watch, transport, close)
     reconnect = request.query.get("reconnect", "")
     if reconnect:
         resumed = manager.resume(reconnect) if len(reconnect) <= 64 else None
@@ -119,6 +124,34 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
             await manager.seat_freed(room_host, conn.player.id)
         log.debug("socket closed (code %s)", ws.close_code,
                   extra={"room_id": room_host.room_id, "player_id": conn.player.id})
+    return ws
+
+
+async def _watch(request: web.Request, ws: web.WebSocketResponse, token: str,
+                 transport: Any, close: Callable[[int, str], None]) -> web.WebSocketResponse:
+    """``/ws?watch=T``: a spectator. The room's updates go out to it; it holds no seat and
+    what it sends never reaches the game."""
+    settings = request.app[SETTINGS]
+    try:
+        room_host = (await request.app[MANAGER].redeem_pass(token)
+                     if 0 < len(token) <= 64 else None)
+    except DirectoryUnavailable:
+        return await _refuse(ws, codec.CLOSE_TRY_AGAIN, "directory_unavailable",
+                             "the room directory is unreachable; retry shortly")
+    if room_host is None:
+        return await _refuse(ws, codec.CLOSE_BAD_RESERVATION, "bad_reservation",
+                             "the spectator pass is unknown, used or expired")
+    try:
+        conn = room_host.watch(transport, close)
+    except SpectatorsFull as exc:
+        return await _refuse(ws, codec.CLOSE_JOIN_REFUSED, "spectators_full", str(exc))
+    inbound = Inbound(room_host, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
+                      close, control_per_s=settings.rate_limit_control)
+    install(ws, request, inbound)
+    try:
+        await control_loop(ws, inbound)
+    finally:
+        room_host.unwatch(conn)
     return ws
 
 

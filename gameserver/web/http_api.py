@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gameserver.auth import AuthError, verify
 from gameserver.core import codec
-from gameserver.host.matchmaker import MatchmakingError, clamp_name
+from gameserver.host.matchmaker import MODES, MatchmakingError, clamp_name
 from gameserver.web.edge import HttpError, error_response, parse_json, read_body
 from gameserver.web.headers import valid_host
 from gameserver.web.keys import CLIENT_BUDGETS, LISTINGS, MANAGER, PAGES, SETTINGS
@@ -72,6 +72,8 @@ async def _matchmake(request: web.Request) -> web.Response:
             if wait := budgets.request([identity], time.monotonic()):
                 return rate_limited("too many matchmaking requests for this player", wait)
             clients.append(identity)
+        if params["mode"] == "spectate":
+            return await _spectate(request, params["game"], params["room_id"])
         if wait := budgets.may_reserve(clients, time.monotonic()):
             return rate_limited("too many seat reservations not yet redeemed", wait)
         reservation = await request.app[MANAGER].matchmake(
@@ -89,6 +91,21 @@ async def _matchmake(request: web.Request) -> web.Response:
         "token": reservation.token,
         "ws_url": f"{base}/ws?token={reservation.token}",
         "expires_in": settings.reservation_ttl,
+        "protocol": codec.PROTOCOL_VERSION,
+    })
+
+
+async def _spectate(request: web.Request, game: str, room_id: str | None) -> web.Response:
+    """``mode: "spectate"``: a pass to watch a room (it holds no seat)."""
+    spectator = await request.app[MANAGER].spectate(game, room_id)
+    base = await _room_ws_base(request, spectator.node)
+    return web.json_response({
+        "room_id": spectator.room_id,
+        "game": game,
+        "token": spectator.token,
+        "ws_url": f"{base}/ws?watch={spectator.token}",
+        "expires_in": request.app[SETTINGS].reservation_ttl,
+        "spectator": True,
         "protocol": codec.PROTOCOL_VERSION,
     })
 
@@ -144,8 +161,11 @@ def _matchmake_params(body: Any) -> dict[str, Any]:
     room_id = body.get("room_id")
     if room_id is not None and (not isinstance(room_id, str) or not 0 < len(room_id) <= 64):
         raise MatchmakingError("bad_request", "'room_id' must be a room id string")
+    if mode not in (*MODES, "spectate"):
+        raise MatchmakingError("bad_request", f"mode must be one of {', '.join(MODES)} or "
+                               "spectate")
     if room_id is not None and mode in ("create", "join_or_create"):
-        raise MatchmakingError("bad_request", "'room_id' goes with mode 'join'")
+        raise MatchmakingError("bad_request", "'room_id' goes with mode 'join' or 'spectate'")
     if mode == "join" and room_id is None and body.get("private"):
         raise MatchmakingError("bad_request", "a private room is joined by its 'room_id'")
     private = body.get("private", False)

@@ -1,6 +1,8 @@
 // The game screen: canvas, HUD, scoreboard, chat, status overlay. Plugs the
 // arena's rule into the SDK's Room (prediction of our avatar, interpolation of
-// the others), reads it every frame and feeds it the input direction.
+// the others), reads it every frame and feeds it the input direction. A spectator's
+// room (client.spectate()) is drawn the same way without an avatar of ours: every
+// avatar interpolated, no input, no chat; the field already fits the window.
 
 import { ownAvatar, step } from "./arena-rules.js";
 import { Controls } from "./input.js";
@@ -26,7 +28,7 @@ export class GameView {
     $("chat-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const input = $("chat-input");
-      if (this.room && input.value.trim()) this.chat(input.value);
+      if (this.room && !this.room.spectator && input.value.trim()) this.chat(input.value);
       input.value = "";
       input.blur(); // back to steering
     });
@@ -36,7 +38,7 @@ export class GameView {
     window.addEventListener("keydown", (e) => {
       if (!this.room) return;
       const typing = document.activeElement === $("chat-input");
-      if (e.key === "Enter" && !typing) {
+      if (e.key === "Enter" && !typing && !this.room.spectator) {
         e.preventDefault();
         $("chat-input").focus();
       } else if (e.key === "Escape" && typing) {
@@ -58,14 +60,18 @@ export class GameView {
   /** Show the game for `room` (a WELCOMEd SDK Room), predicting our avatar with arena's rule. */
   attach(room) {
     this.room = room;
-    room.predict(step, { own: ownAvatar });
+    const watching = room.spectator;
+    if (!watching) room.predict(step, { own: ownAvatar });
     this.others = room.interpolate({
-      filter: (e) => e.type === "Avatar" && e.values.pid !== room.playerId });
+      filter: (e) => e.type === "Avatar" && (watching || e.values.pid !== room.playerId) });
     this.chatLines = [];
     $("chat-log").replaceChildren();
     this.controls.inputMax = room.config?.input_max ?? 100;
-    this.controls.enabled = true;
-    this.addChat(null, `You joined room ${room.id} as ${room.name}.`);
+    this.controls.enabled = !watching;
+    document.body.classList.toggle("watching", watching);
+    $("chat-input").disabled = watching;
+    $("chat-input").placeholder = watching ? "Spectators can't chat" : "Press Enter to chat";
+    this.addChat(null, watching ? `You are watching room ${room.id}.` : `You joined room ${room.id} as ${room.name}.`);
     cancelAnimationFrame(this.raf);
     clearInterval(this.timer);
     const frame = (t) => {
@@ -83,6 +89,9 @@ export class GameView {
     this.timer = null;
     this.controls.enabled = false;
     this.controls.release();
+    document.body.classList.remove("watching");
+    $("chat-input").disabled = false;
+    $("chat-input").placeholder = "Press Enter to chat";
     this.room = null;
     this.others = null;
   }
@@ -90,7 +99,7 @@ export class GameView {
   /** The input clock: one input per server tick while a direction is held. */
   pump(now) {
     const room = this.room;
-    if (!room) return;
+    if (!room || room.spectator) return;
     const [dx, dy] = this.controls.direction();
     room.pumpInput(dx !== 0 || dy !== 0 ? [dx, dy] : null, now);
   }
@@ -130,22 +139,23 @@ export class GameView {
     this.lastFrame = now;
     const cfg = room.config;
     if (cfg && room.state) {
-      room.predictor.decay(dt);
+      room.predictor?.decay(dt);
       const avatars = [];
       const others = [];
       for (const o of this.others.sample(now).values()) {
         avatars.push({ pid: o.pid, name: o.name, score: o.score, x: o.x, y: o.y, own: false });
         others.push({ pid: o.pid, name: o.name, x: o.x, y: o.y });
       }
-      const own = room.predicted(now);
-      const ownEntity = room.ownEntity();
+      const own = room.spectator ? null : room.predicted(now);
+      const ownEntity = room.spectator ? null : room.ownEntity();
       if (own && ownEntity) {
         avatars.push({ pid: room.playerId, name: ownEntity.values.name, score: ownEntity.values.score,
           x: own.x, y: own.y, own: true });
       }
       this.rendered = { own: own ? { x: own.x, y: own.y } : null, others };
       const raw = this.showServer
-        ? this.avatars().map((a) => ({ x: a.values.x, y: a.values.y, own: a.values.pid === room.playerId }))
+        ? this.avatars().map((a) => ({ x: a.values.x, y: a.values.y,
+          own: !room.spectator && a.values.pid === room.playerId }))
         : null;
       const orbs = room.state.ofType("Orb").map((o) => o.values);
       this.renderer.draw({ world: cfg, orbs, avatars, raw });

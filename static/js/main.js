@@ -1,7 +1,8 @@
 // The app: lobby <-> game, shareable links (/?room=ID), the test hook. The
 // connection, the replica, netcode and reconnection are the SDK's (/sdk/gameserver.js).
 // The lobby plays arena here and lists every game the server hosts (GET /games): the
-// ones with a page of their own (/play/<game>/) are played there.
+// ones with a page of their own (/play/<game>/) are played there. Every listed room
+// can be watched as a spectator (/?watch=ID here, <page>?watch=ID on a game's page).
 
 import { Client } from "/sdk/gameserver.js";
 
@@ -121,6 +122,12 @@ function joinRoom(room) {
   else location.assign(`${app.pages[room.game]}?room=${encodeURIComponent(room.room_id)}`);
 }
 
+/** Watch a listed room as a spectator: here (arena) or on its game's page. */
+function watchRoom(room) {
+  if (room.game === GAME) watch(room.room_id);
+  else location.assign(`${app.pages[room.game]}?watch=${encodeURIComponent(room.room_id)}`);
+}
+
 async function refreshRooms() {
   if (app.screen !== "lobby") return;
   const status = $("rooms-status");
@@ -165,9 +172,31 @@ async function refreshRooms() {
     const go = document.createElement("span");
     go.className = "go";
     go.textContent = "Join →";
-    button.append(id, mode, count, go);
+    button.append(id, mode, count);
+    // A server with spectators lists how many watch each room; any room can be watched.
+    const watchable = room.spectators !== undefined;
+    if (watchable) {
+      const watchers = document.createElement("span");
+      watchers.className = "watchers";
+      watchers.title = "spectators";
+      watchers.textContent = `${room.spectators} watching`;
+      button.append(watchers);
+    }
+    button.append(go);
     button.addEventListener("click", () => joinRoom(room));
     li.append(button);
+    if (watchable) {
+      const watchButton = document.createElement("button");
+      watchButton.type = "button";
+      watchButton.className = "watch";
+      watchButton.dataset.watch = room.room_id;
+      watchButton.dataset.game = room.game;
+      watchButton.disabled = app.busy;
+      watchButton.textContent = "Watch";
+      watchButton.title = `Watch room ${room.room_id} without playing`;
+      watchButton.addEventListener("click", () => watchRoom(room));
+      li.append(watchButton);
+    }
     return li;
   }));
 }
@@ -191,6 +220,29 @@ async function join(request) {
     showLobby(err.message);
     return;
   }
+  wire(room);
+  enterGame(room);
+}
+
+/** Watch arena room `roomId` as a spectator: everyone drawn, no avatar of ours, no input. */
+async function watch(roomId) {
+  if (app.busy || app.room) return;
+  setBusy(true);
+  setLobbyMessage(`Joining room ${roomId} as a spectator…`, "info");
+  let room;
+  try {
+    room = await client.spectate(roomId, { game: GAME });
+  } catch (err) {
+    history.replaceState(null, "", "/");
+    showLobby(err.message);
+    return;
+  }
+  wire(room);
+  enterGame(room);
+}
+
+/** The game screen's reactions to a room's life (a player's or a spectator's). */
+function wire(room) {
   room.onStatus((status, info) => {
     if (app.room !== room) return;
     if (status === "reconnecting") {
@@ -214,18 +266,20 @@ async function join(request) {
     // A leave of our own (the Leave button, closing the page) is handled where it is made.
     if (app.room === room && !consented) endGame(text);
   });
-  enterGame(room);
 }
 
 function updateTopbar(room) {
+  const kind = room.spectator ? "watching" : room.private ? "private" : "public";
   $("room-id").textContent = room.id;
-  $("room-kind").textContent = room.private ? "private" : "public";
-  $("room-kind").className = `badge ${room.private ? "private" : "public"}`;
-  $("share-link").value = shareLink(room.id);
+  $("room-kind").textContent = kind;
+  $("room-kind").className = `badge ${kind}`;
+  $("share-link").value = shareLink(room.id, room.spectator);
+  $("leave").textContent = room.spectator ? "Back to lobby" : "Leave";
+  $("leave").classList.toggle("danger", !room.spectator);
 }
 
-function shareLink(roomId) {
-  return `${location.origin}/?room=${encodeURIComponent(roomId)}`;
+function shareLink(roomId, watching = false) {
+  return `${location.origin}/?${watching ? "watch" : "room"}=${encodeURIComponent(roomId)}`;
 }
 
 function enterGame(room) {
@@ -236,9 +290,9 @@ function enterGame(room) {
   setLobbyMessage("");
   $("lobby").hidden = true;
   $("game").hidden = false;
-  document.title = `Arena · room ${room.id}`;
+  document.title = `Arena · ${room.spectator ? "watching " : ""}room ${room.id}`;
   updateTopbar(room);
-  history.replaceState(null, "", `/?room=${encodeURIComponent(room.id)}`);
+  history.replaceState(null, "", `/?${room.spectator ? "watch" : "room"}=${encodeURIComponent(room.id)}`);
   view.setOverlay(null);
   view.attach(room);
 }
@@ -255,7 +309,7 @@ function leaveRoom() {
   const room = app.room;
   if (!room) return;
   room.leave();
-  endGame(`You left room ${room.id}.`, "info");
+  endGame(room.spectator ? `You stopped watching room ${room.id}.` : `You left room ${room.id}.`, "info");
 }
 
 // -- wiring --------------------------------------------------------------------------
@@ -295,13 +349,15 @@ function init() {
     const room = app.room;
     if (!e.persisted || !room) return;
     endGame("");
-    join({ mode: "join", room_id: room.id });
+    if (room.spectator) watch(room.id);
+    else join({ mode: "join", room_id: room.id });
   });
 
-  const roomParam = new URLSearchParams(location.search).get("room");
+  const query = new URLSearchParams(location.search);
   showLobby("");
   loadGames();
-  if (roomParam) join({ mode: "join", room_id: roomParam });
+  if (query.get("watch")) watch(query.get("watch"));
+  else if (query.get("room")) join({ mode: "join", room_id: query.get("room") });
 }
 
 // A read-only window into the client for tests and debugging (no pixel-peeping).
@@ -322,9 +378,10 @@ window.__game = {
       statusInfo: s ? { ...s.statusInfo } : {},
       roomId: s?.id ?? null,
       private: s?.private ?? false,
+      spectator: Boolean(s?.spectator),
       playerId: s?.playerId ?? 0,
       name: s?.name ?? null,
-      shareLink: s?.id ? shareLink(s.id) : null,
+      shareLink: s?.id ? shareLink(s.id, s.spectator) : null,
       reconnects: s?.reconnects ?? 0,
       canResume: Boolean(s?.reconnectToken),
       own: p?.ready ? { x: p.state.x, y: p.state.y } : null,

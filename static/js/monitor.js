@@ -125,7 +125,8 @@ function renderRooms(data) {
     name,
     el("td", { text: room.game }),
     el("td", { class: "num", text: `${room.players} / ${room.max_players}` +
-      (room.reconnecting ? ` (+${room.reconnecting})` : "") }),
+      (room.reconnecting ? ` (+${room.reconnecting})` : "") +
+      (room.spectators ? `, ${room.spectators} watching` : "") }),
     el("td", { class: tickClass,
       text: `${room.achieved_rate === null ? "–" : room.achieved_rate.toFixed(1)} / ${room.tick_rate} Hz` }),
     el("td", { class: "num", text: ms(room.tick_p50_ms) }),
@@ -176,6 +177,7 @@ function renderDetail(room) {
   const facts = [
     ["Players", `${room.players.filter((p) => p.connected).length} / ${room.max_players}` +
       (room.reconnecting ? `, ${room.reconnecting} reconnecting` : "")],
+    ["Spectators", `${room.spectators}`],
     ["Tick", `${room.tick} at ${room.achieved_rate === null ? "–" : room.achieved_rate.toFixed(1)} of ${room.tick_rate} Hz`],
     ["Tick p50 / p99", `${ms(room.tick_p50_ms)} / ${ms(room.tick_p99_ms)}`],
     ["Overruns", String(room.tick_overruns)],

@@ -211,6 +211,15 @@ export interface JoinOptions {
   reconnect?: false | { delays: number[] };
 }
 
+/** client.spectate()'s options. */
+export interface SpectateOptions {
+  /** The room's game (default: the client's `game` option). Required one way or the other. */
+  game?: string;
+  /** A signed join token, when the server requires one. */
+  auth?: string;
+  reconnect?: false | { delays: number[] };
+}
+
 /** A public room in the listing (GET /rooms). */
 export interface RoomListing {
   room_id: string;
@@ -220,6 +229,8 @@ export interface RoomListing {
   max_players: number;
   locked: boolean;
   joinable: boolean;
+  /** Connected spectators (servers with spectator support). */
+  spectators?: number;
   metadata: Record<string, unknown>;
 }
 
@@ -232,6 +243,16 @@ export declare class Client {
   create<I = unknown, C = Record<string, any>>(game: string, options?: JoinOptions): Promise<Room<I, C>>;
   join<I = unknown, C = Record<string, any>>(roomId: string, options?: JoinOptions): Promise<Room<I, C>>;
   joinAny<I = unknown, C = Record<string, any>>(game: string, options?: JoinOptions): Promise<Room<I, C>>;
+  /**
+   * Watch a room without a seat (POST /matchmake mode "spectate"): a Room with
+   * `spectator === true` and `playerId === 0` whose sendInput()/send()/pumpInput()/
+   * predict() throw. Without `roomId` the server picks the game's live public room
+   * with the most players. Rejects with MatchmakeError "no_such_room" or
+   * "spectators_full" (or ConnectError 4004 when the cap is reached at the socket).
+   * After a drop it spectates the same room again; those two refusals end it.
+   */
+  spectate<C = Record<string, any>>(roomId?: string, options?: SpectateOptions): Promise<Room<never, C>>;
+  spectate<C = Record<string, any>>(options: SpectateOptions): Promise<Room<never, C>>;
   /** A seat back from a reconnection token (POST /reconnect). */
   reconnect<I = unknown, C = Record<string, any>>(token: string, options?: JoinOptions): Promise<Room<I, C>>;
   listRooms(game?: string): Promise<RoomListing[]>;
@@ -267,6 +288,9 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   game: string;
   name: string | null;
   private: boolean;
+  /** A spectator (client.spectate()): watches only; playerId is 0. */
+  spectator: boolean;
+  /** Our player id; 0 for a spectator. */
   playerId: number;
   tickRate: number;
   tickMs: number;
@@ -305,9 +329,9 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   /** `consented`: leave() was called; else kicked, closed, or reconnection given up. */
   onLeave(fn: (code: number, text: string, consented: boolean) => void): Unsubscribe;
 
-  /** A typed room message (chat, ...); false when not connected. */
+  /** A typed room message (chat, ...); false when not connected. Throws for a spectator. */
   send(kind: string, body: unknown): boolean;
-  /** One numbered input (predicted when predict() was called); its seq, or 0 if not sent. */
+  /** One numbered input (predicted when predict() was called); its seq, or 0 if not sent. Throws for a spectator. */
   sendInput(input: I): number;
   /** Input clock for held controls: one input per tick while `input` is not null. */
   pumpInput(input: I | null, nowMs?: number): number;

@@ -67,6 +67,7 @@ const MATCHMAKE_TEXT = {
   network: "Can't reach the server. Check your connection and try again.",
   rate_limited: "Too many requests from here. Wait a few seconds and try again.",
   directory_unavailable: "The server is briefly unable to find rooms. Try again in a moment.",
+  spectators_full: "That room has as many spectators as it allows. Try again later.",
 };
 
 /** Text for a failed matchmake: `code` from the JSON error body (or "network"). */
@@ -113,7 +114,8 @@ export function shouldReconnect(code) {
 /** Matchmake errors after which retrying the same room is pointless. */
 export function isFinalMatchmakeError(code) {
   return ["no_such_room", "room_full", "room_locked", "unknown_game", "bad_request",
-    "auth_required", "auth_invalid", "auth_expired", "origin_not_allowed"].includes(code);
+    "auth_required", "auth_invalid", "auth_expired", "origin_not_allowed",
+    "spectators_full"].includes(code);
 }
 
 // -- msgpack ----------------------------------------------------------------------------
@@ -706,7 +708,9 @@ export class MatchmakeError extends Error {
 /** A game socket that closed before its WELCOME. */
 export class ConnectError extends Error {
   constructor(code, reason, serverError) {
-    super(closeText(code, serverError ? serverError[1] : reason));
+    // A room at its spectator cap between matchmaking and the socket: 4004 + spectators_full.
+    super(serverError?.[1] === "spectators_full" ? matchmakeText("spectators_full")
+      : closeText(code, serverError ? serverError[1] : reason));
     this.name = "ConnectError";
     this.code = code;
     this.reason = reason;
@@ -760,6 +764,27 @@ export class Client {
   /** Any public room of `game` with a free seat, never a new one. */
   joinAny(game, options = {}) {
     return this._join(game, { mode: "join" }, options);
+  }
+
+  /**
+   * Watch a room without a seat: POST /matchmake mode "spectate". The Room has
+   * `spectator === true` and `playerId === 0`; its state, callbacks and
+   * interpolation work as a player's, but sendInput()/send() throw. Without
+   * `roomId` the server picks the live public room of the game with the most
+   * players. `options.game` (default: the client's `game` option) is required.
+   * After a drop it spectates the same room again (a new pass), with the usual
+   * back-off; `no_such_room` and `spectators_full` end it.
+   */
+  async spectate(roomId, options = {}) {
+    if (roomId && typeof roomId === "object") [roomId, options] = [undefined, roomId];
+    const game = options.game ?? this.options.game;
+    if (!game) throw new TypeError("spectate(roomId): say which game: {game: NAME}");
+    const request = { mode: "spectate" };
+    if (roomId) request.room_id = roomId;
+    const room = new Room(this, { game, name: null, private: false, options,
+      roomId: roomId ?? null, spectator: true });
+    await room._start(null, request);
+    return room;
   }
 
   /** Take a seat back after losing the Room object (a reloaded page): POST /reconnect. */
@@ -849,11 +874,13 @@ export class Client {
 /**
  * One seat in one room: the socket, the replica (`state`), callbacks, numbered
  * inputs, optional prediction and interpolation, RTT and rates, and automatic
- * reconnection. Made by a Client; resolves once WELCOMEd.
+ * reconnection. Made by a Client; resolves once WELCOMEd. A spectator's Room
+ * (client.spectate()) holds no seat: the same state and callbacks, no inputs.
  */
 export class Room {
-  constructor(client, { game, name, private: isPrivate, options, roomId }) {
+  constructor(client, { game, name, private: isPrivate, options, roomId, spectator = false }) {
     this.client = client;
+    this.spectator = spectator; // watching: no seat, no inputs (client.spectate())
     this.game = game;
     this.name = name;
     this.private = isPrivate;
@@ -934,6 +961,7 @@ export class Room {
 
   /** A typed message to the room (chat, ready, ...). False if not connected. */
   send(kind, body) {
+    this._noSpectator("send()");
     return this._send([C_MESSAGE, kind, body]);
   }
 
@@ -944,6 +972,7 @@ export class Room {
    * Unacknowledged inputs are resent after a reconnection to the same seat.
    */
   sendInput(input) {
+    this._noSpectator("sendInput()");
     if (this.status !== "playing" || this._resync || this.pending.length >= this.maxPending) return 0;
     let seq = this.seq + 1;
     if (this.predictor) {
@@ -963,6 +992,7 @@ export class Room {
    * predictor when a tick passes idle. Returns how many inputs it sent.
    */
   pumpInput(input, at = now()) {
+    this._noSpectator("pumpInput()");
     if (this.status !== "playing" || this._resync) return 0;
     if (this.predictor && !this.predictor.ready) return 0;
     this._clock ??= new StepClock(this.tickMs, 3);
@@ -1017,6 +1047,7 @@ export class Room {
    * server state each update reconciles with. Options: those of Predictor.
    */
   predict(step, { own, ...options }) {
+    this._noSpectator("predict()");
     if (typeof own !== "function") throw new TypeError("predict(step, {own}): own(room) finds our entity");
     this._own = own;
     this.predictor = new Predictor(step, { config: this.config, ...options });
@@ -1067,7 +1098,7 @@ export class Room {
       this._codec = await this.client._codec();
       if (request) {
         const reservation = await this.client.matchmake(this._matchBody(request));
-        this.name = reservation.name;
+        this.name = reservation.name ?? null;
         this.id = reservation.room_id;
         wsUrl = reservation.ws_url;
       }
@@ -1082,6 +1113,11 @@ export class Room {
   _matchBody(request) {
     const o = this.joinOptions;
     const body = { game: this.game, ...request };
+    if (this.spectator) {
+      // A pass to watch: no name, options or seat; the server ignores a name anyway.
+      if (o.auth !== undefined) body.auth = o.auth;
+      return body;
+    }
     if (this.name !== null && this.name !== undefined) body.name = this.name;
     if (o.options !== undefined) body.options = o.options;
     if (o.auth !== undefined) body.auth = o.auth;
@@ -1179,7 +1215,7 @@ export class Room {
     this._stopTimers();
     this._pingTimer = setInterval(() => this._ping(), PING_EVERY_MS);
     this._ping();
-    const sameSeat = resume && playerId === this.playerId && roomId === this.id;
+    const sameSeat = resume && !this.spectator && playerId === this.playerId && roomId === this.id;
     const sameSchema = this.state && JSON.stringify(schema) === JSON.stringify(this.schema);
     this.id = roomId;
     this.game = game;
@@ -1303,7 +1339,9 @@ export class Room {
       }
       if (!this.game) break; // resumed by token alone: we do not know what to rejoin
       try {
-        const reservation = await this.client.matchmake(this._matchBody({ mode: "join", room_id: this.id }));
+        // A spectator has no token: it always comes back with a new pass to the same room.
+        const mode = this.spectator ? "spectate" : "join";
+        const reservation = await this.client.matchmake(this._matchBody({ mode, room_id: this.id }));
         if (this._stopped) return;
         await this._connect(reservation.ws_url, true);
         return;
@@ -1320,6 +1358,13 @@ export class Room {
       }
     }
     this._end(`${why} Gave up reconnecting after ${delays.length} attempts.`, code);
+  }
+
+  _noSpectator(what) {
+    if (this.spectator) {
+      throw new Error(`gameserver SDK: ${what}: this Room is a spectator (client.spectate()); `
+        + "spectators cannot send inputs or room messages");
+    }
   }
 
   _end(text, code) {

@@ -200,6 +200,11 @@ function fakeServer() {
       refuse.delete(path);
       return answer(status, { error: code, message: code });
     }
+    if (path === "/matchmake" && body.mode === "spectate") {
+      seat++;
+      return answer(200, { room_id: body.room_id ?? "R1", game: body.game, token: `w${seat}`,
+        ws_url: `ws://game.test/ws?watch=w${seat}`, expires_in: 10, spectator: true, protocol: 1 });
+    }
     if (path === "/matchmake") {
       seat++;
       return answer(200, { room_id: body.room_id ?? "R1", game: body.game, name: body.name ?? "player",
@@ -492,6 +497,170 @@ describe("Room", () => {
     } finally {
       globalThis.WebSocket = saved;
     }
+  });
+});
+
+// -- spectators ---------------------------------------------------------------------------
+
+/** Spectate with the fake server; returns the room and the socket the server plays. */
+async function watching(roomId = "R1", options = {}) {
+  FakeSocket.all = [];
+  const server = fakeServer();
+  const client = new Client("http://game.test/", { WebSocket: FakeSocket, fetch: server.fetch,
+    reconnect: { delays: [1, 1, 1] }, ...options });
+  const spectating = client.spectate(roomId, { game: "dots" });
+  await until(() => FakeSocket.all.length === 1, "a socket");
+  const ws = FakeSocket.all[0];
+  await tick();
+  ws.frame(welcome(0, null));
+  const room = await spectating;
+  return { room, ws, server, client };
+}
+
+describe("Spectator", () => {
+  test("watches a room: a pass from /matchmake, the same state, callbacks and interpolation", async () => {
+    const { room, ws, server } = await watching();
+    assert.deepEqual(server.requests, [["/matchmake", { game: "dots", mode: "spectate", room_id: "R1" }]]);
+    assert.equal(ws.url, "ws://game.test/ws?watch=w1");
+    assert.equal(room.spectator, true);
+    assert.equal(room.playerId, 0);
+    assert.equal(room.id, "R1");
+    assert.equal(room.name, null);
+    assert.equal(room.reconnectToken, null);
+    assert.equal(room.status, "playing");
+    const seen = [];
+    room.onAdd("Dot", (e) => seen.push(["add", e.values.name]));
+    room.onChange((e, fields) => seen.push(["change", e.id, fields]));
+    room.onEvent("joined", (body) => seen.push(["joined", body]));
+    const interp = room.interpolate({ filter: (e) => e.type === "Dot" });
+    ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann", 2, 0, 50, 50, 2, "bob"], [["joined", [2, "bob"]]]]);
+    ws.frame([12, 0, 6, 5, [], [1, 0b1, 4], [], []]);
+    assert.deepEqual(seen, [["add", "ann"], ["add", "bob"], ["joined", [2, "bob"]], ["change", 1, ["x"]]]);
+    assert.equal(room.state.get(1).values.x, 14);
+    assert.equal(interp.sample(performance.now() + 1000).size, 2);
+    ws.frame([13, ws.sent[0][1] - 10, 6]);
+    assert.ok(room.rtt >= 10, "spectators ping too");
+    room.leave();
+    assert.deepEqual(ws.sent.at(-1), [C_LEAVE]);
+    assert.deepEqual(ws.closed, [CLOSE.NORMAL, "left"]);
+    assert.equal(room.status, "ended");
+  });
+
+  test("sendInput, send, pumpInput and predict throw, and nothing reaches the server", async () => {
+    const { room, ws } = await watching();
+    ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], []]);
+    assert.throws(() => room.sendInput([1, 0]), /spectator.*cannot send inputs/);
+    assert.throws(() => room.send("chat", "hi"), /send\(\).*spectator/);
+    assert.throws(() => room.pumpInput([1, 0]), /spectator/);
+    assert.throws(() => room.predict(dotStep, { own: () => null }), /spectator/);
+    assert.deepEqual(ws.sent.filter((m) => m[0] !== C_PING), []);
+    // Should one get through anyway, the server's ERROR reaches onError like any other.
+    const errors = [];
+    room.onError((code, message) => errors.push(code));
+    ws.frame([15, "spectator", "spectators cannot send inputs or room messages"]);
+    assert.deepEqual(errors, ["spectator"]);
+    assert.equal(room.status, "playing");
+    room.leave();
+  });
+
+  test("without a room id the server picks; the game is required", async () => {
+    FakeSocket.all = [];
+    const server = fakeServer();
+    const client = new Client("http://game.test", { WebSocket: FakeSocket, fetch: server.fetch, game: "dots" });
+    const spectating = client.spectate();
+    await until(() => FakeSocket.all.length === 1, "a socket");
+    assert.deepEqual(server.requests[0], ["/matchmake", { game: "dots", mode: "spectate" }]);
+    await tick();
+    FakeSocket.all[0].frame(welcome(0, null));
+    const room = await spectating;
+    assert.equal(room.id, "R1", "the room the server picked");
+    assert.equal(room.spectator, true);
+    room.leave();
+    const bare = new Client("http://game.test", { WebSocket: FakeSocket, fetch: server.fetch });
+    await assert.rejects(bare.spectate("R1"), TypeError);
+  });
+
+  test("an abnormal close spectates the same room again with a new pass", async () => {
+    const { room, ws, server } = await watching();
+    ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], []]);
+    const statuses = [];
+    room.onStatus((status, info) => statuses.push([status, info.attempt ?? null]));
+    const reconnected = [];
+    room.onReconnect((info) => reconnected.push(info));
+    const added = [];
+    room.onAdd((e) => added.push(e.id));
+    ws.drop(CLOSE.ABNORMAL);
+    assert.equal(room.status, "reconnecting");
+    await until(() => FakeSocket.all.length === 2, "a second socket");
+    assert.deepEqual(server.requests.at(-1), ["/matchmake", { game: "dots", mode: "spectate", room_id: "R1" }]);
+    const ws2 = FakeSocket.all[1];
+    assert.equal(ws2.url, "ws://game.test/ws?watch=w2");
+    await tick();
+    ws2.frame(welcome(0, null));
+    ws2.frame([11, 0, 9, [1, 0, 12, 20, 1, "ann"], []]);
+    assert.deepEqual(reconnected, [{ resumed: false }]);
+    assert.deepEqual(added, [], "the fresh snapshot is diffed against what we had");
+    assert.equal(room.state.get(1).values.x, 12);
+    assert.equal(room.spectator, true);
+    assert.equal(room.reconnects, 1);
+    assert.deepEqual(statuses, [["reconnecting", 1], ["playing", null]]);
+    // A used pass (4001) is retried with a new one, as a bad seat token would be.
+    ws2.drop(CLOSE.ABNORMAL);
+    await until(() => FakeSocket.all.length === 3, "a third socket");
+    await tick();
+    FakeSocket.all[2].frame([15, "bad_reservation", "unknown token"]);
+    FakeSocket.all[2].drop(CLOSE.BAD_RESERVATION);
+    await until(() => FakeSocket.all.length === 4, "a fourth socket");
+    assert.equal(FakeSocket.all[3].url, "ws://game.test/ws?watch=w4");
+    room.leave();
+  });
+
+  for (const [code, status, text] of [["spectators_full", 409, /as many spectators/],
+    ["no_such_room", 404, /doesn't exist/]]) {
+    test(`${code} when coming back is final`, async () => {
+      const { room, ws, server } = await watching();
+      const left = [];
+      room.onLeave((closeCode, message, consented) => left.push([closeCode, message, consented]));
+      server.refuse.set("/matchmake", [status, code]);
+      ws.drop(CLOSE.GOING_AWAY);
+      await until(() => left.length === 1, "the end");
+      assert.equal(room.status, "ended");
+      assert.match(left[0][1], /Couldn't rejoin/);
+      assert.match(left[0][1], text);
+      assert.equal(left[0][2], false);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(FakeSocket.all.length, 1, "no socket after a final refusal");
+      assert.equal(server.requests.length, 2, "one try only");
+    });
+  }
+
+  test("refusals: spectators_full and no_such_room reject; so does the cap reached at the socket", async () => {
+    FakeSocket.all = [];
+    const server = fakeServer();
+    const client = new Client("http://game.test", { WebSocket: FakeSocket, fetch: server.fetch });
+    server.refuse.set("/matchmake", [409, "spectators_full"]);
+    await assert.rejects(client.spectate("R1", { game: "dots" }), (err) =>
+      err instanceof MatchmakeError && err.code === "spectators_full" && /spectators/.test(err.message));
+    server.refuse.set("/matchmake", [404, "no_such_room"]);
+    await assert.rejects(client.spectate({ game: "dots" }), (err) =>
+      err instanceof MatchmakeError && err.code === "no_such_room");
+    const spectating = client.spectate("R1", { game: "dots" });
+    await until(() => FakeSocket.all.length === 1, "a socket");
+    await tick();
+    FakeSocket.all[0].frame([15, "spectators_full", "the room has 64 spectators"]);
+    FakeSocket.all[0].drop(CLOSE.JOIN_REFUSED);
+    await assert.rejects(spectating, (err) => err instanceof ConnectError && err.code === 4004
+      && err.serverError === "spectators_full" && /as many spectators/.test(err.message));
+  });
+
+  test("the room closing ends the watch", async () => {
+    const { room, ws } = await watching();
+    const left = [];
+    room.onLeave((code, text) => left.push([code, text]));
+    ws.drop(CLOSE.ROOM_CLOSED);
+    assert.deepEqual(left, [[CLOSE.ROOM_CLOSED, "The room was closed."]]);
+    await tick();
+    assert.equal(FakeSocket.all.length, 1);
   });
 });
 

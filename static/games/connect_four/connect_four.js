@@ -1,6 +1,8 @@
 // Connect Four in the browser: matchmaking, the board from the `Board` entity, players
 // from `Seat` entities, moves as room messages. Rules, turns and the clock are the
 // server's (gameserver/games/connect_four.py); the SDK does the socket and reconnection.
+// ?room=ID joins a room; ?watch=ID watches one as a spectator (read-only: no seat, no
+// moves; the lobby's Watch button leads here).
 
 import { Client } from "/sdk/gameserver.js";
 
@@ -17,8 +19,16 @@ let messageTimer = null;
 // -- screens and messages ----------------------------------------------------------
 
 function show(screen) {
+  const watching = Boolean(room?.spectator);
   $("start").hidden = screen !== "start";
   $("game").hidden = screen !== "game";
+  // Watching: read-only, no seat; only the way back to the lobby.
+  $("watching").hidden = !watching;
+  $("play-buttons").hidden = watching;
+  $("share").hidden = watching;
+  $("board").classList.toggle("watch", watching);
+  $("board").setAttribute("aria-label", watching ? "Board" : "Board: tap a column to drop a disc");
+  for (const column of $("board").querySelectorAll(".column")) column.disabled = watching;
 }
 
 function say(text, ms = 0) {
@@ -77,6 +87,37 @@ async function join(how) {
   render();
 }
 
+/** Watch room `roomId` as a spectator: the same board, names, turn and result; no moves. */
+async function watch(roomId) {
+  if (room) return;
+  say(`Joining room ${roomId} as a spectator…`);
+  try {
+    room = await client.spectate(roomId, { game: GAME });
+  } catch (err) {
+    showStart(err.message);
+    return;
+  }
+  history.replaceState(null, "", `?watch=${encodeURIComponent(room.id)}`);
+  document.title = "Watching · Connect Four · gameserver";
+  $("watch-room").textContent = room.id;
+  say("");
+  show("game");
+  room.onStateChange(render);
+  room.onStatus((status, info) => {
+    if (status === "reconnecting") setStatus(`reconnecting (attempt ${info.attempt})…`, true);
+    else if (status === "playing") setStatus("watching");
+  });
+  room.onLeave((code, text, consented) => {
+    // The room closed (or we could not come back): keep the last board, say why.
+    if (!consented) {
+      setStatus("ended", true);
+      say(text);
+    }
+  });
+  setStatus("watching");
+  render();
+}
+
 function showStart(message = "") {
   room = null;
   history.replaceState(null, "", location.pathname);
@@ -102,7 +143,9 @@ function buildBoard() {
       cell.dataset.cell = row * COLS + col;
       column.append(cell);
     }
-    column.addEventListener("click", () => room?.send("drop", col));
+    column.addEventListener("click", () => {
+      if (room && !room.spectator) room.send("drop", col);
+    });
     $("board").append(column);
   }
 }
@@ -141,10 +184,10 @@ function render() {
 
   $("turn").textContent = turnText(b, me);
   const mine = seats().find((s) => s.pid === me);
-  $("rematch").hidden = b.state !== "over";
+  $("rematch").hidden = b.state !== "over" || room.spectator;
   $("rematch").disabled = Boolean(mine?.rematch);
   $("rematch").textContent = mine?.rematch ? "Waiting for the other player…" : "Rematch";
-  $("resign").hidden = b.state !== "playing";
+  $("resign").hidden = b.state !== "playing" || room.spectator;
 }
 
 const REASONS = { four: "four in a row", timeout: "out of time", resign: "resigned", forfeit: "the other player left" };
@@ -186,8 +229,9 @@ $("leave").addEventListener("click", () => {
 $("share-link").addEventListener("focus", (e) => e.target.select());
 window.addEventListener("pagehide", () => room?.leave()); // frees the seat at once
 
-const linked = new URLSearchParams(location.search).get("room");
-if (linked) join(linked);
+const query = new URLSearchParams(location.search);
+if (query.get("watch")) watch(query.get("watch"));
+else if (query.get("room")) join(query.get("room"));
 else showStart();
 
 // A read-only view for tests and debugging.
@@ -197,6 +241,9 @@ window.__game = {
     status: room?.status ?? "idle",
     roomId: room?.id ?? null,
     playerId: room?.playerId ?? 0,
+    spectator: Boolean(room?.spectator),
+    watching: !$("watching").hidden,
+    statusText: $("status").textContent,
     message: $("message").hidden ? "" : $("message").textContent,
     board: board() && { ...board() },
     seats: seats().map((s) => ({ ...s })),
