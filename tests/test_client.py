@@ -587,6 +587,13 @@ async def test_spectating_refusals(start_server: Callable[..., Any]) -> None:
         with pytest.raises(MatchmakeError) as info:
             await client.spectate(room.room_id, game="stage")
         assert (info.value.code, info.value.status) == ("spectators_full", 409)
+        # An unknown (or used, or expired) pass is a bad reservation, as a seat's is.
+        ws_base = "ws" + client.base_url.removeprefix("http")
+        with pytest.raises(ConnectError) as connect:
+            await client.open_socket(f"{ws_base}/ws?watch=not-a-pass")
+        assert connect.value.code == codec.CLOSE_BAD_RESERVATION
+        assert connect.value.error is not None
+        assert connect.value.error.code == "bad_reservation"
 
 
 async def test_a_dropped_spectator_watches_again(client: Client) -> None:
