@@ -388,6 +388,13 @@ async def test_a_spectator_watches_the_arena(start_server: StartServer, browser:
         assert await v.text_content("#leave") == "Back to lobby"
         assert await v.is_disabled("#chat-input")
         await until(a, "s.hud.players === 1")
+        # A player's view has no camera to move: the whole field, clicks follow no one.
+        await a.click("#view")
+        sa = await state(a)
+        assert sa["camera"]["follow"] is None and sa["camera"]["zoom"] == 1
+        assert not await a.is_visible("#camera-bar")
+        assert await a.locator("#scores button").count() == 0
+        assert await v.is_visible("#camera-bar")
 
         # Alice moves and chats; the spectator sees both.
         sa = await settle(a)
@@ -424,6 +431,168 @@ async def test_a_spectator_watches_the_arena(start_server: StartServer, browser:
         console.check()
     finally:
         await context.close()
+
+
+class RawPlayer:
+    """An arena player over a bare WebSocket (no page): holds a direction at 20 Hz, and
+    reads (and drops) whatever the server sends so that it is never a slow consumer."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, welcome: list[Any]) -> None:
+        self.ws, self.room, self.pid = ws, welcome[2], welcome[4]
+        self.seq = 0
+        self.reader = asyncio.create_task(self._drain())
+
+    @classmethod
+    async def join(cls, http: aiohttp.ClientSession, base: str, **body: Any) -> RawPlayer:
+        async with http.post(f"{base}/matchmake", json={"game": "arena", **body}) as resp:
+            assert resp.status == 200, await resp.text()
+            reservation = await resp.json()
+        ws = await http.ws_connect(reservation["ws_url"])
+        welcome = msgpack.unpackb((await ws.receive(timeout=5)).data)
+        assert welcome[0] == 10, welcome
+        return cls(ws, welcome)
+
+    async def _drain(self) -> None:
+        async for _ in self.ws:
+            pass
+
+    async def hold(self, dx: int, dy: int, seconds: float) -> None:
+        for _ in range(round(seconds * 20)):
+            self.seq += 1
+            await self.ws.send_bytes(msgpack.packb([1, self.seq, [dx, dy]]))
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
+
+
+def clamp(v: float, lo: float, hi: float) -> float:
+    return min(max(v, lo), hi)
+
+
+async def test_a_spectator_follows_a_player(start_server: StartServer, browser: Any,
+                                           artifacts: Path) -> None:
+    """Watch mode's camera: a click on an avatar follows it (zoomed in, centred on its
+    interpolated position, kept inside the field, its name highlighted); Esc, a click on
+    empty space or *Free camera* show the whole field again; scoreboard names (focused,
+    Enter) and number keys do the same from the keyboard; the followed player leaving
+    ends it."""
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    console = Console()
+    context = await browser.new_context(viewport=VIEWPORT)
+    async with aiohttp.ClientSession() as http:
+        alice = await RawPlayer.join(http, base, mode="create", name="Alice")
+        bob = await RawPlayer.join(http, base, mode="join", room_id=alice.room, name="Bob")
+        try:
+            v = await new_page(context, console, f"{base}/?watch={alice.room}", "V")
+            await until(v, "s.spectator && s.others.length === 2 && s.camera !== null "
+                           "&& s.hud.players === 2")
+            sv = await state(v)
+            free = sv["camera"]
+            assert free["follow"] is None and free["zoom"] == 1
+            assert await v.is_visible("#camera-hint") and not await v.is_visible("#free-camera")
+
+            async def screen_xy(pid: int) -> tuple[float, float]:
+                """Where avatar `pid` is drawn on the page, from the camera the page reports."""
+                s = await state(v)
+                box = await v.locator("#view").bounding_box()
+                assert box is not None
+                cam = s["camera"]
+                o = next(o for o in s["others"] if o["pid"] == pid)
+                return (box["x"] + box["width"] / 2 + (o["x"] - cam["x"]) * cam["scale"],
+                        box["y"] + box["height"] / 2 + (o["y"] - cam["y"]) * cam["scale"])
+
+            # A click on Alice follows her: zoomed in, her name highlighted.
+            await v.mouse.click(*await screen_xy(alice.pid))
+            await until(v, f"s.camera.follow === {alice.pid} && s.camera.zoom === "
+                           f"s.camera.followZoom")
+            sv = await state(v)
+            assert sv["camera"]["followZoom"] == 2 and sv["camera"]["followName"] == "Alice"
+            assert sv["camera"]["scale"] == 2 * free["scale"]
+            assert await v.text_content("#follow-name") == "Alice"
+            assert await v.is_visible("#free-camera")
+            following = v.locator("#scores li.following")
+            assert await following.count() == 1
+            assert "Alice" in (await following.text_content() or "")
+            assert await following.locator("button.who").get_attribute("aria-pressed") == "true"
+
+            # Alice walks across the middle of the field: every frame the camera is on her
+            # interpolated position, kept inside the field.
+            ax = next(o["x"] for o in sv["others"] if o["pid"] == alice.pid)
+            sign = 1 if ax < RULES["width"] // 2 else -1
+            target = RULES["width"] // 2 + sign * 250  # well inside the camera's bounds
+            walk = asyncio.create_task(alice.hold(sign * 100, 0, abs(target - ax) / RULES["speed"]))
+            samples: list[tuple[float, float, float]] = []
+            while not walk.done():
+                s = await state(v)
+                cam = s["camera"]
+                o = next(o for o in s["others"] if o["pid"] == alice.pid)
+                b = cam["bounds"]
+                assert cam["follow"] == alice.pid and cam["zoom"] == 2
+                assert cam["x"] == clamp(o["x"], b["minX"], b["maxX"]), (cam, o)
+                assert cam["y"] == clamp(o["y"], b["minY"], b["maxY"]), (cam, o)
+                samples.append((cam["x"], o["x"], b["minX"]))
+                await asyncio.sleep(0.04)
+            await walk
+            tracked = sorted({x for x, ox, _ in samples if x == ox}, reverse=sign < 0)
+            assert len(tracked) >= 8, f"the camera followed Alice through only {tracked}"
+            xs = [x for x, _, _ in samples]
+            assert all((b - a) * sign >= 0 for a, b in itertools.pairwise(xs)), \
+                "the camera never went backwards"
+            await shot(v, artifacts, "arena-watching-follow")
+
+            # Esc: the whole field again.
+            await v.keyboard.press("Escape")
+            await until(v, "s.camera.follow === null && s.camera.zoom === 1")
+            sv = await state(v)
+            assert sv["camera"]["scale"] == free["scale"]
+            assert (sv["camera"]["x"], sv["camera"]["y"]) == (free["x"], free["y"])
+            assert await v.locator("#scores li.following").count() == 0
+            assert not await v.is_visible("#free-camera")
+
+            # From the keyboard: Tab to Bob's name in the scoreboard, Enter; the Free camera
+            # button; then a number key (the scoreboard's rank).
+            bob_name = v.locator(f"#scores button.who[data-pid='{bob.pid}']")
+            await bob_name.focus()
+            await asyncio.sleep(0.6)  # the scoreboard refreshes: the focus stays on Bob
+            assert await bob_name.evaluate("(el) => el === document.activeElement")
+            await v.keyboard.press("Enter")
+            await until(v, f"s.camera.follow === {bob.pid} && s.camera.zoom === 2")
+            assert await v.text_content("#follow-name") == "Bob"
+            await v.click("#free-camera")
+            await until(v, "s.camera.follow === null && s.camera.zoom === 1")
+            names = await v.locator("#scores button.who").all_text_contents()
+            await v.keyboard.press(str(names.index("Alice") + 1))
+            await until(v, f"s.camera.follow === {alice.pid} && s.camera.zoom === 2")
+
+            # A click on empty space: the whole field.
+            sv = await state(v)
+            box = await v.locator("#view").bounding_box()
+            assert box is not None
+            drawn = [await screen_xy(o["pid"]) for o in sv["others"]]
+            corners = [(box["x"] + dx * box["width"], box["y"] + dy * box["height"])
+                       for dx in (0.1, 0.9) for dy in (0.25, 0.9)]
+            empty = max(corners, key=lambda c: min(abs(c[0] - x) + abs(c[1] - y)
+                                                   for x, y in drawn))
+            await v.mouse.click(*empty)
+            await until(v, "s.camera.follow === null && s.camera.zoom === 1")
+
+            # Following Bob, who leaves: the whole field again.
+            await v.click(f"#scores button.who[data-pid='{bob.pid}']")
+            await until(v, f"s.camera.follow === {bob.pid} && s.camera.zoom === 2")
+            await bob.close()
+            await until(v, "s.camera.follow === null && s.camera.zoom === 1 "
+                           "&& s.others.length === 1")
+            assert await v.is_visible("#camera-hint")
+            console.check()
+        finally:
+            await alice.close()
+            await bob.close()
+            await context.close()
 
 
 async def test_private_link_and_lobby_errors(start_server: StartServer, browser: Any,

@@ -2,11 +2,13 @@
 // arena's rule into the SDK's Room (prediction of our avatar, interpolation of
 // the others), reads it every frame and feeds it the input direction. A spectator's
 // room (client.spectate()) is drawn the same way without an avatar of ours: every
-// avatar interpolated, no input, no chat; the field already fits the window.
+// avatar interpolated, no input, no chat; the field fits the window, or the camera
+// follows a player (click or tap an avatar, a scoreboard name, or keys 1-9; Esc,
+// a click on empty space or "Free camera" go back to the whole field).
 
 import { ownAvatar, step } from "./arena-rules.js";
 import { Controls } from "./input.js";
-import { playerColor, Renderer } from "./render.js";
+import { FOLLOW_ZOOM, playerColor, Renderer } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const CHAT_KEEP = 120;
@@ -24,6 +26,28 @@ export class GameView {
     this.timer = null;
     this.chatLines = [];
     this.rendered = { own: null, others: [] };
+    this.follow = null; // a spectator's camera: the pid followed, null for the whole field
+    this.scoresKey = "";
+
+    const canvas = $("view");
+    canvas.addEventListener("click", (e) => {
+      if (!this.room?.spectator) return;
+      const box = canvas.getBoundingClientRect();
+      this.setFollow(this.renderer.pick(e.clientX - box.left, e.clientY - box.top));
+    });
+    canvas.addEventListener("pointermove", (e) => {
+      if (!this.room?.spectator || e.pointerType !== "mouse") return;
+      const box = canvas.getBoundingClientRect();
+      const over = this.renderer.pick(e.clientX - box.left, e.clientY - box.top) !== null;
+      canvas.style.cursor = over ? "pointer" : "";
+    });
+    $("free-camera").addEventListener("click", () => this.setFollow(null));
+    $("scores").addEventListener("click", (e) => {
+      const button = e.target.closest?.("button.who");
+      if (!button || !this.room?.spectator) return;
+      const pid = Number(button.dataset.pid);
+      this.setFollow(this.follow === pid ? null : pid);
+    });
 
     $("chat-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -45,11 +69,62 @@ export class GameView {
         $("chat-input").blur();
       } else if ((e.key === "h" || e.key === "H") && !typing && !e.ctrlKey && !e.metaKey) {
         this.setShowServer(!this.showServer);
+      } else if (this.room.spectator && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        if (e.key === "Escape" || e.key === "0") {
+          this.setFollow(null);
+        } else if (/^[1-9]$/.test(e.key)) {
+          const row = this.scoreboard()[Number(e.key) - 1]; // by rank, as listed
+          if (row) this.setFollow(row.pid);
+        }
       }
     });
     if (window.matchMedia?.("(pointer: coarse)").matches) document.body.classList.add("touch");
     window.addEventListener("touchstart", () => document.body.classList.add("touch"),
       { once: true, passive: true });
+  }
+
+  /** A spectator's camera: follow player `pid`, or (null) show the whole field. */
+  setFollow(pid) {
+    const room = this.room;
+    if (!room?.spectator) pid = null;
+    if (pid !== null && !this.avatars().some((a) => a.values.pid === pid)) pid = null;
+    if (pid === this.follow) return;
+    this.follow = pid;
+    this.updateCameraBar();
+    if (room) this.updatePanels(performance.now());
+  }
+
+  /** The followed player's name, or null. */
+  followName() {
+    if (this.follow === null) return null;
+    return this.avatars().find((a) => a.values.pid === this.follow)?.values.name ?? null;
+  }
+
+  updateCameraBar() {
+    const following = this.follow !== null;
+    $("camera-bar").classList.toggle("following", following);
+    $("free-camera").hidden = !following;
+    $("camera-hint").hidden = following;
+    $("camera-follow").hidden = !following;
+    $("follow-name").textContent = following ? this.followName() ?? "" : "";
+    $("follow-dot").style.background = following ? playerColor(this.follow) : "";
+  }
+
+  /** The camera as last drawn, for tests: {follow, followName, x, y, zoom, scale, bounds}. */
+  cameraState() {
+    const r = this.renderer;
+    const cfg = this.room?.config;
+    if (!r.camera || !cfg) return null;
+    return {
+      follow: this.follow,
+      followName: this.followName(),
+      x: r.camera.x,
+      y: r.camera.y,
+      zoom: r.camera.zoom,
+      scale: r.scale,
+      followZoom: FOLLOW_ZOOM,
+      bounds: r.bounds(cfg, FOLLOW_ZOOM),
+    };
   }
 
   setShowServer(on) {
@@ -71,6 +146,11 @@ export class GameView {
     document.body.classList.toggle("watching", watching);
     $("chat-input").disabled = watching;
     $("chat-input").placeholder = watching ? "Spectators can't chat" : "Press Enter to chat";
+    this.follow = null;
+    this.scoresKey = "";
+    this.renderer.camera = null;
+    $("camera-bar").hidden = !watching;
+    this.updateCameraBar();
     this.addChat(null, watching ? `You are watching room ${room.id}.` : `You joined room ${room.id} as ${room.name}.`);
     cancelAnimationFrame(this.raf);
     clearInterval(this.timer);
@@ -92,6 +172,9 @@ export class GameView {
     document.body.classList.remove("watching");
     $("chat-input").disabled = false;
     $("chat-input").placeholder = "Press Enter to chat";
+    $("camera-bar").hidden = true;
+    $("view").style.cursor = "";
+    this.follow = null;
     this.room = null;
     this.others = null;
   }
@@ -142,9 +225,19 @@ export class GameView {
       room.predictor?.decay(dt);
       const avatars = [];
       const others = [];
+      let focus = null;
       for (const o of this.others.sample(now).values()) {
-        avatars.push({ pid: o.pid, name: o.name, score: o.score, x: o.x, y: o.y, own: false });
+        const followed = o.pid === this.follow;
+        avatars.push({ pid: o.pid, name: o.name, score: o.score, x: o.x, y: o.y, own: false,
+          followed });
         others.push({ pid: o.pid, name: o.name, x: o.x, y: o.y });
+        if (followed) focus = { key: o.pid, x: o.x, y: o.y };
+      }
+      if (this.follow !== null && !focus) {
+        // Not drawn yet (just joined: interpolation runs behind), or gone: then the whole field.
+        const live = this.avatars().find((a) => a.values.pid === this.follow);
+        if (live) focus = { key: this.follow, x: live.values.x, y: live.values.y };
+        else this.setFollow(null);
       }
       const own = room.spectator ? null : room.predicted(now);
       const ownEntity = room.spectator ? null : room.ownEntity();
@@ -158,7 +251,7 @@ export class GameView {
           own: !room.spectator && a.values.pid === room.playerId }))
         : null;
       const orbs = room.state.ofType("Orb").map((o) => o.values);
-      this.renderer.draw({ world: cfg, orbs, avatars, raw });
+      this.renderer.draw({ world: cfg, orbs, avatars, raw, focus, now });
     }
     if (now - this.lastPanels > 250) {
       this.lastPanels = now;
@@ -177,20 +270,36 @@ export class GameView {
     $("hud-buffer").textContent = `${Math.max(0, hud.bufferMs)} ms`;
 
     const list = $("scores");
-    const avatars = this.avatars().map((a) => a.values)
-      .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name) || a.pid - b.pid);
+    const avatars = this.scoreboard();
+    const watching = room.spectator;
+    // Rebuilt only when it changes, keeping the keyboard focus on the same name.
+    const key = JSON.stringify([room.playerId, this.follow,
+      avatars.map((a) => [a.pid, a.name, a.score])]);
+    if (key === this.scoresKey) return;
+    this.scoresKey = key;
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.pid : null;
     const rows = avatars.map((a, i) => {
       const li = document.createElement("li");
       if (a.pid === room.playerId) li.className = "me";
+      const followed = watching && a.pid === this.follow;
+      if (followed) li.className = "following";
       const rank = document.createElement("span");
       rank.className = "rank";
       rank.textContent = `${i + 1}`;
       const dot = document.createElement("span");
       dot.className = "dot";
       dot.style.background = playerColor(a.pid);
-      const name = document.createElement("span");
+      // A spectator's names are buttons: follow that player (again: the whole field).
+      const name = document.createElement(watching ? "button" : "span");
       name.className = "who";
       name.textContent = a.pid === room.playerId ? `${a.name} (you)` : a.name;
+      if (watching) {
+        name.type = "button";
+        name.dataset.pid = String(a.pid);
+        name.setAttribute("aria-pressed", String(followed));
+        name.title = followed ? "Following: press again for the whole field"
+          : i < 9 ? `Follow ${a.name} (${i + 1})` : `Follow ${a.name}`;
+      }
       const score = document.createElement("span");
       score.className = "score";
       score.textContent = String(a.score);
@@ -198,6 +307,16 @@ export class GameView {
       return li;
     });
     list.replaceChildren(...rows);
+    if (focused !== null && focused !== undefined) {
+      list.querySelector(`button.who[data-pid="${focused}"]`)?.focus({ preventScroll: true });
+    }
+    if (watching) $("follow-name").textContent = this.followName() ?? "";
+  }
+
+  /** The players as the scoreboard lists them: best score first. */
+  scoreboard() {
+    return this.avatars().map((a) => a.values)
+      .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name) || a.pid - b.pid);
   }
 
   /** Add a chat line; `who` null for a notice. */

@@ -394,6 +394,7 @@ window.__game = {
       maxCorrection: p?.maxCorrection ?? 0,
       hud: s?.config ? view.hud(now) : null,
       showServer: view.showServer,
+      camera: view.cameraState(),
       chat: [...view.chatLines],
       config: s?.config ? { ...s.config } : null,
     };

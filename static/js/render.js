@@ -1,6 +1,12 @@
 // Draws the arena on a canvas that fills its container, keeping the world's
 // aspect ratio (letterboxed) and the device's pixel ratio. Text is sized in
-// screen pixels so names stay legible at any zoom.
+// screen pixels so names stay legible at any zoom. The camera shows the whole
+// field, or (a spectator following a player: scene.focus) a point at FOLLOW_ZOOM,
+// kept inside the field; it eases between the two in EASE_MS.
+
+export const FOLLOW_ZOOM = 2;
+const EASE_MS = 250;
+const PAD = 16;
 
 export function playerColor(pid) {
   const hue = (pid * 137.508 + 190) % 360;
@@ -14,6 +20,12 @@ export class Renderer {
     this.cssW = 0;
     this.cssH = 0;
     this.dpr = 1;
+    this.camera = null; // as last drawn: {x, y} the world point at the centre, zoom (1 = fit)
+    this.cameraKey = null; // what the camera is on (the focus's key), null for the whole field
+    this.easeFrom = null; // the camera an ease started from
+    this.easeStart = 0;
+    this.hits = []; // the avatars as last drawn: [{pid, x, y}] in CSS pixels
+    this.hitR = 0;
   }
 
   _fit(world) {
@@ -31,8 +43,9 @@ export class Renderer {
       canvas.style.width = `${w}px`;
       canvas.style.height = `${h}px`;
     }
-    const pad = 16;
+    const pad = PAD;
     const scale = Math.max(0.05, Math.min((w - 2 * pad) / world.width, (h - 2 * pad) / world.height));
+    this.fitScale = scale;
     this.scale = scale;
     this.ox = (w - world.width * scale) / 2;
     const spare = h - world.height * scale;
@@ -41,13 +54,78 @@ export class Renderer {
     this.oy = spare > 150 ? pad : spare / 2;
   }
 
+  /** Where a camera at `zoom` may centre without showing more than PAD beyond the field. */
+  bounds(world, zoom) {
+    const s = this.fitScale * zoom;
+    const axis = (size, screen) => {
+      const half = screen / 2 / s;
+      const pad = PAD / s;
+      if (2 * half >= size + 2 * pad) return [size / 2, size / 2]; // it all fits: centred
+      return [half - pad, size - half + pad];
+    };
+    const [minX, maxX] = axis(world.width, this.cssW);
+    const [minY, maxY] = axis(world.height, this.cssH);
+    return { minX, maxX, minY, maxY };
+  }
+
+  /** Place the camera for this frame: the whole field, or `focus` {key, x, y} followed. */
+  _aim(world, focus, now) {
+    const fit = { x: (this.cssW / 2 - this.ox) / this.fitScale,
+      y: (this.cssH / 2 - this.oy) / this.fitScale, zoom: 1 };
+    let target = fit;
+    if (focus) {
+      const b = this.bounds(world, FOLLOW_ZOOM);
+      target = { x: Math.min(Math.max(focus.x, b.minX), b.maxX),
+        y: Math.min(Math.max(focus.y, b.minY), b.maxY), zoom: FOLLOW_ZOOM };
+    }
+    const key = focus ? focus.key : null;
+    if (key !== this.cameraKey) {
+      this.cameraKey = key;
+      this.easeFrom = this.camera;
+      this.easeStart = now;
+    }
+    let cam = target;
+    if (this.easeFrom) {
+      const t = (now - this.easeStart) / EASE_MS;
+      if (t >= 1 || !(t >= 0)) {
+        this.easeFrom = null;
+      } else {
+        const e = 1 - (1 - t) ** 3; // ease-out
+        const from = this.easeFrom;
+        cam = { x: from.x + (target.x - from.x) * e, y: from.y + (target.y - from.y) * e,
+          zoom: from.zoom + (target.zoom - from.zoom) * e };
+      }
+    }
+    this.camera = cam;
+    if (cam === fit) return; // the whole field: the fit's own offsets, exactly
+    this.scale = this.fitScale * cam.zoom;
+    this.ox = this.cssW / 2 - cam.x * this.scale;
+    this.oy = this.cssH / 2 - cam.y * this.scale;
+  }
+
+  /** The pid of the avatar drawn at (x, y) (CSS pixels in the canvas), the nearest; or null. */
+  pick(x, y) {
+    let best = null;
+    let bestD = this.hitR;
+    for (const h of this.hits) {
+      const d = Math.hypot(h.x - x, h.y - y);
+      if (d <= bestD) {
+        best = h.pid;
+        bestD = d;
+      }
+    }
+    return best;
+  }
+
   /**
    * scene: {world: {width, height, player_radius, orb_radius}, orbs: [{x, y}],
-   *   avatars: [{pid, name, score, x, y, own}], raw: [{x, y, own}] | null}
+   *   avatars: [{pid, name, score, x, y, own, followed}], raw: [{x, y, own}] | null,
+   *   focus: {key, x, y} | null (the point followed, else the whole field), now (ms)}
    */
   draw(scene) {
     const { world } = scene;
     this._fit(world);
+    this._aim(world, scene.focus ?? null, scene.now ?? performance.now());
     const ctx = this.ctx;
     const s = this.scale;
     const X = (x) => this.ox + x * s;
@@ -109,11 +187,21 @@ export class Renderer {
       ctx.setLineDash([]);
     }
 
-    // Avatars: others first, our own on top.
-    const avatars = [...scene.avatars].sort((a, b) => (a.own ? 1 : 0) - (b.own ? 1 : 0));
+    // Avatars: others first, our own (or the followed one) on top.
+    const top = (a) => (a.own || a.followed ? 1 : 0);
+    const avatars = [...scene.avatars].sort((a, b) => top(a) - top(b));
+    this.hits = avatars.map((a) => ({ pid: a.pid, x: X(a.x), y: Y(a.y) }));
+    this.hitR = Math.max(pr + 6, 18);
     for (const a of avatars) {
       const cx = X(a.x);
       const cy = Y(a.y);
+      if (a.followed) {
+        ctx.beginPath();
+        ctx.arc(cx, cy, pr + 6, 0, Math.PI * 2);
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = FOLLOWED;
+        ctx.stroke();
+      }
       ctx.beginPath();
       ctx.arc(cx, cy, pr, 0, Math.PI * 2);
       ctx.fillStyle = playerColor(a.pid);
@@ -148,15 +236,18 @@ export class Renderer {
     for (const a of avatars) {
       const label = a.own ? `${a.name} (you)` : a.name;
       const tx = X(a.x);
-      const ty = Y(a.y) - pr - 5;
+      const ty = Y(a.y) - pr - (a.followed ? 11 : 5);
+      ctx.font = `${a.followed ? 800 : 600} 13px ${FONT}`;
       ctx.lineWidth = 4;
       ctx.strokeStyle = "rgba(8, 12, 22, 0.9)";
       ctx.strokeText(label, tx, ty);
-      ctx.fillStyle = a.own ? "#ffffff" : "#dbe4f3";
+      ctx.fillStyle = a.followed ? FOLLOWED : a.own ? "#ffffff" : "#dbe4f3";
       ctx.fillText(label, tx, ty);
     }
   }
 }
+
+const FOLLOWED = "#2dd4bf"; // the followed avatar's ring and name (the theme's accent)
 
 const FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "Helvetica Neue", Arial, sans-serif';
 
