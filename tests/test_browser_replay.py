@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,19 @@ def views(messages: list[list[Any]], schema: list[Any]) -> dict[int, Any]:
         out[replica.tick] = json.loads(json.dumps(
             {str(k): [t, v] for k, (t, v) in replica.view().items()}))
     return out
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_replay_page_imports_only_the_sdk_and_the_arena_renderer() -> None:
+    """No copy of the SDK's reader or the arena's drawing: /sdk/gameserver.js and render.js."""
+    source = (ROOT / "static" / "js" / "replay.js").read_text()
+    imports = re.findall(r'^\s*import\b[^;]*?\bfrom "([^"]+)"', source, re.M)
+    assert sorted(imports) == ["./render.js", "/sdk/gameserver.js"]
+    html = (ROOT / "static" / "replay.html").read_text()
+    assert '<script type="module" src="/static/js/replay.js"></script>' in html
+    assert "<style" not in html and " style=" not in html, "the CSP allows no inline styles"
 
 
 def recordings(folder: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 // The replay player (/replay): a recording (gameserver --record) opened from a file or a
 // same-origin URL, played with the SDK's openRecording() as if it were a live room. For
 // the arena the field is drawn by the arena's own renderer (render.js) from the replay's
-// room; other games show their entities as a table. Test hook: window.__replay.state().
+// room (following a player with its camera, where render.js has one, and a ring); other
+// games show their entities as a table. Test hook: window.__replay.state().
 
 import { openRecording } from "/sdk/gameserver.js";
 import { playerColor, Renderer } from "./render.js";
@@ -95,9 +96,11 @@ function draw() {
   const shown = [...avatars.sample(performance.now()).values()].map((a) => ({
     pid: a.pid, name: a.name, score: a.score, x: a.x, y: a.y, own: false }));
   const orbs = room.state.ofType("Orb").map((o) => o.values);
-  renderer.draw({ world: room.config, orbs, avatars: shown, raw: null });
-  // Follow: a ring around the player (render.js has no camera to follow with yet).
   const f = shown.find((a) => a.pid === following);
+  // Follow: the arena renderer's camera follows `focus` where it has one (the watch
+  // mode's follow camera); a ring marks the player either way.
+  const focus = f ? { key: `pid:${f.pid}`, x: f.x, y: f.y } : null;
+  renderer.draw({ world: room.config, orbs, avatars: shown, raw: null, focus, now: performance.now() });
   if (f) {
     const ctx = renderer.ctx;
     const r = Math.max(5, room.config.player_radius * renderer.scale) + 6;

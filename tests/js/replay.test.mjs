@@ -178,3 +178,26 @@ describe("openRecording", () => {
     assert.deepEqual(replay.room.state.view(), playedTo(messages, 800).view());
   });
 });
+
+describe("Client.fetchRecording", () => {
+  test("a name is fetched from /admin/recordings with the token as a Bearer header", async () => {
+    const { Client } = await import("../../static/sdk/gameserver.js");
+    const { bytes } = build(12);
+    const calls = [];
+    const fetch = async (url, init) => {
+      calls.push([url, init.headers]);
+      return { ok: true, status: 200, statusText: "OK", arrayBuffer: async () => bytes.buffer.slice(0) };
+    };
+    const client = new Client("http://game.test", { fetch });
+    const replay = await client.fetchRecording("dots-1-r1.gsrec", { adminToken: "t0k" });
+    assert.equal(replay.duration, 600);
+    await client.fetchRecording("/files/x.gsrec");
+    assert.deepEqual(calls, [
+      ["http://game.test/admin/recordings/dots-1-r1.gsrec", { Authorization: "Bearer t0k" }],
+      ["http://game.test/files/x.gsrec", {}],
+    ]);
+    const refusing = new Client("http://game.test",
+      { fetch: async () => ({ ok: false, status: 401, statusText: "Unauthorized" }) });
+    await assert.rejects(refusing.fetchRecording("x.gsrec"), RecordingError);
+  });
+});
