@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgpack
 import pytest
 
 from gameserver.core import recording
@@ -198,6 +199,46 @@ async def test_a_recorded_arena_match_replays_in_the_browser(
         await page.fill("#url", "http://example.invalid/x.gsrec")
         await page.click("#load")
         await until_replay(page, "s.status.includes('same origin')")
+        console.check()
+    finally:
+        await context.close()
+
+
+async def test_another_game_shows_its_entities_and_a_cut_file_plays_to_the_cut(
+        start_server: StartServer, browser: Any, tmp_path: Path) -> None:
+    """Not the arena: a table of entities. A file cut mid-frame (still being written) opens."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    schema = [["Dot", [["x", "i"], ["label", "v"]]]]
+    data = recording.header("r9", "dots", 10, schema, {}, 1700000000.0)
+    data += recording.keyframe(0, pack(0) + pack([1, 0, 5, "a"]) + pack([["joined", [1, "a"]]]))
+    for tick in range(1, 21):
+        created = [2, 0, 7, "b"] if tick == 10 else []
+        events = [["chat", [1, "a", "hi"]]] if tick == 15 else []
+        data += recording.delta(tick * 100, pack(tick) + pack(tick - 1) + pack(created)
+                                + pack([1, 1, 1]) + pack([]) + pack(events))
+    path = tmp_path / "dots-cut.gsrec"
+    await asyncio.to_thread(path.write_bytes, data[:-4])  # the last frame is cut short
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    console = Console()
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        page = await context.new_page()
+        console.watch(page, "R")
+        await page.goto(f"{base}/replay")
+        await page.set_input_files("#file", str(path))
+        await until_replay(page, "s.loaded")
+        s = await replay_state(page)
+        assert (s["game"], s["duration"], s["tick"]) == ("dots", 1900, 0)
+        assert s["timeline"] == ["0:00.0a joined", "0:01.5a: hi"]
+        assert await page.is_hidden("#field") and await page.is_visible("#entities")
+        await page.click("#timeline li[data-index='1']")
+        await until_replay(page, "s.time === 1500")
+        s = await replay_state(page)
+        assert s["view"] == {"1": ["Dot", {"x": 20, "label": "a"}],
+                             "2": ["Dot", {"x": 7, "label": "b"}]}
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#entities tbody tr').length === 2")
         console.check()
     finally:
         await context.close()
