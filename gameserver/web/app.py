@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None,
 
     static = static_dir()
     app.router.add_get("/", _index(static))
+    app.router.add_get("/replay", _index(static, "replay.html"))  # recordings, in the browser
     app.router.add_get("/rooms", http_api.list_rooms)
     app.router.add_get("/games", http_api.list_games)
     app.router.add_get("/stats", http_api.stats)
@@ -165,9 +166,9 @@ def record_options(settings: Settings) -> RecordOptions | None:
                          compress=settings.record_compress)
 
 
-def _index(static: Path) -> Any:
+def _index(static: Path, page: str = "index.html") -> Any:
     async def index(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(static / "index.html")
+        return web.FileResponse(static / page)
     return index
 
 

@@ -258,6 +258,12 @@ export declare class Client {
   listRooms(game?: string): Promise<RoomListing[]>;
   games(): Promise<string[]>;
   matchmake(body: Record<string, unknown>): Promise<Record<string, any>>;
+  /**
+   * Download a recording and open it: a URL, or a name from GET /admin/recordings
+   * (then `adminToken` is required; it is sent as `Authorization: Bearer`).
+   */
+  fetchRecording<C = Record<string, any>>(urlOrName: string,
+    options?: { adminToken?: string; codec?: Codec }): Promise<Replay<C>>;
 }
 
 export type RoomStatus = "idle" | "connecting" | "playing" | "reconnecting" | "ended";
@@ -344,4 +350,76 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   interpolate(options?: InterpolatorOptions & { filter?: (entity: Entity, room: Room<I, C>) => boolean }):
     Interpolator<Record<string, any> & { id: number; type: string }>;
   stats(nowMs?: number): RoomStats;
+}
+
+// -- recordings (docs/PROTOCOL.md §8) ----------------------------------------------------
+
+/** Not a recording, or a damaged one. */
+export declare class RecordingError extends Error {}
+
+/** A recording's first frame: what a WELCOME carries, and when it started. */
+export interface RecordingHeader<C = Record<string, any>> {
+  room_id: string;
+  game: string;
+  tick_rate: number;
+  schema: Schema;
+  config: C;
+  protocol: number;
+  /** Unix seconds. */
+  started: number;
+  part: number;
+}
+
+/** One frame: a keyframe ("k", a SNAPSHOT) or an update ("d", a DELTA), decoded. */
+export interface RecordingFrame {
+  kind: "k" | "d";
+  /** Milliseconds since `started`. */
+  ms: number;
+  message: unknown[];
+}
+
+/** One event of the recording's timeline (arena: "joined", "left", "chat"). */
+export interface ReplayEvent {
+  ms: number;
+  tick: number;
+  kind: string;
+  body: any;
+}
+
+/** A recording's header and frames; a frame cut short at the end is left out. */
+export declare function readRecording(bytes: Uint8Array | ArrayBuffer, codec: Codec):
+  { header: RecordingHeader; frames: RecordingFrame[] };
+
+/** Open a recording's bytes (gzipped or not) as a Replay, at its first keyframe. */
+export declare function openRecording<C = Record<string, any>>(data: Uint8Array | ArrayBuffer,
+  options?: { codec?: Codec }): Promise<Replay<C>>;
+
+/**
+ * A recording played as a room. `room` is a spectator Room (same state, callbacks and
+ * interpolate()) fed from the file. A seek applies the last keyframe at or before the
+ * time, then the updates up to it; callbacks report the net change and fire no events.
+ */
+export declare class Replay<C = Record<string, any>> {
+  readonly header: RecordingHeader<C>;
+  readonly frames: RecordingFrame[];
+  readonly room: Room<never, C> & { replay: Replay<C> };
+  /** ms of the first keyframe (the earliest time to seek to). */
+  readonly start: number;
+  /** ms of the last frame. */
+  readonly duration: number;
+  /** Every event in the recording, in order. */
+  readonly events: ReplayEvent[];
+  /** Playback position, ms since `header.started`. */
+  readonly time: number;
+  /** The replica's tick. */
+  readonly tick: number;
+  readonly playing: boolean;
+  /** 0.25 to 8 (clamped). */
+  speed: number;
+  play(): void;
+  pause(): void;
+  seek(ms: number): void;
+  close(): void;
+  /** After each update, seek, play or pause. */
+  onUpdate(fn: (replay: Replay<C>) => void): Unsubscribe;
 }

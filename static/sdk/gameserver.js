@@ -1260,7 +1260,7 @@ export class Room {
   }
 
   // After an update is applied: inputs, prediction, interpolation, then callbacks.
-  _updated(at) {
+  _updated(at, quiet = false) {
     const state = this.state;
     this.updates.add(at, 1);
     const ack = state.ack;
@@ -1299,6 +1299,7 @@ export class Room {
     for (const entity of state.added) this._emitEntity("add", entity);
     for (const [entity, fields] of state.changed) this._emitEntity("change", entity, fields);
     this._emit("state", "*", state, this);
+    if (quiet) return; // a replay's seek: the events of the updates skipped are not news
     for (const [kind, body] of state.events) this._emit("event", kind, body, kind);
   }
 
@@ -1427,3 +1428,355 @@ export class Room {
     }
   }
 }
+
+// -- recordings ---------------------------------------------------------------------------
+// A room recorded with `gameserver --record DIR` (docs/PROTOCOL.md §8), played as if
+// it were a live room: the Replay's `room` is a spectator Room (same replica,
+// callbacks and interpolate()) fed from the file instead of a socket, so a game
+// client renders both unchanged. gameserver/core/recording.py is the reference reader.
+
+const REC_MAGIC = "gsrec";
+const REC_VERSION = 1;
+const SNAPSHOT_PREFIX = [0x95, S_SNAPSHOT, 0x00];
+const DELTA_PREFIX = [0x98, S_DELTA, 0x00];
+const FIXED_SIZE = {
+  0xc0: 1, 0xc2: 1, 0xc3: 1, 0xca: 5, 0xcb: 9, 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9, 0xd0: 2,
+  0xd1: 3, 0xd2: 5, 0xd3: 9, 0xd4: 3, 0xd5: 4, 0xd6: 6, 0xd7: 10, 0xd8: 18,
+};
+
+export class RecordingError extends Error {}
+
+// Where the msgpack object at `i` ends, or -1 when the data stops first (a cut file).
+function msgpackEnd(b, i) {
+  const n = b.length;
+  if (i >= n) return -1;
+  const t = b[i];
+  if (t <= 0x7f || t >= 0xe0) return i + 1;
+  if (FIXED_SIZE[t]) return i + FIXED_SIZE[t] > n ? -1 : i + FIXED_SIZE[t];
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const u = (at, width) => {
+    if (at + width > n) return -1;
+    return width === 1 ? b[at] : width === 2 ? dv.getUint16(at) : dv.getUint32(at);
+  };
+  let head = 1;
+  let size = 0; // raw bytes after the head
+  let count = 0; // objects after the head
+  if ((t & 0xf0) === 0x80) count = 2 * (t & 0x0f);
+  else if ((t & 0xf0) === 0x90) count = t & 0x0f;
+  else if ((t & 0xe0) === 0xa0) size = t & 0x1f;
+  else {
+    const width = { 0xc4: 1, 0xd9: 1, 0xc5: 2, 0xda: 2, 0xc6: 4, 0xdb: 4, 0xc7: 1, 0xc8: 2, 0xc9: 4,
+      0xdc: 2, 0xdd: 4, 0xde: 2, 0xdf: 4 }[t];
+    if (width === undefined) throw new RecordingError(`not msgpack: byte 0x${t.toString(16)} at ${i}`);
+    const len = u(i + 1, width);
+    if (len < 0) return -1;
+    head = 1 + width;
+    if (t >= 0xdc) count = t >= 0xde ? 2 * len : len;
+    else if (t >= 0xc7 && t <= 0xc9) [head, size] = [head + 1, len]; // ext: a type byte too
+    else size = len;
+  }
+  let end = i + head + size;
+  if (end > n) return -1;
+  for (let k = 0; k < count; k++) {
+    end = msgpackEnd(b, end);
+    if (end < 0) return -1;
+  }
+  return end;
+}
+
+function asBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError("openRecording: bytes (Uint8Array or ArrayBuffer) are required");
+}
+
+async function gunzip(bytes) {
+  if (typeof DecompressionStream === "undefined") {
+    throw new RecordingError("a gzipped recording, and no DecompressionStream here to open it");
+  }
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const chunks = [];
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+  } catch {
+    // a gzip stream cut short: keep what came out (a recording reads up to a cut)
+  }
+  return new Uint8Array(await new Blob(chunks).arrayBuffer());
+}
+
+/**
+ * A recording's header and frames [{kind: "k"|"d", ms, message}] (the SNAPSHOT or
+ * DELTA a spectator got, decoded). A frame cut short at the end is left out.
+ */
+export function readRecording(bytes, codec) {
+  const b = asBytes(bytes);
+  let header = null;
+  const frames = [];
+  let i = 0;
+  while (i < b.length) {
+    const end = msgpackEnd(b, i);
+    if (end < 0) break; // cut short: the rest is a frame still being written
+    const item = codec.decode(b.subarray(i, end));
+    i = end;
+    if (!Array.isArray(item) || !item.length) throw new RecordingError("not a recording frame");
+    if (item[0] === REC_MAGIC) {
+      if (item[1] !== REC_VERSION) {
+        throw new RecordingError(`recording version ${item[1]} (this reads ${REC_VERSION})`);
+      }
+      header = header ?? item[2];
+    } else if ((item[0] === "k" || item[0] === "d") && item.length === 3 && header) {
+      const tail = asBytes(item[2]);
+      const raw = new Uint8Array(3 + tail.length);
+      raw.set(item[0] === "k" ? SNAPSHOT_PREFIX : DELTA_PREFIX);
+      raw.set(tail, 3);
+      frames.push({ kind: item[0], ms: Number(item[1]), message: codec.decode(raw) });
+    } else {
+      throw new RecordingError("not a recording (no header, or an unknown frame)");
+    }
+  }
+  if (!header) throw new RecordingError("not a recording: no header");
+  if (!frames.some((f) => f.kind === "k")) throw new RecordingError("a recording without a keyframe");
+  return { header, frames };
+}
+
+/**
+ * Open a recording (its bytes; a gzipped part is unzipped) as a Replay: `room` is a
+ * spectator Room fed from the file. Options: `codec` (default: loadCodec()).
+ */
+export async function openRecording(data, { codec } = {}) {
+  let bytes = asBytes(data);
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = await gunzip(bytes);
+  const { header, frames } = readRecording(bytes, codec ?? await loadCodec());
+  return new Replay(header, frames);
+}
+
+/**
+ * A recording played as a room: play(), pause(), `speed`, seek(ms), `time`, and the
+ * timeline of its `events`. `room` has the state, callbacks and interpolate() of a
+ * spectator's Room. Seeking applies the last keyframe at or before the time, then the
+ * updates up to it; callbacks report the net change, and the skipped updates' events
+ * are not fired (they are all in `events`).
+ */
+export class Replay {
+  constructor(header, frames) {
+    this.header = header;
+    this.frames = frames;
+    const first = frames.findIndex((f) => f.kind === "k");
+    this._first = first;
+    this.start = frames[first].ms;
+    this.duration = frames[frames.length - 1].ms;
+    const room = new Room({ options: {} }, { game: header.game, name: null, private: false,
+      options: { reconnect: false }, roomId: header.room_id, spectator: true });
+    room.tickRate = header.tick_rate;
+    room.tickMs = 1000 / header.tick_rate;
+    room.config = header.config;
+    room.schema = header.schema;
+    room.state = new Replica(header.schema);
+    room._stopped = true; // never a socket
+    room.status = "playing";
+    room.replay = this;
+    this.room = room;
+    this.events = [];
+    this.ticks = []; // the tick of every frame, for the timeline
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i];
+      this.ticks.push(f.message[2]);
+      if (i < first || (f.kind === "k" && i !== first)) continue; // a later keyframe repeats its update
+      for (const [kind, body] of f.message[f.kind === "k" ? 4 : 7]) {
+        this.events.push({ ms: f.ms, tick: f.message[2], kind, body });
+      }
+    }
+    this._pos = -1; // the last frame applied
+    this._time = 0;
+    this._speed = 1;
+    this.playing = false;
+    this._timer = null;
+    this._wall = 0;
+    this._handlers = new Set();
+    this.seek(this.start);
+  }
+
+  /** Playback position, ms from the recording's start (header.started). */
+  get time() { return this._time; }
+
+  /** The replica's tick now. */
+  get tick() { return this.room.state.tick; }
+
+  get speed() { return this._speed; }
+
+  /** Playback rate, 0.25 to 8. */
+  set speed(value) {
+    const v = Math.min(8, Math.max(0.25, Number(value) || 1));
+    if (v === this._speed) return;
+    this._speed = v;
+    this._retime();
+  }
+
+  play() {
+    if (this.playing) return;
+    if (this._time >= this.duration) this.seek(this.start);
+    this.playing = true;
+    this._wall = now();
+    this._retime();
+    this._timer = setInterval(() => this._advance(), 10);
+    this._notify();
+  }
+
+  pause() {
+    if (!this.playing) return;
+    this._advance();
+    this.playing = false;
+    clearInterval(this._timer);
+    this._timer = null;
+    this._notify();
+  }
+
+  /** Stop for good (timers off); the room ends. */
+  close() {
+    this.pause();
+    this.room._setStatus("ended", { text: "The replay was closed." });
+  }
+
+  /** After each update, seek, play or pause: fn(replay). Returns a remover. */
+  onUpdate(fn) {
+    this._handlers.add(fn);
+    return () => this._handlers.delete(fn);
+  }
+
+  /** Go to `ms`: the last keyframe at or before it, then the updates up to it. */
+  seek(ms) {
+    const target = Math.min(this.duration, Math.max(this.start, Number(ms) || 0));
+    const frames = this.frames;
+    let last = this._first; // last frame with ms <= target
+    while (last + 1 < frames.length && frames[last + 1].ms <= target) last++;
+    let key = this._first;
+    for (let i = last; i >= this._first; i--) {
+      if (frames[i].kind === "k") {
+        key = i;
+        break;
+      }
+    }
+    const state = this.room.state;
+    const before = new Map();
+    for (const e of state.entities.values()) before.set(e, { ...e.values });
+    if (!(this._pos >= key && this._pos <= last)) this._apply(key); // else: on from here
+    this._applyUpTo(last);
+    // The net change since before the seek, for the callbacks.
+    state.added = [];
+    state.removed = [];
+    state.changed = [];
+    for (const [entity, values] of before) {
+      if (state.entities.get(entity.id) !== entity) state.removed.push(entity);
+      else {
+        const fields = Object.keys(entity.values).filter((f) => !Object.is(values[f], entity.values[f])
+          && JSON.stringify(values[f]) !== JSON.stringify(entity.values[f]));
+        if (fields.length) state.changed.push([entity, fields]);
+      }
+    }
+    for (const e of state.entities.values()) if (!before.has(e)) state.added.push(e);
+    this._time = target;
+    this._wall = now();
+    this._retime();
+    this.room._updated(now(), true);
+    this._notify();
+  }
+
+  _apply(i) {
+    this.room.state.apply(this.frames[i].message);
+    this._pos = i;
+  }
+
+  // Apply the frames after the current one up to `last`: deltas; a keyframe only when
+  // the chain of deltas is broken (a frame lost), to get back in step.
+  _applyUpTo(last, emit = null) {
+    const frames = this.frames;
+    const state = this.room.state;
+    for (let i = this._pos + 1; i <= last; i++) {
+      const f = frames[i];
+      if (f.kind === "k") {
+        if (f.message[2] === state.tick) {
+          this._pos = i;
+          continue;
+        }
+      } else if (f.message[3] !== state.tick) {
+        this._pos = i; // a delta we cannot apply: wait for the next keyframe
+        continue;
+      }
+      this._apply(i);
+      emit?.();
+    }
+    this._pos = Math.max(this._pos, last);
+  }
+
+  _advance() {
+    if (!this.playing) return;
+    const t = now();
+    this._time = Math.min(this.duration, this._time + (t - this._wall) * this._speed);
+    this._wall = t;
+    let last = this._pos;
+    while (last + 1 < this.frames.length && this.frames[last + 1].ms <= this._time) last++;
+    let changed = false;
+    if (last > this._pos) {
+      this._applyUpTo(last, () => {
+        changed = true;
+        this.room._updated(t);
+      });
+    }
+    if (this._time >= this.duration) {
+      this.playing = false;
+      clearInterval(this._timer);
+      this._timer = null;
+      changed = true;
+    }
+    if (changed) this._notify();
+  }
+
+  // Interpolators see ticks arrive `speed` times as fast: scale their tick length so
+  // the clock mapping stays steady, and start them over after a jump.
+  _retime() {
+    for (const { interp } of this.room.interpolators) {
+      interp.tickMs = this.room.tickMs / this._speed;
+      interp.reset();
+    }
+    const state = this.room.state;
+    if (state && state.tick >= 0) {
+      for (const { interp, filter } of this.room.interpolators) {
+        const entities = new Map();
+        for (const e of state.entities.values()) {
+          if (filter(e, this.room)) entities.set(e.uid, { id: e.id, type: e.type, ...e.values });
+        }
+        interp.push(state.tick, now(), entities);
+      }
+    }
+  }
+
+  _notify() {
+    for (const fn of [...this._handlers]) {
+      try {
+        fn(this);
+      } catch (err) {
+        console.error("gameserver: an onUpdate callback failed:", err);
+      }
+    }
+  }
+}
+
+/**
+ * Download a recording and open it: a URL (same origin or absolute), or a name from
+ * GET /admin/recordings. `adminToken` is sent as `Authorization: Bearer`.
+ */
+Client.prototype.fetchRecording = async function fetchRecording(urlOrName, { adminToken, codec } = {}) {
+  const url = /^[A-Za-z0-9._-]+$/.test(urlOrName) && !urlOrName.startsWith(".")
+    ? `${this.baseUrl}/admin/recordings/${encodeURIComponent(urlOrName)}`
+    : new URL(urlOrName, `${this.baseUrl}/`).href;
+  const headers = adminToken ? { Authorization: `Bearer ${adminToken}` } : {};
+  const resp = await this.fetch(url, { headers });
+  if (!resp.ok) throw new RecordingError(`GET ${url}: HTTP ${resp.status} ${resp.statusText}`);
+  return openRecording(await resp.arrayBuffer(), { codec: codec ?? this.codec ?? undefined });
+};
