@@ -117,7 +117,7 @@ class Connection:
         Dropped when the socket is behind: such messages are best effort.
         """
         t = self.transport
-        if not t.is_closing() and self.behind_since is None:
+        if not (self.detached or t.is_closing()) and self.behind_since is None:
             t.write(frame(payload))
 
 
@@ -140,7 +140,7 @@ class Broadcaster:
         sent = deltas = 0
         for conn in connections:
             t = conn.transport
-            if t.is_closing():
+            if conn.detached or t.is_closing():  # closing: no data frame after the close
                 continue
             backlog = t.get_write_buffer_size()
             if conn.behind_since is not None:
@@ -417,6 +417,7 @@ class RoomHost:
             conn = connections.get(pid)
             if conn is not None and not conn.leaving:
                 conn.leaving = True
+                conn.detached = True  # the close frame is the last thing it gets
                 conn.close(code, reason)
         if listing_changed and self._on_listing is not None and not self.closed:
             self._on_listing(self)
@@ -557,7 +558,7 @@ class RoomHost:
         if type(msg) is codec.Ping:
             conn.send_now(codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
         elif type(msg) is codec.Leave:
-            conn.leaving = True
+            conn.leaving = conn.detached = True
             conn.close(codec.CLOSE_NORMAL, "left")
         else:
             self.counters.reject("spectator")

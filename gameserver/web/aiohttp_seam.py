@@ -121,6 +121,7 @@ _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
 _PING = WSMsgType.PING
 _PONG = WSMsgType.PONG
+_CLOSE = WSMsgType.CLOSE
 THROTTLE_S = 0.25  # how long a socket over a budget goes unread
 SLICE = 4096  # bytes of a read parsed between two looks at the budgets
 _NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
@@ -153,6 +154,8 @@ if WebSocketDataQueue is not None:
                         payload = msg[1]  # a control frame's payload is at most 125 bytes
                         self.transport.write(bytes((0x8A, len(payload))) + payload)
             else:
+                if kind is _CLOSE:  # the peer is closing: no more data frames to it, from
+                    self.inbound.conn.detached = True  # now, not once the handler wakes
                 WebSocketDataQueue.feed_data(self, msg, size)
 
     _feed_data = WebSocketReader.feed_data
