@@ -107,7 +107,7 @@ def markdown(rows: Sequence[dict[str, Any]], s: dict[str, Any]) -> str:
              "| Spectator updates/s | Min updates/s | Tick p50 ms | Stalled s | Clients OK |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for r in rows:
-        lines.append(f"| {r['repeat']} | {r['case']} | {_f(r['cpu_per_s'] * 100, '.1f')} "
+        lines.append(f"| {r['repeat']} | {r['case']} | {_f(r['cpu_per_s'] * 100)} "
                      f"| {r['player_ups']:.0f} | {r['idle_ups']:.0f} | {r['spec_ups']:.0f} "
                      f"| {_f(r['min_ups'])} | {_f(r['tick_p50'], '.3f')} | {r['stalls']} "
                      f"| {'yes' if r['clients_ok'] else 'NO'} |")
@@ -115,7 +115,7 @@ def markdown(rows: Sequence[dict[str, Any]], s: dict[str, Any]) -> str:
     lines += ["", "| Case | median Server CPU % | median spectator updates/s "
               "| median idle-player updates/s |", "|---|---:|---:|---:|"]
     for c in CASES:
-        lines.append(f"| {c} | {_f(m[c]['cpu_per_s'] * 100, '.1f')} | {m[c]['spec_ups']:.0f} "
+        lines.append(f"| {c} | {_f(m[c]['cpu_per_s'] * 100)} | {m[c]['spec_ups']:.0f} "
                      f"| {m[c]['idle_ups']:.0f} |")
     lines += ["", "| Repeat | µs per spectator-update | µs per idle-player-update | ratio |",
               "|---:|---:|---:|---:|"]
