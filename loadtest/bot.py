@@ -66,6 +66,7 @@ class Bot(WsProtocol):
         self.closed = False
         self.leaving = False
         self.joined = False  # counted by its worker
+        self.kind = "player"  # or "idle", "spectator": set by its worker (options.bot_kind)
         # counters, read by the worker (and bytes_in, bytes_out)
         self.updates = 0
         self.errors = 0  # ERROR messages from the server

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-rate", type=float, default=d.input_rate,
                    help="inputs per second per bot; more than the tick rate queues up and "
                         f"adds latency; 0 sends none (default {d.input_rate:g})")
+    p.add_argument("--idle-players", type=int, default=d.idle_players,
+                   help="the last N of the players send no inputs, only receive (default 0)")
+    p.add_argument("--spectators", type=int, default=d.spectators,
+                   help="bots that watch (matchmake mode 'spectate'), dealt round-robin "
+                        "over the players' rooms (with --one-room: all on it); they send "
+                        "nothing and are reported apart (default 0)")
     p.add_argument("--workers", type=int, default=d.workers,
                    help=f"bot processes, each with its own event loop (default {d.workers})")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (directions)")
@@ -58,6 +64,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(url=args.url.rstrip("/"), players=args.players, per_room=args.per_room,
                    one_room=args.one_room, game=args.game, ramp=args.ramp,
                    duration=args.duration, warmup=args.warmup, input_rate=args.input_rate,
+                   idle_players=args.idle_players, spectators=args.spectators,
                    workers=args.workers, seed=args.seed, sample=args.sample,
                    worker_cpus=cpus, quiet=args.quiet)
 
@@ -82,12 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("loadtest: --players, --per-room, --workers and --duration must be positive",
               file=sys.stderr)
         return 2
+    if args.spectators < 0 or not 0 <= args.idle_players <= args.players:
+        print("loadtest: --spectators must be >= 0, --idle-players from 0 to --players",
+              file=sys.stderr)
+        return 2
     opts = options_from(args)
     html_path = args.html_path
     if html_path is None and args.json_path:
         html_path = os.path.splitext(args.json_path)[0] + ".html"
     print(f"loadtest: {opts.players} bots "
-          f"({'one room' if opts.one_room else f'{opts.per_room} per room'}) on {opts.url}, "
+          f"({'one room' if opts.one_room else f'{opts.per_room} per room'})"
+          + (f" of which {opts.idle_players} idle" if opts.idle_players else "")
+          + (f", {opts.spectators} spectators" if opts.spectators else "")
+          + f" on {opts.url}, "
           f"{opts.workers} worker(s), ramp {opts.ramp:g}/s, {opts.duration:g} s window",
           flush=True)
     try:

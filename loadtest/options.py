@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -17,6 +17,8 @@ class Options:
     duration: float = 10.0  # seconds of measurement after the ramp and warm-up
     warmup: float = 1.0  # seconds between the last join and the measurement window
     input_rate: float = 20.0  # inputs per second per player; 0 sends none
+    idle_players: int = 0  # the last N of the players send no inputs (they only receive)
+    spectators: int = 0  # watchers (mode "spectate"), spread over the players' rooms
     workers: int = 1
     seed: int = 1
     sample: float = 0.02  # < 1: fraction of bots that fully decode; >= 1: a count
@@ -32,11 +34,15 @@ class Options:
 
 @dataclass(frozen=True)
 class Group:
-    """Bots that share one room. The first one creates it (unless ``room_id`` is given)."""
+    """Bots that share one room. The first one creates it (unless ``room_id`` is given).
+
+    Spectators get the global indices after the players' (``players + i``).
+    """
 
     bots: tuple[int, ...]  # global bot indices
     room_id: str | None = None  # an existing room to join (one-room mode)
     ws_url: str | None = None  # a reservation the first bot redeems instead of matchmaking
+    spectators: tuple[int, ...] = ()  # global indices of the spectators watching this room
 
 
 def sampled_indices(players: int, sample: float) -> frozenset[int]:
@@ -49,10 +55,28 @@ def sampled_indices(players: int, sample: float) -> frozenset[int]:
 
 
 def plan_groups(opts: Options) -> list[Group]:
-    """Rooms as groups of consecutive bots (one group for one-room mode)."""
+    """Rooms as groups of consecutive bots (one group for one-room mode).
+
+    Spectators are dealt round-robin over the rooms: evenly spread, the first
+    rooms get one more when they do not divide.
+    """
     size = opts.players if opts.one_room else max(1, opts.per_room)
-    return [Group(tuple(range(start, min(start + size, opts.players))))
-            for start in range(0, opts.players, size)]
+    groups = [Group(tuple(range(start, min(start + size, opts.players))))
+              for start in range(0, opts.players, size)]
+    if groups and opts.spectators > 0:
+        n = len(groups)
+        watchers = range(opts.players, opts.players + opts.spectators)
+        groups = [replace(g, spectators=tuple(watchers[i::n])) for i, g in enumerate(groups)]
+    return groups
+
+
+def bot_kind(opts: Options, index: int) -> str:
+    """``"player"`` (sends inputs), ``"idle"`` (a player that sends none) or ``"spectator"``."""
+    if index >= opts.players:
+        return "spectator"
+    if index >= opts.players - opts.idle_players:
+        return "idle"
+    return "player"
 
 
 def split_groups(groups: list[Group], workers: int) -> list[list[Group]]:
@@ -63,9 +87,9 @@ def split_groups(groups: list[Group], workers: int) -> list[list[Group]]:
     workers = max(1, workers)
     if len(groups) == 1 and workers > 1:
         g = groups[0]
-        parts = [g.bots[w::workers] for w in range(workers)]
-        return [[Group(p, g.room_id, g.ws_url if w == 0 else None)] if p else []
-                for w, p in enumerate(parts)]
+        parts = [(g.bots[w::workers], g.spectators[w::workers]) for w in range(workers)]
+        return [[Group(p, g.room_id, g.ws_url if w == 0 else None, s)] if p or s else []
+                for w, (p, s) in enumerate(parts)]
     out: list[list[Group]] = [[] for _ in range(workers)]
     load = [0] * workers
     for g in groups:

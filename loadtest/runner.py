@@ -85,7 +85,7 @@ class Runner:
             data = await resp.json(content_type=None)
             if resp.status != 200:
                 raise LoadTestError(f"could not create the room: {resp.status} {data}")
-        return Group(group.bots, data["room_id"], data["ws_url"])
+        return Group(group.bots, data["room_id"], data["ws_url"], group.spectators)
 
     def _start_workers(self, plans: list[list[Group]], sampled: frozenset[int]
                        ) -> list[Any]:
@@ -183,12 +183,17 @@ class Runner:
         joined = sum(r["joined"] for r in reports)
         failed = sum(r["failed"] for r in reports)
         updates = sum(r["updates"] for r in reports)
+        spectators = sum(r["spectators_connected"] for r in reports)
+        spec_updates = sum(r["spectator_updates"] for r in reports)
         tick = _tick_summary(self.last_stats)
         point = {
             "t": k, "phase": self.phase, "connected": connected, "failed": failed,
             "disconnected": sum(r["disconnected"] for r in reports),
             "updates_per_s": updates,
             "updates_per_client_s": round(updates / connected, 2) if connected else 0.0,
+            "spectators_connected": spectators,
+            "spectator_updates_per_s": spec_updates,
+            "spectator_bytes_in_per_s": sum(r["spectator_bytes_in"] for r in reports),
             "bytes_in_per_s": sum(r["bytes_in"] for r in reports),
             "bytes_out_per_s": sum(r["bytes_out"] for r in reports),
             "latency_p50": summary["p50"], "latency_p90": summary["p90"],
@@ -199,10 +204,10 @@ class Runner:
             "send_lag_ms": round(max(r["send_lag_ms"] for r in reports), 2),
         }
         self.timeline.append(point)
-        if joined + failed >= self.opts.players:
+        if joined + failed >= self.opts.players + self.opts.spectators:
             self.all_in.set()
         if not self.opts.quiet:
-            print(progress_line(point, self.opts.players), flush=True)
+            print(progress_line(point, self.opts.players, self.opts.spectators), flush=True)
         if self.on_point is not None:
             self.on_point(point)
         asyncio.get_running_loop().create_task(self._refresh_stats())
@@ -245,11 +250,20 @@ class Runner:
         sample_rates: list[float] = []
         bytes_in: list[float] = []
         bytes_out: list[float] = []
-        updates_total = 0
+        updates_total = idle_updates = spec_updates = 0
+        spec_rates: list[float] = []
+        spec_bytes_in: list[float] = []
         for f in finals:
             lat.frombytes(f["latencies"])
             w = f["window_s"] or window
-            for _index, sampled, updates, b_in, b_out in f["clients"]:
+            for _index, sampled, updates, b_in, b_out, kind in f["clients"]:
+                if kind == "spectator":  # apart: every top-level number is the players'
+                    spec_rates.append(updates / w)
+                    spec_bytes_in.append(b_in / w)
+                    spec_updates += updates
+                    continue
+                if kind == "idle":
+                    idle_updates += updates
                 rates.append(updates / w)
                 if sampled:
                     sample_rates.append(updates / w)
@@ -282,6 +296,19 @@ class Runner:
             "players": opts.players,
             "clients_in_window": len(rates),
             "updates_total": updates_total,
+            "idle_players": opts.idle_players,
+            "idle_updates_total": idle_updates,  # of updates_total: players sending no inputs
+            "spectators": {
+                "requested": opts.spectators,
+                "connected": sum(f.get("spectators_joined", 0) for f in finals),
+                "clients_in_window": len(spec_rates),
+                "updates_total": spec_updates,
+                "updates_per_s": stats.rate_summary(spec_rates),
+                "bytes_in_per_client_s": _r(stats.mean(spec_bytes_in)),
+                "failed": sum(v for k, v in failures.items() if k.startswith("spectator:")),
+                "disconnected": sum(v for k, v in disconnects.items()
+                                    if k.startswith("spectator:")),
+            },
             "failures": dict(failures),
             "disconnects": dict(disconnects),
             "server_errors": sum(f["server_errors"] for f in finals),
@@ -348,8 +375,10 @@ def human_bytes(n: float | None) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
-def progress_line(p: dict[str, Any], players: int) -> str:
-    return (f"[{p['t']:>4}s {p['phase']:<6}] connected {p['connected']}/{players}"
+def progress_line(p: dict[str, Any], players: int, spectators: int = 0) -> str:
+    watching = (f" spectators {p['spectators_connected']}/{spectators}"
+                f" ({p['spectator_updates_per_s']} updates/s)" if spectators else "")
+    return (f"[{p['t']:>4}s {p['phase']:<6}] connected {p['connected']}/{players}{watching}"
             f" failed {p['failed']}  updates {p['updates_per_s']}/s"
             f" ({p['updates_per_client_s']:.1f}/client)"
             f"  latency p50 {_fmt(p['latency_p50'])} p99 {_fmt(p['latency_p99'])} ms"
@@ -381,6 +410,13 @@ def summary_table(r: dict[str, Any]) -> str:
                            f"{_fmt(r['loadgen']['cpu_percent_max'], '.0f')}%, send lag max "
                            f"{_fmt(r['loadgen']['send_lag_ms_max'])} ms"),
     ]
+    spec = r.get("spectators")
+    if spec and spec["requested"]:
+        sups = spec["updates_per_s"]
+        rows.insert(4, ("spectators", f"{spec['connected']}/{spec['requested']} connected, "
+                        f"{spec['updates_total']} updates in window, median "
+                        f"{_fmt(sups['median'], '.2f')} min {_fmt(sups['min'], '.2f')}/s, "
+                        f"in {human_bytes(spec['bytes_in_per_client_s'])}/s each"))
     if r["failures"]:
         rows.append(("failures", ", ".join(f"{k}: {v}" for k, v in r["failures"].items())))
     width = max(len(k) for k, _ in rows)

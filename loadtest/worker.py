@@ -6,6 +6,10 @@ ramp at monotonic time ``t0``; ``("mark",)`` open the measurement window;
 ``("progress", dict)`` once a second (second ``k`` after ``t0``) and
 ``("final", dict)``.
 
+Spectators (indices from ``players`` on) matchmake with mode ``spectate`` for
+their group's room once it exists, and send nothing (the WebSocket layer
+answers the server's pings); idle players join as players but get no input slot.
+
 Inputs are sent by one timer per worker, not one per bot: bots are spread over
 ``SLOTS`` phases of the input interval, so the server sees a steady stream
 rather than a burst per interval, and the worker wakes ``SLOTS`` times per
@@ -28,7 +32,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .bot import Bot, SampledBot, Shared
-from .options import Group, Options
+from .options import Group, Options, bot_kind
 
 SLOTS = 10  # input phases per input interval
 REPORT_EVERY = 1.0
@@ -131,20 +135,21 @@ class Worker:
 
     async def _ramp(self, session: aiohttp.ClientSession) -> None:
         opts = self.opts
-        mine = sum(len(g.bots) for g in self.plan.groups)
-        rate = opts.ramp * mine / max(1, opts.players)  # this worker's share of the ramp
+        mine = sum(len(g.bots) + len(g.spectators) for g in self.plan.groups)
+        everyone = opts.players + opts.spectators
+        rate = opts.ramp * mine / max(1, everyone)  # this worker's share of the ramp
         loop = asyncio.get_running_loop()
         k = 0
         for group in self.plan.groups:
             room: asyncio.Future[str] = loop.create_future()
             if group.room_id is not None:
                 room.set_result(group.room_id)
-            for j, index in enumerate(group.bots):
+            for j, index in enumerate((*group.bots, *group.spectators)):
                 delay = self.t0 + k / rate - time.monotonic() if rate > 0 else 0
                 if delay > 0:
                     await asyncio.sleep(delay)
                 k += 1
-                leader = j == 0
+                leader = j == 0 and index < opts.players
                 task = loop.create_task(self._join(session, index, group, room, leader))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -152,8 +157,13 @@ class Worker:
     async def _join(self, session: aiohttp.ClientSession, index: int, group: Group,
                     room: asyncio.Future[str], leader: bool) -> None:
         opts = self.opts
+        kind = bot_kind(opts, index)
+        pre = "spectator:" if kind == "spectator" else ""  # failures of spectators apart
         try:
-            if leader and group.ws_url is not None:
+            if kind == "spectator":
+                body = {"game": opts.game, "mode": "spectate", "room_id": await room}
+                ws_url = (await _matchmake(session, opts.url, body))["ws_url"]
+            elif leader and group.ws_url is not None:
                 ws_url = group.ws_url
             elif leader and group.room_id is None:
                 body = {"game": opts.game, "mode": "create", "name": f"bot{index}",
@@ -169,39 +179,41 @@ class Worker:
         except MatchmakeError as exc:
             if leader and not room.done():
                 room.set_exception(exc)
-            self.failures[f"matchmake:{exc.code}"] += 1
+            self.failures[f"{pre}matchmake:{exc.code}"] += 1
             return
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             if leader and not room.done():
                 room.set_exception(MatchmakeError("no_room"))
-            self.failures[f"matchmake:{type(exc).__name__}"] += 1
+            self.failures[f"{pre}matchmake:{type(exc).__name__}"] += 1
             return
         parts = urlsplit(ws_url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         path = f"{parts.path}?{parts.query}"
-        cls = SampledBot if index in self.plan.sampled else Bot
+        cls = SampledBot if index in self.plan.sampled and kind != "spectator" else Bot
         loop = asyncio.get_running_loop()
         try:
             _, bot = await asyncio.wait_for(loop.create_connection(
                 lambda: cls(index, self.shared, f"{host}:{port}", path), host, port),
                 opts.connect_timeout)
         except (TimeoutError, OSError) as exc:
-            self.failures[f"connect:{type(exc).__name__}"] += 1
+            self.failures[f"{pre}connect:{type(exc).__name__}"] += 1
             return
         try:
             await bot.welcomed(opts.connect_timeout)
         except (TimeoutError, ConnectionError) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "refused"
-            self.failures[f"handshake:{reason}"] += 1
+            self.failures[f"{pre}handshake:{reason}"] += 1
             bot.abort()
             return
         if self.stopping:
             bot.abort()
             return
         bot.joined = True
+        bot.kind = kind
         self.bots.append(bot)
         self.open += 1
-        self.slots[len(self.bots) % SLOTS].append(bot)
+        if kind == "player":  # idle players and spectators send no inputs
+            self.slots[len(self.bots) % SLOTS].append(bot)
 
     def _disconnected(self, bot: Bot) -> None:
         if not bot.joined:
@@ -210,7 +222,8 @@ class Worker:
         if self.open <= 0:
             self.all_closed.set()
         if not bot.leaving and not self.stopping:
-            self.disconnects[str(bot.close_code or "lost")] += 1
+            pre = "spectator:" if bot.kind == "spectator" else ""
+            self.disconnects[f"{pre}{bot.close_code or 'lost'}"] += 1
 
     async def _inputs(self) -> None:
         rate = self.opts.input_rate
@@ -241,7 +254,8 @@ class Worker:
 
     async def _reporter(self) -> None:
         k = 0
-        last = {"updates": 0, "bytes_in": 0, "bytes_out": 0, "sample_updates": 0}
+        last = {"updates": 0, "bytes_in": 0, "bytes_out": 0, "sample_updates": 0,
+                "spectator_updates": 0, "spectator_bytes_in": 0}
         cpu0 = time.process_time()
         wall0 = time.monotonic()
         while True:
@@ -257,8 +271,11 @@ class Worker:
                 self.win_offset = 0
             report = {
                 "k": k, "worker": self.plan.index,
-                "connected": sum(1 for b in self.bots if not b.closed),
-                "joined": len(self.bots),
+                "connected": sum(1 for b in self.bots
+                                 if not b.closed and b.kind != "spectator"),
+                "spectators_connected": sum(1 for b in self.bots
+                                            if not b.closed and b.kind == "spectator"),
+                "joined": len(self.bots),  # players and spectators
                 "failed": sum(self.failures.values()),
                 "disconnected": sum(self.disconnects.values()),
                 **{key: totals[key] - last[key] for key in last},
@@ -274,15 +291,20 @@ class Worker:
             self._post("progress", report)
 
     def _totals(self) -> dict[str, int]:
-        updates = bytes_in = bytes_out = sample_updates = 0
+        updates = bytes_in = bytes_out = sample_updates = spec_updates = spec_bytes_in = 0
         for b in self.bots:
+            if b.kind == "spectator":
+                spec_updates += b.updates
+                spec_bytes_in += b.bytes_in
+                continue
             updates += b.updates
             bytes_in += b.bytes_in
             bytes_out += b.bytes_out
             if b.sampled:
                 sample_updates += b.updates
         return {"updates": updates, "bytes_in": bytes_in, "bytes_out": bytes_out,
-                "sample_updates": sample_updates}
+                "sample_updates": sample_updates, "spectator_updates": spec_updates,
+                "spectator_bytes_in": spec_bytes_in}
 
     def _final(self) -> dict[str, Any]:
         window = time.monotonic() - self.mark_at if self.in_window else 0.0
@@ -294,14 +316,15 @@ class Worker:
             if start is None:
                 continue  # joined after the window opened
             clients.append((b.index, b.sampled, b.updates - start[0], b.bytes_in - start[1],
-                            b.bytes_out - start[2]))
+                            b.bytes_out - start[2], b.kind))
         sampled = [b for b in self.bots if isinstance(b, SampledBot)]
         return {
             "worker": self.plan.index,
             "window_s": window,
             "clients": clients,
             "latencies": self.window_lat.tobytes(),
-            "joined": len(self.bots),
+            "joined": sum(1 for b in self.bots if b.kind != "spectator"),
+            "spectators_joined": sum(1 for b in self.bots if b.kind == "spectator"),
             "failures": dict(self.failures),
             "disconnects": dict(self.disconnects),
             "server_errors": sum(b.errors for b in self.bots),

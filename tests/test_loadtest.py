@@ -12,7 +12,7 @@ import pytest
 
 from loadtest import bench, wsclient
 from loadtest.cli import write_reports
-from loadtest.options import Options, plan_groups, sampled_indices, split_groups
+from loadtest.options import Options, bot_kind, plan_groups, sampled_indices, split_groups
 from loadtest.procstat import parse_proc_stat
 from loadtest.runner import Runner
 from loadtest.stats import percentile
@@ -83,6 +83,29 @@ async def test_one_room_split_over_two_workers(start_server: Callable[..., Any])
     assert report["sample"]["bots"] == 2
 
 
+@pytest.mark.timeout(30)
+async def test_spectators_watch_and_hold_no_seat(start_server: Callable[..., Any]) -> None:
+    server = await start_server(max_players=64, max_spectators=8)
+    url = str(server.make_url("")).rstrip("/")
+    opts = Options(url=url, players=2, one_room=True, spectators=3, ramp=100.0, duration=1.5,
+                   warmup=0.5, input_rate=20.0, seed=3, quiet=True)
+    runner = Runner(opts)
+    report = await runner.run()
+    assert report["failed"] == 0 and report["disconnected"] == 0, report["failures"]
+    assert report["connected"] == report["clients_in_window"] == 2  # players only
+    spec = report["spectators"]
+    assert spec["requested"] == spec["connected"] == spec["clients_in_window"] == 3
+    assert spec["failed"] == spec["disconnected"] == 0
+    assert spec["updates_per_s"]["min"] >= 15  # the room's 20 Hz, like the players
+    assert spec["updates_total"] >= 3 * 20 and spec["bytes_in_per_client_s"] > 0
+    assert report["updates_total"] < 2 * 21 * 2  # spectator updates are not counted there
+    # the room (created with max_players 2) as /stats saw it in the run: full, 3 watching
+    rooms = (runner.last_stats or {})["rooms"]
+    assert [(r["players"], r["spectators"]) for r in rooms] == [(2, 3)]
+    assert any(p["spectators_connected"] == 3 and p["spectator_updates_per_s"] > 0
+               for p in report["timeline"] if p["phase"] == "window")
+
+
 # -- pure helpers --------------------------------------------------------------------
 
 def test_frames_and_acks() -> None:
@@ -133,6 +156,14 @@ def test_plans() -> None:
     assert sorted(sum(len(g.bots) for g in w) for w in split) == [8, 12]
     one = split_groups(plan_groups(Options(players=5, one_room=True)), 2)
     assert [w[0].bots for w in one] == [(0, 2, 4), (1, 3)]
+    # spectators get the indices after the players', dealt round-robin over the rooms
+    opts = Options(players=20, per_room=8, spectators=5, idle_players=3)
+    groups = plan_groups(opts)
+    assert [g.spectators for g in groups] == [(20, 23), (21, 24), (22,)]
+    assert [bot_kind(opts, i) for i in (0, 16, 17, 19, 20)] == [
+        "player", "player", "idle", "idle", "spectator"]
+    one = split_groups(plan_groups(Options(players=5, one_room=True, spectators=3)), 2)
+    assert [w[0].spectators for w in one] == [(5, 7), (6,)]
 
 
 def test_bench_helpers() -> None:
@@ -161,3 +192,23 @@ def test_bench_keeps_hand_written_notes() -> None:
     second = bench.keep_notes("# Generated 2\n", edited)
     assert second.startswith("# Generated 2") and second.endswith("## Profile\nhand-written\n")
     assert "Generated 1" not in second
+
+
+def test_spectator_cost_derivation() -> None:
+    from loadtest import spectators as sp
+
+    def row(case: str, cpu: float, spec: float = 0.0, idle: float = 0.0) -> dict[str, Any]:
+        return {"case": case, "cpu_per_s": cpu, "player_ups": 160.0, "idle_ups": idle,
+                "spec_ups": spec}
+
+    rows = [row("base", 0.02), row("spec", 0.05, spec=4000), row("idle", 0.06, idle=4000),
+            row("base", 0.01), row("spec", 0.04, spec=4000), row("idle", 0.05, idle=4000)]
+    s = sp.summarise(rows)
+    assert s["spec_us"] == pytest.approx(7.5) and s["idle_us"] == pytest.approx(10.0)
+    assert s["ratio"] == pytest.approx(0.75)
+    assert [p["spec_us"] for p in s["per_repeat"]] == pytest.approx([7.5, 7.5])
+    assert sp.derive(0.1, 0.2, 0) is None
+    opts = sp.case_options("idle", "http://x", 200, 5.0, 1, ())
+    assert (opts.players, opts.idle_players, opts.spectators, opts.one_room) == (208, 200, 0, True)
+    opts = sp.case_options("spec", "http://x", 200, 5.0, 1, ())
+    assert (opts.players, opts.idle_players, opts.spectators) == (8, 0, 200)
