@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gameserver import Entity, Room
+from gameserver.client import open_recording
 from gameserver.core import recording
 from gameserver.core.replica import Replica
 from gameserver.games.arena import Arena
@@ -89,6 +90,21 @@ async def test_a_recorded_match_replays_exactly_what_a_live_client_saw(
     assert {t: recorded.get(t) for t in seen} == seen
     chats = [e for _, m in recording.updates(frames) for e in m[-1] if e[0] == "chat"]
     assert chats == [["chat", [ann.player_id, "ann", "recorded?"]]]
+
+    # The Python client reads it as a room: seek anywhere, or play it in time.
+    replay = open_recording(path.read_bytes())
+    assert (replay.game, replay.room_id) == ("arena", ann.room_id)
+    deltas = [(ms, recording.message(kind, tail)[2]) for kind, ms, tail in frames
+              if kind == recording.DELTA]
+    for ms, tick in (deltas[len(deltas) // 2], deltas[len(deltas) // 3], deltas[-1]):
+        replay.seek(ms)  # backwards and forwards
+        assert replay.tick == tick and replay.state.view() == recorded[tick]
+    assert [e.body for e in replay.events if e.kind == "chat"] == \
+        [[ann.player_id, "ann", "recorded?"]]
+    replay.seek(0)
+    async for _ in replay.play(speed=1000):
+        pass
+    assert replay.time == replay.duration and replay.state.view() == recorded[max(recorded)]
 
     # Listed and downloadable with the admin token, and only with it.
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -179,6 +195,9 @@ async def test_parts_rotate_by_size_and_each_plays_alone(tmp_path: Path) -> None
     for part in parts:
         head, frames = recording.read(gzip.decompress(part.read_bytes()))
         assert frames[0][0] == recording.KEYFRAME  # plays on its own from its start
+        replay = open_recording(part.read_bytes())  # gzipped: opened as it is
+        replay.seek(replay.duration)
+        assert replay.tick == recording.message(*frames[-1][::2])[2]
         replay_views([m for _, m in recording.updates(frames)], head["schema"])
     assert {recording.read(gzip.decompress(p.read_bytes()))[0]["part"] for p in parts} == \
         set(range(1, len(parts) + 1))

@@ -28,8 +28,9 @@ from .errors import (
     ServerError,
     SpectatorError,
 )
+from .replay import Replay, TimelineEvent, open_recording
 from .room import FINAL_CLOSE_CODES, Event, Message, Room, should_reconnect
 
 __all__ = ["FINAL_CLOSE_CODES", "Client", "ClientError", "ConnectError", "Event",
-           "MatchmakeError", "Message", "Room", "RoomClosed", "ServerError",
-           "SpectatorError", "should_reconnect"]
+           "MatchmakeError", "Message", "Replay", "Room", "RoomClosed", "ServerError",
+           "SpectatorError", "TimelineEvent", "open_recording", "should_reconnect"]
