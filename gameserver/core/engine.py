@@ -108,7 +108,7 @@ class RoomEngine:
         self._next_player_id += 1
         seat = self.seats[player.id] = Seat(player)
         room.players[player.id] = player
-        self.out.frame(player.id, self._welcome(player, reconnect_token))
+        self.out.frame(player.id, self._welcome(player.id, reconnect_token))
         try:
             room.on_join(player)
         except Exception as exc:  # undo the seat; on_leave is for players who joined
@@ -134,7 +134,7 @@ class RoomEngine:
         was_dropped = seat.dropped_at is not None or not player.connected
         seat.dropped_at = None
         player.connected = True
-        self.out.frame(player.id, self._welcome(player, reconnect_token))
+        self.out.frame(player.id, self._welcome(player.id, reconnect_token))
         if seat.kicked is not None:  # came back before expire() freed the seat: the kick stands
             self.out.close(player.id, *seat.kicked)
             return
@@ -301,14 +301,12 @@ class RoomEngine:
 
     def spectator_welcome(self) -> bytes:
         """A spectator's WELCOME: player id 0 and no reconnection token."""
-        room = self.room
-        return codec.encode(codec.S_WELCOME, codec.PROTOCOL_VERSION, room.room_id, room.game,
-                            0, room.rate, room.world.schema(), room.client_config(), None)
+        return self._welcome(0, None)
 
-    def _welcome(self, player: Player, reconnect_token: str | None) -> bytes:
+    def _welcome(self, player_id: int, reconnect_token: str | None) -> bytes:
         room = self.room
         return codec.encode(codec.S_WELCOME, codec.PROTOCOL_VERSION, room.room_id, room.game,
-                            player.id, room.rate, room.world.schema(), room.client_config(),
+                            player_id, room.rate, room.world.schema(), room.client_config(),
                             reconnect_token)
 
     # -- the outbox ----------------------------------------------------------------

@@ -161,16 +161,25 @@ class RoomManager:
 
     # -- matchmaking -----------------------------------------------------------
 
-    async def spectate(self, game: str, room_id: str | None = None) -> SpectatorPass:
-        """A pass to watch a room of ``game``: ``room_id``, or the live public room with
-        the most players. A spectator holds no seat; its room's node redeems the pass."""
+    async def _admit(self, game: str, mode: str | None = None) -> type[Room]:
+        """The game's class, if this server takes a player (or spectator) for it now."""
         if not self.accepting:
             raise MatchmakingError("server_draining", "this server is shutting down", 503)
-        if game not in self.games:
+        if mode is not None and mode not in MODES:
+            raise MatchmakingError("bad_request", f"mode must be one of {', '.join(MODES)}")
+        cls = self.games.get(game)
+        if cls is None:
             raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
+        # Spectator passes count too: every pending pass or seat is bounded by one limit.
         if await self.directory.pending() >= self.limits.max_reservations:
             raise MatchmakingError("too_many_reservations",
                                    "too many players are joining at once; retry shortly", 503)
+        return cls
+
+    async def spectate(self, game: str, room_id: str | None = None) -> SpectatorPass:
+        """A pass to watch a room of ``game``: ``room_id``, or the live public room with
+        the most players. A spectator holds no seat; its room's node redeems the pass."""
+        await self._admit(game)
         if room_id is not None:
             listing = await self.directory.get(room_id)
         else:
@@ -202,17 +211,8 @@ class RoomManager:
                         may_create: Callable[[], float] | None = None) -> Reservation:
         """A seat reservation. ``may_create`` is asked before a room is created for the
         request: 0 to go ahead (the caller counts it), else seconds to wait."""
-        if not self.accepting:
-            raise MatchmakingError("server_draining", "this server is shutting down", 503)
-        if mode not in MODES:
-            raise MatchmakingError("bad_request", f"mode must be one of {', '.join(MODES)}")
-        cls = self.games.get(game)
-        if cls is None:
-            raise MatchmakingError("unknown_game", f"no game named {game!r}", 404)
+        cls = await self._admit(game, mode)
         options = options or {}
-        if await self.directory.pending() >= self.limits.max_reservations:
-            raise MatchmakingError("too_many_reservations",
-                                   "too many players are joining at once; retry shortly", 503)
         seat = (name, options, auth)
         if mode == "create":
             _check_create(may_create)

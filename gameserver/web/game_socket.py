@@ -20,7 +20,7 @@ from gameserver.core import codec
 from gameserver.core.engine import RoomCrashed
 from gameserver.core.room import JoinRefused
 from gameserver.host.matchmaker import DirectoryUnavailable
-from gameserver.host.room_host import Inbound, SpectatorsFull
+from gameserver.host.room_host import Connection, Inbound, RoomHost, SpectatorsFull
 from gameserver.web import aiohttp_seam
 from gameserver.web.edge import error_response
 from gameserver.web.keys import ADDRESSES, BACKGROUND, CLIENT_BUDGETS, MANAGER, SETTINGS
@@ -113,12 +113,9 @@ async def _serve(request: web.Request) -> web.WebSocketResponse:
         manager.seat_taken(room_host, conn.player.id, reservation.token)
         log.debug("player joined", extra={"room_id": room_host.room_id,
                                           "player_id": conn.player.id})
-    inbound = Inbound(room_host, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
-                      close, control_per_s=settings.rate_limit_control)
-    install(ws, request, inbound)
     consented = False
     try:
-        consented = await control_loop(ws, inbound)
+        consented = await _read(ws, request, room_host, conn, close)
     finally:
         if room_host.disconnect(conn, consented=consented):
             await manager.seat_freed(room_host, conn.player.id)
@@ -131,7 +128,6 @@ async def _watch(request: web.Request, ws: web.WebSocketResponse, token: str,
                  transport: Any, close: Callable[[int, str], None]) -> web.WebSocketResponse:
     """``/ws?watch=T``: a spectator. The room's updates go out to it; it holds no seat and
     what it sends never reaches the game."""
-    settings = request.app[SETTINGS]
     try:
         room_host = (await request.app[MANAGER].redeem_pass(token)
                      if 0 < len(token) <= 64 else None)
@@ -145,14 +141,22 @@ async def _watch(request: web.Request, ws: web.WebSocketResponse, token: str,
         conn = room_host.watch(transport, close)
     except SpectatorsFull as exc:
         return await _refuse(ws, codec.CLOSE_JOIN_REFUSED, "spectators_full", str(exc))
-    inbound = Inbound(room_host, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
-                      close, control_per_s=settings.rate_limit_control)
-    install(ws, request, inbound)
     try:
-        await control_loop(ws, inbound)
+        await _read(ws, request, room_host, conn, close)
     finally:
         room_host.unwatch(conn)
     return ws
+
+
+async def _read(ws: web.WebSocketResponse, request: web.Request, room_host: RoomHost,
+                conn: Connection, close: Callable[[int, str], None]) -> bool:
+    """Feed what the socket sends to its room, under the socket's budgets, until it ends;
+    True if the client closed it with 1000 (see :func:`control_loop`)."""
+    settings = request.app[SETTINGS]
+    inbound = Inbound(room_host, conn, settings.rate_limit_messages, settings.rate_limit_bytes,
+                      close, control_per_s=settings.rate_limit_control)
+    install(ws, request, inbound)
+    return await control_loop(ws, inbound)
 
 
 async def _refuse(ws: web.WebSocketResponse, close_code: int, code: str, message: str
