@@ -7,9 +7,15 @@ from typing import Any
 
 import aiohttp
 import msgpack
+from aiohttp.test_utils import TestServer
 
 from gameserver.core import codec
 from gameserver.core.replica import Replica
+
+
+def url(server: TestServer) -> str:
+    """A test server's base URL, without the trailing slash."""
+    return str(server.make_url("")).rstrip("/")
 
 
 class MatchmakeFailed(Exception):

@@ -12,7 +12,6 @@ from typing import Any
 
 import msgpack
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gameserver import Entity, InvalidInput, Room, message
 from gameserver.auth import sign
@@ -31,12 +30,10 @@ from gameserver.core import codec
 from gameserver.games.arena import Arena
 from gameserver.web.keys import MANAGER
 
+from .client import url
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 FAST = (0.05, 0.1, 0.2, 0.4, 0.8)  # reconnection back-off for tests
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture

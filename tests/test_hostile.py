@@ -17,12 +17,8 @@ from gameserver.core import codec
 from gameserver.web.keys import MANAGER
 from loadtest.wsclient import OP_TEXT, RawSocket
 
-from .client import MatchmakeFailed, Player, matchmake
+from .client import MatchmakeFailed, Player, matchmake, url
 from .conftest import ReceivePath
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def pair(session: aiohttp.ClientSession, base: str) -> tuple[Player, Player]:

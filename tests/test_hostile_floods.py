@@ -21,15 +21,11 @@ from gameserver.core import codec
 from gameserver.web.keys import MANAGER
 from loadtest.wsclient import OP_BINARY, OP_PING, OP_PONG, RawSocket
 
-from .client import Player, matchmake
+from .client import Player, matchmake, url
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURE_S = 3.0  # the honest player's window, inside the flood
 MIN_RATE = 19.0  # updates/s the honest player keeps (the tick rate is 20)
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def spawn(*args: str) -> asyncio.subprocess.Process:

@@ -18,20 +18,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gameserver.auth import sign
 from gameserver.core.names import MAX_LENGTH, clean_name
 from gameserver.web import headers
 
-from .client import Player, matchmake
+from .client import Player, matchmake, url
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "admin-token-for-tests-0123456789"
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 @functools.cache

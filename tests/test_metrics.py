@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import msgpack
 import pytest
-from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from gameserver import Entity, Room
@@ -20,13 +19,9 @@ from gameserver.core.ticker import TICK_BUCKETS, TickStats
 from gameserver.games.arena import Arena
 from gameserver.host.counters import RoomTotals, SendStats
 
-from .client import MatchmakeFailed, Player, matchmake
+from .client import MatchmakeFailed, Player, matchmake, url
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def scrape(session: aiohttp.ClientSession, base: str) -> Samples:

@@ -14,11 +14,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gameserver.core import codec
 
-from .client import Player
+from .client import Player, url
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,10 +32,6 @@ async def closed_with(player: Player, timeout: float = 5.0) -> tuple[int, str]:
             continue
         assert msg.type is aiohttp.WSMsgType.CLOSE, msg
         return msg.data, msg.extra or ""
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture

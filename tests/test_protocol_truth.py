@@ -19,12 +19,8 @@ from gameserver.games.arena import RULES, Arena, move
 from gameserver.web.keys import MANAGER
 from loadtest.wsclient import OP_TEXT, RawSocket
 
-from .client import MatchmakeFailed, Player, matchmake
+from .client import MatchmakeFailed, Player, matchmake, url
 from .doctables import DOC, table_after
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def drop(player: Player) -> None:

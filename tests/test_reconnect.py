@@ -8,16 +8,11 @@ from typing import Any
 
 import aiohttp
 import msgpack
-from aiohttp.test_utils import TestServer
 
 from gameserver.core import codec
 from gameserver.web.keys import MANAGER
 
-from .client import Player, matchmake
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
+from .client import Player, matchmake, url
 
 
 def avatar_of(viewer: Player, pid: int) -> dict[str, Any] | None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gameserver import Entity, Room
 from gameserver.client import open_recording
@@ -23,13 +22,9 @@ from gameserver.testing import RoomHarness
 from gameserver.web.app import BUILTIN_GAMES
 from gameserver.web.keys import MANAGER
 
-from .client import Player, matchmake
+from .client import Player, matchmake, url
 
 TOKEN = "a-very-secret-admin-token"
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 def files(folder: Path) -> list[Path]:

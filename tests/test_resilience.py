@@ -19,11 +19,7 @@ from gameserver.web.app import BUILTIN_GAMES
 from gameserver.web.keys import ADDRESSES, MANAGER
 from loadtest.wsclient import RawSocket
 
-from .client import Player, matchmake
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
+from .client import Player, matchmake, url
 
 
 def rss_bytes() -> int:

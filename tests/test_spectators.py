@@ -9,16 +9,11 @@ from typing import Any
 
 import aiohttp
 import msgpack
-from aiohttp.test_utils import TestServer
 
 from gameserver.core import codec
 from gameserver.web.keys import MANAGER
 
-from .client import MatchmakeFailed, Player, matchmake
-
-
-def url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
+from .client import MatchmakeFailed, Player, matchmake, url
 
 
 async def spectate(session: aiohttp.ClientSession, base: str, **body: Any) -> dict[str, Any]:
