@@ -101,8 +101,9 @@ def mover(players: list[HarnessPlayer]) -> HarnessPlayer:
 def take_turn(harness: RoomHarness, players: list[HarnessPlayer], *,
               draw_first: bool = False, pass_drawn: bool = False) -> str:
     """The player to move plays the first playable card of their hand (an eight names its
-    own suit), else draws (then plays the drawn card if it fits, unless ``pass_drawn``),
-    else passes; ``draw_first`` draws whenever there is something to draw. What they did."""
+    own suit), else draws (then plays the drawn card if it fits, unless ``pass_drawn``,
+    else passes), else passes; ``draw_first`` draws whenever there is something to draw.
+    What they did."""
     p = mover(players)
     refused = len(p.errors)
     fits = [c for c in hand(p) if playable(p, c)]
@@ -113,13 +114,14 @@ def take_turn(harness: RoomHarness, players: list[HarnessPlayer], *,
     elif table(p)["draw_count"]:
         p.send("draw", None)
         harness.tick()
-        did = "draw"
         drawn = table(p)["drawn"]
-        if drawn and not pass_drawn:
+        assert drawn == hand(p)[-1]
+        if playable(p, drawn) and not pass_drawn:
             send_play(p, drawn)
             did = "draw+play"
-        elif drawn:
+        else:
             p.send("pass", None)
+            did = "draw+pass"
     else:
         p.send("pass", None)
         did = "pass"
@@ -320,22 +322,33 @@ def test_an_eight_is_wild_and_names_the_suit_to_follow() -> None:
     assert diamond in hand(bob)
 
 
-def test_drawing_an_unplayable_card_ends_the_turn() -> None:
+def test_after_drawing_a_card_that_does_not_fit_the_turn_waits_for_a_pass() -> None:
     harness, (ann, bob) = match()
     rig(harness, (9, "H"), ann=[(2, "C")])
     room = harness.room
     assert isinstance(room, Cards)
     swap_face(room, room.draw_pile[-1], (3, "S"))  # the next card drawn
     harness.tick()
-    drawn = next(c.id for c in room.draw_pile[-1:])
+    drawn = room.draw_pile[-1].id
     ann.send("draw", None)
     harness.tick()
     assert hand(ann)[-1] == drawn and faces(ann)[-1] == (3, "S")
     for p in (ann, bob):
-        assert table(p)["turn"] == bob.id and table(p)["drawn"] == 0
+        # Bob sees what he would see had it fitted: a card drawn, Ann still to move.
+        assert table(p)["turn"] == ann.id and table(p)["drawn"] == drawn
         assert table(p)["draw_count"] == DECK - 15 - 1 and seat(p, ann)["cards"] == 8
         assert p.events_of("draw") == [{"player": ann.id, "card": drawn}]  # and no face
     assert cards(bob)[drawn]["rank"] is None and cards(bob)[drawn]["owner"] == ann.id
+    ann.send("play", {"card": drawn})
+    ann.send("play", {"card": hand(ann)[0]})
+    assert ann.errors == [
+        ["invalid_input", "the 3 of spades does not match: play a heart, a 9 or an eight"],
+        ["invalid_input", "you drew this turn: play the card you drew, or pass"]]
+    ann.send("pass", None)
+    harness.tick()
+    for p in (ann, bob):
+        assert table(p)["turn"] == bob.id and table(p)["drawn"] == 0
+        assert p.events_of("pass") == [{"player": ann.id}]
 
 
 def test_a_playable_drawn_card_may_be_played_or_passed_and_nothing_else() -> None:
@@ -358,7 +371,9 @@ def test_a_playable_drawn_card_may_be_played_or_passed_and_nothing_else() -> Non
     ann.send("play", {"card": drawn})
     harness.tick()
     assert top(bob) == (9, "S") and table(bob)["turn"] == bob.id and table(bob)["drawn"] == 0
-    bob.send("draw", None)  # the 4 of hearts does not fit the 9 of spades: his turn ends
+    bob.send("draw", None)  # the 4 of hearts does not fit the 9 of spades
+    harness.tick()
+    bob.send("pass", None)
     harness.tick()
     assert table(bob)["turn"] == ann.id
     swap_face(room, room.draw_pile[-1], (5, "S"))
@@ -368,7 +383,7 @@ def test_a_playable_drawn_card_may_be_played_or_passed_and_nothing_else() -> Non
     ann.send("pass", None)  # keep it
     harness.tick()
     assert ann.errors[2:] == [] and table(bob)["turn"] == bob.id
-    assert bob.events_of("pass") == [{"player": ann.id}]
+    assert bob.events_of("pass") == [{"player": bob.id}, {"player": ann.id}]
     assert seat(bob, ann)["cards"] == 8
 
 

@@ -201,8 +201,8 @@ class Socket:
 
     async def play(self, opening_draws: int) -> int:
         """Take turns until the round is over: draw ``opening_draws`` times first (playing
-        what was drawn when it fits), then play the first card that fits, else draw, else
-        pass; decided only from what this socket was sent. Moves made."""
+        what was drawn when it fits, else passing), then play the first card that fits,
+        else draw, else pass; decided only from what this socket was sent. Moves made."""
         wire = self.wire
         assert wire is not None
         turns = draws = 0
@@ -221,8 +221,10 @@ class Socket:
                 return card["rank"] == 8 or card["suit"] == table["suit"] \
                     or card["rank"] == top["rank"]
             playable = [c for c in wire.hand() if fits(c)]
-            if table["drawn"]:
+            if table["drawn"] and fits(table["drawn"]):
                 await self.play_card(table["drawn"])
+            elif table["drawn"]:
+                await self.send("pass", None)
             elif draws < opening_draws and table["draw_count"]:
                 await self.send("draw", None)
                 draws += 1

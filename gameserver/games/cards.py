@@ -17,8 +17,9 @@ your turn, either
 - **play** a card from your hand that matches the top card's rank or the suit to
   follow (the top card's suit, or the suit named with an eight), or any eight: eights
   are wild and you name the suit the next player must follow; or
-- **draw** the top card of the draw pile. If it is playable you may play it (only it)
-  or **pass**; if not, your turn ends at once.
+- **draw** the top card of the draw pile, then play it if it fits (only it), or
+  **pass**. The turn waits for one or the other even when the card cannot be played,
+  so that nobody learns whether it could.
 
 ``pass`` is also allowed when there is nothing left to draw. Whoever plays their last
 card wins the round (``"out"``). When the draw pile runs out, the discard pile except its
@@ -42,8 +43,8 @@ player with the fewest cards wins it (``-1``: a tie, nobody).
     rematch starts the next round). ``players``: how many this room deals for (its
     ``players`` option). ``turn``: the player id to move (0 when no round runs).
     ``top``: the id of the discard pile's top card. ``suit``: the suit to follow.
-    ``drawn``: the id of the card the player to move drew this turn (0: none; they may
-    then play only it, or pass). ``draw_count``: cards in the draw pile. ``winner``:
+    ``drawn``: the id of the card the player to move drew this turn (0: none; they
+    may then play only it, if it fits, or pass). ``draw_count``: cards in the draw pile. ``winner``:
     the round's winner's player id, ``-1`` a blocked round's tie, 0 none yet.
     ``reason``: ``"out"`` (no cards left), ``"forfeit"`` (the others left),
     ``"blocked"``, or ``""``. ``round``: 1, 2, ... in this match. ``winner`` and
@@ -283,12 +284,11 @@ class Cards(Room):
             raise InvalidInput("there is nothing left to draw: play a card or pass")
         card = self._give(self.seats[player.id])
         self.passes = 0
+        # Play it or pass, whether it fits or not: ending the turn at once for a card
+        # that does not fit would tell everyone what it is not.
+        table.drawn = card.id
         self.broadcast("draw", {"player": player.id, "card": card.id})
         self._refill()  # at once, so that draw_count shows what is left to draw
-        if self._playable(card):
-            table.drawn = card.id  # they may play it, or pass
-        else:
-            self._next_turn(self._in_turn_order(), player.id)
 
     @message("pass")
     def pass_turn(self, player: Player, _body: Any) -> None:

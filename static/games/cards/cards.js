@@ -261,7 +261,11 @@ function turnText(t, me) {
   }
   if (t.state === "playing") {
     if (t.turn !== me) return `${nameOf(t.turn)}'s turn`;
-    if (t.drawn) return "Your turn: play the card you drew, or pass";
+    if (t.drawn) {
+      const drawn = hand().find((c) => c.id === t.drawn);
+      return drawn && playable(drawn, t) ? "Your turn: play the card you drew, or pass"
+        : "The card you drew does not fit: pass";
+    }
     if (t.draw_count === 0) return "Your turn: play a card, or pass (nothing to draw)";
     return "Your turn: play a card, or draw";
   }
