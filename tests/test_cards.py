@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gameserver import InvalidOption, Settings
@@ -16,6 +17,7 @@ from gameserver.core.limits import Limits
 from gameserver.games.cards import DECK, SUITS, Card, Cards
 from gameserver.testing import HarnessPlayer, JoinRefused, RoomHarness
 
+from .client import MatchmakeFailed, Player, matchmake
 from .doctables import DOC, table_after
 
 Face = tuple[int, str]
@@ -580,3 +582,34 @@ def test_the_protocol_document_lists_the_config_and_options() -> None:
             for key in re.findall(r"`([a-z_]+)`", row[0])}
     assert keys == set(RoomHarness(Cards).join().config)
     assert "`cards` reads `players`" in DOC
+
+
+async def test_quick_play_keeps_room_sizes_apart(session: aiohttp.ClientSession,
+                                                base: str) -> None:
+    async with session.get(f"{base}/games") as resp:
+        listed = await resp.json()
+    assert "cards" in listed["games"] and listed["pages"]["cards"] == "/play/cards/"
+    ann, bob = [await Player.join(session, base, game="cards", name=name,
+                                  options={"players": 3}) for name in ("ann", "bob")]
+    two = await Player.join(session, base, game="cards", name="cat", options={"players": 2})
+    assert ann.room_id == bob.room_id != two.room_id  # match_by: a 3-player room is apart
+    assert (ann.config["players"], ann.config["hand"], two.config["hand"]) == (3, 5, 7)
+    dan = await Player.join(session, base, game="cards", name="dan", options={"players": 3})
+    assert dan.room_id == ann.room_id
+
+    def table_of(player: Player) -> dict[str, Any]:
+        return next((e.values for e in player.replica.entities.values() if e.type == "Table"),
+                    {})
+
+    await dan.until(lambda: table_of(dan).get("state") == "playing")
+    mine = [e.values for e in dan.replica.entities.values()
+            if e.type == "Card" and e.values["owner"] == dan.player_id]
+    assert len(mine) == 5 and all(c["rank"] in range(1, 14) for c in mine)
+    # Full and locked: the next one asking for three gets a room of their own.
+    eve = await matchmake(session, base, game="cards", name="eve", options={"players": 3})
+    assert eve["room_id"] != ann.room_id
+    with pytest.raises(MatchmakeFailed) as refused:
+        await matchmake(session, base, game="cards", mode="create", options={"players": 5})
+    assert refused.value.status == 400 and refused.value.body["error"] == "invalid_option"
+    for player in (ann, bob, two, dan):
+        await player.ws.close()
