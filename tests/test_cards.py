@@ -512,10 +512,17 @@ def test_a_whole_game_keeps_every_hand_private() -> None:
 def test_a_player_who_leaves_forfeits_and_the_others_play_on() -> None:
     harness, (ann, bob, cat) = match(3)
     harness.tick()
+    room = harness.room
+    assert isinstance(room, Cards)
     assert table(bob)["turn"] == ann.id
     left = hand(bob, ann)
+    known = dict(zip(left, faces(ann), strict=True))  # what Ann could tell a friend
+    pile = Counter((c.rank, c.suit) for c in room.draw_pile) + Counter(known.values())
     ann.leave()  # on her turn
     harness.tick()
+    assert Counter((c.rank, c.suit) for c in room.draw_pile) == pile
+    by_id = {c.id: (c.rank, c.suit) for c in room.cards}
+    assert any(by_id[i] != face for i, face in known.items())  # faces dealt anew
     for p in (bob, cat):
         assert p.events_of("left") == [{"player": ann.id, "name": "ann"}]
         assert table(p)["turn"] == bob.id and table(p)["state"] == "playing"

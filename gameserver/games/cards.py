@@ -78,7 +78,8 @@ and changes nothing):
 ``invalid_option``) is the room's size: the round is dealt as soon as that many are
 seated, and the room locks. ``match_by = ("players",)``: quick play only puts a player
 in a room of the size they asked for. A player who leaves (or never comes back from a
-drop) forfeits: their cards go back into the draw pile, shuffled in, and the others
+drop) forfeits: their cards go back into the draw pile, shuffled in (the pile's faces
+dealt anew, so what they knew of those cards' ids is worth nothing), and the others
 play on; when one player is left they win the round (``"forfeit"``). Once a round ends
 with fewer than ``players`` seated, the room goes back to ``"waiting"`` and unlocks, and
 whoever fills it starts a new match (wins back to 0). There is no turn clock.
@@ -226,11 +227,11 @@ class Cards(Room):
         seat = self.seats.pop(player.id)
         self.world.remove(seat)
         self.broadcast("left", {"player": player.id, "name": player.name})
-        # Their hand goes back into the draw pile, shuffled in: nobody else has seen it.
-        for card in [c for c in self.cards if c.owner == player.id]:
+        # Their hand goes back into the draw pile, shuffled in.
+        hand = [c for c in self.cards if c.owner == player.id]
+        for card in hand:
             card.owner, card.place, card.order = 0, "draw", 0
-            self.draw_pile.insert(self.rng.randrange(len(self.draw_pile) + 1), card)
-        table.draw_count = len(self.draw_pile)
+        self._shuffle_in(hand)
         if table.state == "playing":
             self.passes = 0
             if len(self.seats) == 1:
@@ -398,6 +399,19 @@ class Cards(Room):
         self.draw_pile = cards
         self.table.draw_count = len(cards)
         self.broadcast("reshuffle", {"cards": len(cards)})
+
+    def _shuffle_in(self, cards: list[Card]) -> None:
+        """Shuffle face-down ``cards`` into the draw pile. The faces of the whole pile are
+        dealt anew among its cards: whoever knew these cards' faces by their ids (the
+        player who held them, and anyone they tell) knows nothing of the pile's."""
+        pile = self.draw_pile + cards
+        faces = [(c.rank, c.suit) for c in pile]
+        self.rng.shuffle(faces)
+        self.rng.shuffle(pile)
+        for card, (rank, suit) in zip(pile, faces, strict=True):
+            card.rank, card.suit = rank, suit
+        self.draw_pile = pile
+        self.table.draw_count = len(pile)
 
     def _deal(self) -> None:
         faces = [(rank, suit) for suit in SUITS for rank in RANKS]
