@@ -776,7 +776,7 @@ def test_the_arena_page_imports_only_the_sdk_and_its_own_game_code() -> None:
                 continue
             assert spec.startswith("./"), f"{name} imports {spec}"
             todo.append(spec[2:])
-    assert seen == {"main.js", "game.js", "input.js", "render.js", "arena-rules.js"}
+    assert seen == {"main.js", "game.js", "input.js", "render.js", "minimap.js", "arena-rules.js"}
     assert '"/sdk/gameserver.js"' in (js / "main.js").read_text()
     for gone in ("session.js", "netcode.js", "replica.js", "protocol.js", "wire.js"):
         assert not (js / gone).exists(), f"static/js/{gone}: the SDK has it"
