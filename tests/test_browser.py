@@ -112,11 +112,81 @@ async def test_replica_matches_python(start_server: StartServer) -> None:
     assert any(m[0] == 12 and m[6] for m in updates), "something was removed on the way"
 
 
-async def record_session(base: str, seconds: float) -> tuple[list[Any], list[list[Any]]]:
-    """One observer's WELCOME and updates while others move, collect orbs, chat and leave."""
+# Per-player views (protocol 2): updates with parts, built by hand (the same as
+# tests/js/views.test.mjs): a snapshot with a nearby part and a private part; an avatar
+# moving between two cells the observer sees (removed and created again); one leaving
+# the area while another enters; a private field set, then cleared by a null; a part
+# removing what an earlier part creates; a resync snapshot.
+VIEW_SCHEMA = [["Avatar", [["x", "i"], ["y", "i"], ["pid", "v"], ["name", "v"]]],
+               ["Card", [["owner", "v"], ["rank", "v"], ["suit", "v"]]]]
+VIEW_UPDATES: list[list[Any]] = [
+    [11, 0, 10, [1, 0, 100, 100, 7, "me"], [],
+     [[[2, 0, 900, 100, 8, "near", 3, 1, 7, None, None], [], []], [[], [3, 0b110, 12, "h"], []]]],
+    [12, 1, 11, 10, [], [1, 0b1, 10], [], [["joined", [9]]],
+     [[[], [], [2]], [[2, 0, 830, 100, 8, "near", 4, 0, 500, 500, 9, "new"], [4, 0b11, 1, -1], []],
+      [[], [1, 0b1, 5], []]]],
+    [12, 2, 12, 11, [], [3, 0b1, 8], [], [], [[[], [3, 0b110, None, None], []]]],
+    [12, 2, 13, 12, [5, 1, 7, None, None], [], [4], [], [[[2, 0, 1610, 100, 8, "near"], [], []],
+                                                        [[], [5, 0b10, 3], [2]]]],
+    [12, 3, 14, 13, [], [], [], []],
+    [11, 3, 20, [1, 0, 115, 100, 7, "me"], [],
+     [[[2, 0, 1610, 104, 8, "near", 5, 1, 7, None, None], [], []], [[], [5, 0b110, 3, "s"], []]]],
+    [12, 3, 21, 20, [], [2, 0b10, -4], [], [],
+     [[[], [], [2]], [[2, 0, 1610, 100, 8, "near"], [], []]]],
+]
+
+
+def python_views(schema: list[Any], updates: list[list[Any]]) -> list[dict[str, Any]]:
+    """What gameserver/core/replica.py makes of `updates`, as tool-replica.mjs prints it."""
+    replica = Replica(schema)
+    views = []
+    for message in updates:
+        replica.apply(message)
+        view = {str(k): [t, v] for k, (t, v) in replica.view().items()}
+        views.append({"ack": replica.ack, "tick": replica.tick, "view": view,
+                      "events": replica.events})
+    return views
+
+
+def test_replica_matches_python_on_view_parts() -> None:
+    """The two replicas apply parts in the same order, to the same world."""
+    got = run_node(JS_TESTS / "tool-replica.mjs", {"schema": VIEW_SCHEMA, "updates": VIEW_UPDATES})
+    expected = python_views(VIEW_SCHEMA, VIEW_UPDATES)
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert g == e, f"update {i} differs"
+    assert expected[-1]["view"]["5"] == ["Card", {"owner": 7, "rank": 3, "suit": "s"}]
+
+
+async def test_replica_matches_python_in_the_large_world(start_server: StartServer) -> None:
+    """A real large-world session (arena, options world "large"): an observer who moves sees
+    the world through view parts; both replicas rebuild the same world from them."""
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    welcome, updates = await record_session(base, seconds=2.4, options={"world": "large"},
+                                            observer_moves=True)
+    assert welcome[7]["world"] == "large"
+    schema = welcome[6]
+    expected = python_views(schema, updates)
+    got = run_node(JS_TESTS / "tool-replica.mjs", {"schema": schema, "updates": updates})
+    assert len(got) == len(expected) > 30
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert g == e, f"update {i} differs"
+    assert updates[0][0] == 11 and len(updates[0]) == 6, "the first snapshot has parts"
+    assert any(m[0] == 12 and len(m) == 9 for m in updates), "deltas with parts"
+    avatars = [v for t, v in expected[-1]["view"].values() if t == "Avatar"]
+    assert [v["pid"] for v in avatars].count(welcome[4]) == 1, "it always sees its own avatar"
+
+
+async def record_session(base: str, seconds: float, options: dict[str, Any] | None = None,
+                         observer_moves: bool = False) -> tuple[list[Any], list[list[Any]]]:
+    """One observer's WELCOME and updates while others move, collect orbs, chat and leave.
+    `options`: the room's; `observer_moves`: the observer moves too (in the large world its
+    interest area moves with it: entities enter and leave its view)."""
     async with aiohttp.ClientSession() as http:
 
         async def join(**body: Any) -> tuple[aiohttp.ClientWebSocketResponse, list[Any]]:
+            if options is not None and body["mode"] == "create":
+                body["options"] = options
             async with http.post(f"{base}/matchmake", json={"game": "arena", **body}) as resp:
                 assert resp.status == 200, await resp.text()
                 reservation = await resp.json()
@@ -150,8 +220,27 @@ async def record_session(base: str, seconds: float) -> tuple[list[Any], list[lis
                 await asyncio.sleep(0.05)
             await ws.close()
 
+        async def walk() -> None:
+            """The observer heads for the nearest cell edge of the large world's grid
+            (800 units) along x, so that it crosses it: its area moves."""
+            if not observer_moves:
+                return
+            while not updates:
+                await asyncio.sleep(0.01)
+            first = Replica(welcome[6])
+            first.apply(updates[0])
+            xs = [v["x"] for t, v in first.view().values()
+                  if t == "Avatar" and v["pid"] == welcome[4]]
+            assert xs, "the observer's own avatar is in its first snapshot"
+            edge = min(range(800, 8000, 800), key=lambda e: abs(e - xs[0]))
+            dx = 100 if edge > xs[0] else -100
+            for seq in range(1, int(seconds * 20) + 1):
+                await observer.send_bytes(msgpack.packb([1, seq, [dx, 0]]))
+                await asyncio.sleep(0.05)
+
         watcher = asyncio.create_task(observe())
-        await asyncio.gather(player("mover", seconds * 0.6, 1), player("other", seconds * 0.3, 2))
+        await asyncio.gather(player("mover", seconds * 0.6, 1), player("other", seconds * 0.3, 2),
+                             walk())
         await player("late", seconds * 0.3, 3)
         await asyncio.sleep(0.2)
         await observer.close()
