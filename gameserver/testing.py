@@ -269,7 +269,7 @@ class RoomHarness:
             engine.tick()
             self._drain()
             self.broadcaster.send(list(self._connections.values()), engine.collect(),
-                                  engine.snapshot_tail, self.now)
+                                  engine.snapshot_tail, self.now, self.room.world.views)
             self._read_all()
 
     def advance(self, seconds: float) -> None:
