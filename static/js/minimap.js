@@ -43,7 +43,7 @@ export function drawMinimap(ctx, box, world, map, color) {
   const X = (x) => box.x + x * sx;
   const Y = (y) => box.y + y * sy;
   ctx.save();
-  ctx.fillStyle = "rgba(8, 12, 22, 0.82)";
+  ctx.fillStyle = "rgba(8, 12, 22, 0.95)";
   ctx.strokeStyle = "rgba(148, 163, 184, 0.45)";
   ctx.lineWidth = 1;
   ctx.fillRect(box.x, box.y, box.w, box.h);
