@@ -167,14 +167,33 @@ async def test_replica_matches_python_in_the_large_world(start_server: StartServ
     assert welcome[7]["world"] == "large"
     schema = welcome[6]
     expected = python_views(schema, updates)
-    got = run_node(JS_TESTS / "tool-replica.mjs", {"schema": schema, "updates": updates})
+    got = run_node(JS_TESTS / "tool-replica.mjs",
+                   {"schema": schema, "updates": updates, "uids": True})
     assert len(got) == len(expected) > 30
     for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-        assert g == e, f"update {i} differs"
+        assert {k: v for k, v in g.items() if k not in ("uids", "added", "removed")} == e, \
+            f"update {i} differs"
     assert updates[0][0] == 11 and len(updates[0]) == 6, "the first snapshot has parts"
     assert any(m[0] == 12 and len(m) == 9 for m in updates), "deltas with parts"
-    avatars = [v for t, v in expected[-1]["view"].values() if t == "Avatar"]
-    assert [v["pid"] for v in avatars].count(welcome[4]) == 1, "it always sees its own avatar"
+    # Its own avatar is always in view: the same entity (uid) all along, even in the
+    # updates that move it from one interest cell to another (removed and created again).
+    own = next(eid for eid, (t, v) in expected[0]["view"].items()
+               if t == "Avatar" and v["pid"] == welcome[4])
+    assert {g["uids"][own] for g in got} == {got[0]["uids"][own]}
+    assert not any(int(own) in g["added"] or int(own) in g["removed"] for g in got[1:])
+    crossed = [m[2] for m in updates if m[0] == 12 and len(m) == 9
+               and int(own) in [i for part in m[8] for i in part[2]]
+               and int(own) in [i for part in m[8] for i in record_ids(part[0], schema)]]
+    print(f"the observer's avatar changed interest cell at ticks {crossed}")
+
+
+def record_ids(flat: list[Any], schema: list[Any]) -> list[int]:
+    """The ids of a flat list of entity records (id, type_index, one value per field)."""
+    ids, i = [], 0
+    while i < len(flat):
+        ids.append(flat[i])
+        i += 2 + len(schema[flat[i + 1]][1])
+    return ids
 
 
 async def record_session(base: str, seconds: float, options: dict[str, Any] | None = None,
@@ -229,13 +248,17 @@ async def record_session(base: str, seconds: float, options: dict[str, Any] | No
                 await asyncio.sleep(0.01)
             first = Replica(welcome[6])
             first.apply(updates[0])
-            xs = [v["x"] for t, v in first.view().values()
+            at = [(v["x"], v["y"]) for t, v in first.view().values()
                   if t == "Avatar" and v["pid"] == welcome[4]]
-            assert xs, "the observer's own avatar is in its first snapshot"
-            edge = min(range(800, 8000, 800), key=lambda e: abs(e - xs[0]))
-            dx = 100 if edge > xs[0] else -100
+            assert at, "the observer's own avatar is in its first snapshot"
+            # Along the axis with the nearest inner edge (at most 400 units away, but in
+            # the corner cells): 2 s of walking crosses it.
+            axis = min((0, 1), key=lambda a: min(abs(e - at[0][a]) for e in range(800, 8000, 800)))
+            edge = min(range(800, 8000, 800), key=lambda e: abs(e - at[0][axis]))
+            direction = [0, 0]
+            direction[axis] = 100 if edge > at[0][axis] else -100
             for seq in range(1, int(seconds * 20) + 1):
-                await observer.send_bytes(msgpack.packb([1, seq, [dx, 0]]))
+                await observer.send_bytes(msgpack.packb([1, seq, direction]))
                 await asyncio.sleep(0.05)
 
         watcher = asyncio.create_task(observe())
