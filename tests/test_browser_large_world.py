@@ -84,12 +84,15 @@ class Watcher:
             await self.reader
 
 
-async def lobby_page(context: Any, console: Console, base: str, label: str, name: str) -> Any:
-    """A page that picks the large world in the lobby and presses Quick play."""
+async def lobby_page(context: Any, console: Console, base: str, label: str, name: str,
+                     remembered: str = "small") -> Any:
+    """A page that picks the large world in the lobby and presses Quick play; the lobby
+    had `remembered` chosen (the last choice on this browser)."""
     page = await context.new_page()
     console.watch(page, label)
     await page.goto(base + "/")
     await until(page, "s.screen === 'lobby'")
+    assert await page.input_value("#world") == remembered
     await page.fill("#name", name)
     await page.select_option("#world", "large")
     await page.click("#quick-play")
@@ -121,7 +124,7 @@ async def test_large_world_camera_minimap_and_what_each_player_knows(
             config = sa["config"]
             assert (config["world"], config["width"], config["height"]) == ("large", 8000, 8000)
             assert (config["interest_cell"], config["interest_reach"]) == (800, 1)
-            b = await lobby_page(context, console, base, "B", "Bob")
+            b = await lobby_page(context, console, base, "B", "Bob", remembered="large")
             assert (await state(b))["roomId"] == sa["roomId"]
             assert await a.text_content("#scores-title") == "Nearby players"
             assert await a.text_content("#hud-players-label") == "Nearby"

@@ -11,6 +11,7 @@ import { GameView } from "./game.js";
 const $ = (id) => document.getElementById(id);
 const GAME = "arena";
 const NAME_KEY = "gameserver.name";
+const WORLD_KEY = "gameserver.arena.world"; // the lobby's last World choice
 const ROOMS_EVERY_MS = 2000;
 
 const client = new Client({ game: GAME }); // this page's server
@@ -35,6 +36,17 @@ function storedName() {
   } catch {
     return ""; // storage disabled
   }
+}
+
+/** The lobby's World choice ("small" or "large"), remembered for the next visit. */
+function currentWorld() {
+  const world = $("world").value === "large" ? "large" : "small";
+  try {
+    localStorage.setItem(WORLD_KEY, world);
+  } catch {
+    // not remembered, still used
+  }
+  return world;
 }
 
 function currentName() {
@@ -325,10 +337,16 @@ function leaveRoom() {
 function init() {
   $("name").value = storedName();
   $("name").addEventListener("change", () => currentName());
+  try {
+    if (localStorage.getItem(WORLD_KEY) === "large") $("world").value = "large";
+  } catch {
+    // storage disabled: the default world
+  }
+  $("world").addEventListener("change", () => currentWorld());
   $("quick-play").addEventListener("click", () =>
-    join({ mode: "join_or_create", world: $("world").value }));
+    join({ mode: "join_or_create", world: currentWorld() }));
   $("create-room").addEventListener("click", () =>
-    join({ mode: "create", private: $("create-private").checked, world: $("world").value }));
+    join({ mode: "create", private: $("create-private").checked, world: currentWorld() }));
   $("join-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const id = $("join-id").value.trim();
