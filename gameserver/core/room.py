@@ -162,6 +162,11 @@ class Room:
     # -- set by the game ------------------------------------------------------
     game: ClassVar[str] = ""  # the name rooms are created and matched by
     max_players: ClassVar[int] = 8
+    # Creation options a room is matched by: ``join_or_create`` (and ``join`` without a
+    # room id) places a player only in a room created with equal values (as JSON) for
+    # these keys; a key the request leaves out matches only rooms created without it.
+    # E.g. ``("world",)``: a player asking for a large world never lands in a small one.
+    match_by: ClassVar[tuple[str, ...]] = ()
     max_spectators: ClassVar[int | None] = None  # None: the server's --max-spectators
     record: ClassVar[bool] = True  # recorded when the server has --record; False: never
     tick_rate: ClassVar[float | None] = None  # None: the server's --tick-rate

@@ -249,6 +249,8 @@ export interface RoomListing {
   /** Connected spectators (servers with spectator support). */
   spectators?: number;
   metadata: Record<string, unknown>;
+  /** The creation options the room is matched by (Room.match_by), when it has any. */
+  match?: Record<string, unknown>;
 }
 
 export declare class Client {
