@@ -168,6 +168,10 @@ class Room:
     # E.g. ``("world",)``: a player asking for a large world never lands in a small one.
     match_by: ClassVar[tuple[str, ...]] = ()
     max_spectators: ClassVar[int | None] = None  # None: the server's --max-spectators
+    # What spectators see of a game that uses views: "public" (what everyone sees), or
+    # "nearby": that plus every interest cell, the whole map (never groups' or owners'
+    # entities, nor Private fields). "nearby" lets a spectator tab see the whole map.
+    spectator_view: ClassVar[str] = "public"
     record: ClassVar[bool] = True  # recorded when the server has --record; False: never
     tick_rate: ClassVar[float | None] = None  # None: the server's --tick-rate
     entity_types: ClassVar[tuple[type[Entity], ...]] = ()

@@ -183,7 +183,7 @@ export class GameView {
     this.addChat(null, watching ? `You are watching room ${room.id}.` : `You joined room ${room.id} as ${room.name}.`);
     if (large) {
       this.addChat(null, watching
-        ? "A large world: players and orbs are sent only to the players near them, so a spectator sees none of them."
+        ? "A large world: players see only what is near them; as a spectator you see the whole map."
         : "A large world: you see what is near you. The minimap shows what you know of the field.");
     }
     cancelAnimationFrame(this.raf);
