@@ -51,14 +51,15 @@ async def test_arena_players_asking_for_a_large_world_never_land_in_a_small_one(
         placed[r["room_id"]].add(world)
         seats[r["room_id"]] += 1
         first.setdefault(world, r["room_id"])
-    assert all(len(w) == 1 for w in placed.values()), placed  # never mixed
+    # arena's match_by gives "world" its default: no world is the small one.
+    worlds_of = {k: {w or "small" for w in v} for k, v in placed.items()}
+    assert all(len(w) == 1 for w in worlds_of.values()), placed  # never mixed
     assert sorted(seats.values()) == [1, 1, 2, 2, 2]  # equal options share a room
-    assert len(set(first.values())) == 3
+    assert worlds_of[first[None]] == {"small"} and first["small"] != first["large"]
     listed = {r["room_id"]: r for r in await rooms(session, base, "arena")}
     assert set(listed) == set(placed)
-    for room_id, (world,) in ((k, tuple(v)) for k, v in placed.items()):
-        # the listing shows what a room is matched by; a room matched by nothing, no key
-        assert listed[room_id].get("match") == ({"world": world} if world else None)
+    for room_id, (world,) in ((k, tuple(v)) for k, v in worlds_of.items()):
+        assert listed[room_id].get("match") == {"world": world}  # what it is matched by
     # A socket lands where its reservation says: the free seat of the second large room.
     ann = await Player.join(session, base, options={"world": "large"})
     large = [k for k, v in placed.items() if v == {"large"} and seats[k] == 1]
@@ -159,21 +160,22 @@ async def test_two_nodes_on_redis_match_by_options(start_server: Callable[..., A
     a, b = (url(n) for n in nodes)
     large = await matchmake(session, a, name="ann", options={"world": "large"})
     small = await matchmake(session, b, name="bob", options={"world": "small"})
-    plain = await matchmake(session, a, name="cy")
-    assert len({large["room_id"], small["room_id"], plain["room_id"]}) == 3
+    plain = await matchmake(session, a, name="cy")  # arena's default world: small
+    assert len({large["room_id"], small["room_id"]}) == 2
+    assert plain["room_id"] == small["room_id"]
     # through either node, each request goes to the room with its options
     for base in (a, b):
         again = await matchmake(session, base, options={"world": "large", "max_players": 3})
         assert again["room_id"] == large["room_id"]
         assert (await matchmake(session, base, options={"world": "small"}))["room_id"] == \
             small["room_id"]
-        assert (await matchmake(session, base))["room_id"] == plain["room_id"]
+        assert (await matchmake(session, base))["room_id"] == small["room_id"]
     with pytest.raises(MatchmakeFailed) as refused:
         await matchmake(session, b, mode="join", options={"world": ["large"]})
     assert refused.value.body["error"] == "no_such_room"
     listed = {r["room_id"]: r.get("match") for r in await rooms(session, b, "arena")}
     assert listed == {large["room_id"]: {"world": "large"},
-                      small["room_id"]: {"world": "small"}, plain["room_id"]: None}
+                      small["room_id"]: {"world": "small"}}
     # the seats are real: a socket lands in the large room on the node that hosts it
     ann = await Player.connect(session, large["ws_url"])
     assert ann.room_id == large["room_id"]

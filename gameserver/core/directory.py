@@ -52,9 +52,13 @@ class RoomListing:
         return view
 
 
-def match_values(keys: Iterable[str], options: Mapping[str, Any]) -> dict[str, Any]:
+def match_values(keys: Iterable[str] | Mapping[str, Any], options: Mapping[str, Any]
+                 ) -> dict[str, Any]:
     """What a room created (or a request made) with ``options`` is matched by: the
-    options among ``keys`` (``Room.match_by``) that are present."""
+    options among ``keys`` (``Room.match_by``) that are present, or, when ``keys`` maps
+    each key to its default, every key, absent ones at their default."""
+    if isinstance(keys, Mapping):
+        return {k: options.get(k, default) for k, default in keys.items()}
     return {k: options[k] for k in keys if k in options}
 
 

@@ -166,7 +166,9 @@ class Room:
     # room id) places a player only in a room created with equal values (as JSON) for
     # these keys; a key the request leaves out matches only rooms created without it.
     # E.g. ``("world",)``: a player asking for a large world never lands in a small one.
-    match_by: ClassVar[tuple[str, ...]] = ()
+    # A dict gives each key its default: with ``{"world": "small"}`` a request without
+    # "world" and one with "small" share rooms.
+    match_by: ClassVar[tuple[str, ...] | dict[str, Any]] = ()
     max_spectators: ClassVar[int | None] = None  # None: the server's --max-spectators
     # What spectators see of a game that uses views: "public" (what everyone sees), or
     # "nearby": that plus every interest cell, the whole map (never groups' or owners'

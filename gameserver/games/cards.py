@@ -76,8 +76,8 @@ and changes nothing):
 
 **Seats.** The ``players`` option (an integer 2-4, default 2; refused otherwise with
 ``invalid_option``) is the room's size: the round is dealt as soon as that many are
-seated, and the room locks. ``match_by = ("players",)``: quick play only puts a player
-in a room of the size they asked for. A player who leaves (or never comes back from a
+seated, and the room locks. ``match_by = {"players": 2}``: quick play only puts a player
+in a room of the size they asked for (no option: 2). A player who leaves (or never comes back from a
 drop) forfeits: their cards go back into the draw pile, shuffled in (the pile's faces
 dealt anew, so what they knew of those cards' ids is worth nothing), and the others
 play on; when one player is left they win the round (``"forfeit"``). Once a round ends
@@ -168,7 +168,7 @@ def play_body(body: Any) -> tuple[int, str | None]:
 class Cards(Room):
     game = "cards"
     max_players = MAX_PLAYERS  # lowered to the 'players' option by on_create
-    match_by = ("players",)  # quick play keeps 2-, 3- and 4-player rooms apart
+    match_by = {"players": DEFAULT_PLAYERS}  # quick play keeps 2-, 3- and 4-player rooms apart
     # Turn-based like connect_four: nothing moves between messages; 4 updates a second
     # show a move to everyone within 250 ms at a fifth of arena's cost.
     tick_rate = 4
