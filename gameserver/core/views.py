@@ -30,12 +30,16 @@ was re-created, or was concealed again), changed, or changed hands.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from gameserver.core.codec import array_header
+from gameserver.core.world import INT
+
 if TYPE_CHECKING:
-    from gameserver.core.world import Entity, World
+    from gameserver.core.world import Entity, World  # world.py imports this module lazily
 
 Unit = tuple[Any, ...] | None  # None: the public unit
 
@@ -82,10 +86,13 @@ class Views:
         self.encodes = 0  # view parts msgpack-encoded for the last update (tests, metrics)
         self._kind_changed: set[int] = set()
         self._sub_keys: dict[int, tuple[Any, ...]] = {}  # player id -> what subs came from
+        self.groups_version = 0  # bumped by every group change
         self._parts: dict[Unit, _Part] = {}
         self._personal: dict[int, list[Any]] = {}  # player id -> private change records
-        self._encoded: dict[Any, bytes] = {}  # this update's encoded parts, by key
-        self._composed: dict[Any, tuple[int, bytes]] = {}
+        self._encoded: dict[Any, bytes] = {}  # this update's encoded enter/leave parts
+        self._delta_bytes: dict[Unit, bytes] = {}  # this update's encoded unit changes
+        self._composed: dict[Any, tuple[bytes, int, bytes]] = {}
+        self._own: set[int] = set()
 
     # -- game side (through World) ------------------------------------------------
 
@@ -115,6 +122,7 @@ class Views:
         self._parts = parts = {}
         self._personal = personal = {}
         self._encoded = {}
+        self._delta_bytes = {}
         self._composed = {}
         self.encodes = 0
         public = parts[None] = _Part()
@@ -131,7 +139,10 @@ class Views:
                 members[unit].pop(eid, None)
             overlay.pop(eid, None)
 
-        for eid, entity in world.entities.items():
+        entities = world.entities
+        again = [(eid, e) for eid in kind_changed  # frozen ones shown differently
+                 if (e := entities.get(eid)) is not None and type(e)._frozen]
+        for eid, entity in chain(world._live.items(), world.take_fresh(), again):
             cls = type(entity)
             current = cls._getter(entity)
             private = cls._private
@@ -172,11 +183,25 @@ class Views:
                 touched = True
                 sent[eid] = current
             elif current != previous:
-                mask, values = _diff(cls, current, previous)
                 part = parts.get(unit) or parts.setdefault(unit, _Part())
-                part.changed.append(eid)
-                part.changed.append(mask)
-                part.changed.extend(values)
+                record = part.changed
+                record.append(eid)
+                at = len(record)
+                record.append(0)
+                mask = 0
+                kinds_of = cls._kinds
+                for i, new in enumerate(current):  # as World.collect: ints as differences
+                    old = previous[i]
+                    if new != old:
+                        mask |= 1 << i
+                        if kinds_of[i] is INT:
+                            if type(new) is not int:
+                                raise TypeError(f"{cls.__name__}.{cls._fields[i]} is an int "
+                                                f"field, got {new!r}")
+                            record.append(new - old)
+                        else:
+                            record.append(new)
+                record[at] = mask
                 touched = bool(mask & cls._private_mask)
                 sent[eid] = current
             if private:
@@ -185,6 +210,12 @@ class Views:
 
         for eid in world._removed:
             sent.pop(eid, None)
+        # Who has a part of their own this update: private values, their own unit's
+        # changes, or (new viewers) their own unit whole.
+        own = self._own = set(personal)
+        own.update(u[1] for u in parts if u is not None and u[0] == "p")
+        prev = self.prev_subs
+        own.update(p for p in self.subs if p not in prev)
         removed = public.removed
         world._free_ids.extend(world._removed)  # reusable from the next update on
         world._removed = []
@@ -226,12 +257,13 @@ class Views:
 
     def _subscribe(self, viewers: Iterable[int]) -> None:
         """Work out every viewer's units for this update (kept from the last one when
-        nothing they depend on moved)."""
+        nothing they depend on moved: the cell they follow, the groups)."""
         old = self.subs
         self.prev_subs = old
         subs: dict[int, frozenset[Any]] = {}
         keys = self._sub_keys
         cell, reach, focus, groups = self.cell, self.reach, self.focus, self.groups
+        version = self.groups_version
         for pid in viewers:
             if not pid:  # spectators, when they may see the map: every cell there is
                 cells = frozenset(u for u in self.members if u is not None and u[0] == "c")
@@ -239,22 +271,22 @@ class Views:
                 keys[0] = ()
                 continue
             followed = focus.get(pid)
-            if followed is not None and followed.id and cell:
+            if followed is not None and cell and followed.id:
                 cx = followed.x // cell  # type: ignore[attr-defined]
                 cy = followed.y // cell  # type: ignore[attr-defined]
             else:
                 cx = cy = None
-            mine = groups.get(pid)
-            key = (cx, cy, frozenset(mine) if mine else _EMPTY)
-            if keys.get(pid) == key and pid in old:
+            key = keys.get(pid)
+            if key and key[0] == cx and key[1] == cy and key[2] == version and pid in old:
                 subs[pid] = old[pid]
                 continue
-            keys[pid] = key
-            units: set[Any] = {("g", g) for g in key[2]}  # their own unit is implied
+            keys[pid] = (cx, cy, version)
+            units: set[Any] = {("g", g) for g in groups.get(pid, ())}  # own unit: implied
             if cx is not None:
                 units.update(("c", x, y) for x in range(cx - reach, cx + reach + 1)
                              for y in range(cy - reach, cy + reach + 1))  # type: ignore[operator]
-            subs[pid] = frozenset(units)
+            units_now = frozenset(units)
+            subs[pid] = old[pid] if old.get(pid) == units_now else units_now
         for pid in [p for p in keys if p not in subs]:  # players gone: forget them
             del keys[pid]
             self.groups.pop(pid, None)
@@ -263,39 +295,53 @@ class Views:
 
     # -- per player -------------------------------------------------------------------
 
-    def delta_parts(self, pid: int) -> tuple[int, bytes]:
-        """The parts player ``pid`` gets with this update's delta: ``(count, bytes)``."""
+    def delta_parts(self, pid: int) -> bytes:
+        """The parts player ``pid`` gets with this update's delta, as one msgpack array
+        (the update's last element), or ``b""`` when they see only the public view.
+        Players whose views are equal (same cells, same groups) share the same bytes."""
         now = self.subs.get(pid)
-        if now is None:  # a spectator, or not a player: the public view
-            return 0, b""
+        if now is None:  # not a viewer: the public view
+            return b""
         before = self.prev_subs.get(pid, _EMPTY)
-        key = now if now is before else (before, now)
-        shared = self._composed.get(key)
+        shared = self._composed.get(now if now is before else (before, now))
         if shared is None:
+            shared = self._compose(now, before)
+        if pid in self._own:
+            own = self._personal_part(pid, pid in self.prev_subs)
+            if own:
+                return array_header(shared[1] + 1) + shared[2] + own
+        return shared[0]
+
+    def _compose(self, now: frozenset[Any], before: frozenset[Any]
+                 ) -> tuple[bytes, int, bytes]:
+        """``(suffix, count, parts)`` for a view that was ``before`` and is ``now``."""
+        encoded = self._delta_bytes
+        if now is before:  # the common case: the same units as last time, their changes
             pieces = []
             for unit in now:
-                piece = self._part(unit) if unit in before else self._enter(unit)
+                piece = encoded.get(unit)
+                if piece is None:
+                    piece = self._part(unit)
                 if piece:
                     pieces.append(piece)
-            for unit in before - now:
-                piece = self._leave(unit)
-                if piece:
-                    pieces.append(piece)
-            shared = self._composed[key] = (len(pieces), b"".join(pieces))
-        own = self._personal_part(pid, pid in self.prev_subs) if pid else b""
-        if own:
-            return shared[0] + 1, shared[1] + own
+        else:
+            pieces = [p for p in (self._part(u) if u in before else self._enter(u)
+                                  for u in now) if p]
+            pieces.extend(p for p in (self._leave(u) for u in before - now) if p)
+        parts = b"".join(pieces)
+        shared = (array_header(len(pieces)) + parts if pieces else b"", len(pieces), parts)
+        self._composed[now if now is before else (before, now)] = shared
         return shared
 
-    def snapshot_parts(self, pid: int) -> tuple[int, bytes]:
-        """The parts player ``pid`` gets with a snapshot: everything they see beyond the
-        public unit, as of the last update."""
+    def snapshot_parts(self, pid: int) -> bytes:
+        """The parts player ``pid`` gets with a snapshot (everything they see beyond the
+        public unit, as of the last update), as :meth:`delta_parts` gives them."""
         now = self.subs.get(pid)
         if now is None:
-            return 0, b""
+            return b""
         pieces = [p for p in (self._enter(u) for u in now) if p]
         if not pid:  # spectators own nothing (("p", 0) is what nobody sees)
-            return len(pieces), b"".join(pieces)
+            return array_header(len(pieces)) + b"".join(pieces) if pieces else b""
         records = self._records(self.members.get(("p", pid), {}))
         secrets: list[Any] = []
         for eid, (holder, values) in self.overlay.items():
@@ -303,7 +349,7 @@ class Views:
                 secrets.extend((eid, type(self.world.entities[eid])._private_mask, *values))
         if records or secrets:
             pieces.append(self._encode(None, [records, secrets, []]))
-        return len(pieces), b"".join(pieces)
+        return array_header(len(pieces)) + b"".join(pieces) if pieces else b""
 
     def public_snapshot(self) -> list[Any]:
         """Every public entity as last collected, in wire format."""
@@ -312,13 +358,13 @@ class Views:
     # -- encoding, once per update per key ---------------------------------------------
 
     def _part(self, unit: Unit) -> bytes:
-        key = ("d", unit)
-        data = self._encoded.get(key)
+        """The unit's changes in this update, encoded (b"": none)."""
+        data = self._delta_bytes.get(unit)
         if data is None:
             part = self._parts.get(unit)
             data = b"" if part is None else self._encode(
                 None, [part.created, part.changed, part.removed])
-            self._encoded[key] = data
+            self._delta_bytes[unit] = data
         return data
 
     def _enter(self, unit: Unit) -> bytes:
@@ -378,25 +424,3 @@ class Views:
             out.append(type_index[type(entities[eid])])
             out.extend(values)
         return out
-
-
-def _diff(cls: type[Entity], current: tuple[Any, ...], previous: tuple[Any, ...]
-          ) -> tuple[int, list[Any]]:
-    """A change record's mask and values (int fields as differences)."""
-    from gameserver.core.world import INT
-
-    mask = 0
-    values: list[Any] = []
-    kinds = cls._kinds
-    for i, new in enumerate(current):
-        old = previous[i]
-        if new != old:
-            mask |= 1 << i
-            if kinds[i] is INT:
-                if type(new) is not int:
-                    raise TypeError(f"{cls.__name__}.{cls._fields[i]} is an int field, "
-                                    f"got {new!r}")
-                values.append(new - old)
-            else:
-                values.append(new)
-    return mask, values

@@ -23,6 +23,7 @@ that never asks for it pays nothing for it.
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar, get_args, get_origin
 
@@ -47,7 +48,8 @@ Private = Annotated[T, _PrivateMark]
 class _EntityMeta(type):
     """Turns annotated class attributes into slotted, synced fields."""
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any]) -> _EntityMeta:
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any],
+                frozen: bool | None = None) -> _EntityMeta:
         annotations = ns.get("__annotations__", {})
         slots = [f for f, t in annotations.items() if not _is_classvar(t)]
         own = [f for f in slots if f != "id"]  # the id is the world's, not a synced field
@@ -71,7 +73,24 @@ class _EntityMeta(type):
             raise TypeError(f"{name} has Private fields: set owner_field to the name of the "
                             "int field holding the owning player's id")
         cls._owner_getter = attrgetter(owner) if owner in cls._fields else None
+        cls._frozen = getattr(cls, "_frozen", False) if frozen is None else frozen
+        if cls._frozen:
+            if cls._private:
+                raise TypeError(f"{name} is frozen: it cannot have Private fields")
+            cls.__setattr__ = _frozen_setattr  # type: ignore[assignment]
         return cls
+
+    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
+                 frozen: bool | None = None) -> None:
+        super().__init__(name, bases, ns)
+
+
+def _frozen_setattr(self: Entity, name: str, value: Any) -> None:
+    """A frozen entity's fields are set once, before it is spawned."""
+    if name != "id" and getattr(self, "id", 0):
+        raise AttributeError(f"{type(self).__name__} is frozen: its fields cannot change once "
+                             "it is spawned (remove it and spawn another)")
+    object.__setattr__(self, name, value)
 
 
 def _is_private(annotation: Any) -> bool:
@@ -96,6 +115,10 @@ class Entity(metaclass=_EntityMeta):
     """Base class of everything in a room's world. Annotated attributes are synced."""
 
     id: int
+    # ``class Wall(Entity, frozen=True)``: fields set once, before spawn, never changed (an
+    # AttributeError says so). Updates never look at it again, which makes many static
+    # entities (walls, pickups) cost nothing per tick. No Private fields.
+    _frozen: ClassVar[bool]
     # The int field holding the owning Player.id (0: nobody), for show_to_owner and
     # Private fields. A class with Private fields must name one.
     owner_field: ClassVar[str | None] = None
@@ -142,6 +165,10 @@ class World:
         self._type_index = {t: i for i, t in enumerate(types)}
         self.max_entities = max_entities
         self.entities: dict[int, Entity] = {}
+        # What collect() compares: every entity but the frozen ones, which are only
+        # looked at once, as created (``_fresh``), since their fields never change.
+        self._live: dict[int, Entity] = {}
+        self._fresh: list[Entity] = []
         self._sent: dict[int, tuple[Any, ...]] = {}
         self._removed: list[int] = []
         self._free_ids: list[int] = []
@@ -167,6 +194,10 @@ class World:
             entity.id = self._next_id
             self._next_id += 1
         self.entities[entity.id] = entity
+        if type(entity)._frozen:
+            self._fresh.append(entity)
+        else:
+            self._live[entity.id] = entity
         return entity
 
     def remove(self, entity: Entity) -> None:
@@ -175,6 +206,7 @@ class World:
         if self.entities.get(eid) is not entity:
             raise KeyError(f"{entity!r} is not in this world")
         del self.entities[eid]
+        self._live.pop(eid, None)
         if self.views is not None:
             self.views.forget(eid)
         if self._sent.pop(eid, None) is not None:
@@ -222,10 +254,14 @@ class World:
         self._views().revealed.discard(entity.id)
 
     def join_group(self, player_id: int, group: str) -> None:
-        self._views().groups.setdefault(player_id, set()).add(group)
+        views = self._views()
+        views.groups.setdefault(player_id, set()).add(group)
+        views.groups_version += 1
 
     def leave_group(self, player_id: int, group: str) -> None:
-        self._views().groups.get(player_id, set()).discard(group)
+        views = self._views()
+        views.groups.get(player_id, set()).discard(group)
+        views.groups_version += 1
 
     def groups_of(self, player_id: int) -> set[str]:
         views = self.views
@@ -274,7 +310,7 @@ class World:
         type_index = self._type_index
         created: list[Any] = []
         changed: list[Any] = []
-        for eid, entity in self.entities.items():
+        for eid, entity in chain(self._live.items(), self.take_fresh()):
             cls = type(entity)
             current = cls._getter(entity)
             previous = sent.get(eid)
@@ -309,6 +345,12 @@ class World:
         # Ids removed in this delta may be reused from the next one on.
         self._free_ids.extend(removed)
         return created, changed, removed
+
+    def take_fresh(self) -> list[tuple[int, Entity]]:
+        """The frozen entities spawned since the last collect and still here."""
+        fresh, self._fresh = self._fresh, []
+        entities = self.entities
+        return [(e.id, e) for e in fresh if entities.get(e.id) is e]
 
     def snapshot(self) -> list[Any]:
         """Every entity everyone sees, as last collected, in wire format (for joiners and

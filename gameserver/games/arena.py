@@ -42,7 +42,7 @@ class Avatar(Entity):
     name: str = ""
 
 
-class Orb(Entity):
+class Orb(Entity, frozen=True):  # never changes: updates skip it once sent
     x: int = 0
     y: int = 0
 

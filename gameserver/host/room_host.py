@@ -42,7 +42,6 @@ from gameserver.core.codec import (
     DELTA_PARTS_HEADER,
     SNAPSHOT_HEADER,
     SNAPSHOT_PARTS_HEADER,
-    array_header,
 )
 from gameserver.core.engine import RoomEngine, Seat
 from gameserver.core.limits import FrameAllowance, Limits, RateLimiter, Verdict
@@ -171,23 +170,21 @@ class Broadcaster:
             ack = conn.player.ack
             ack = _ACKS[ack] if ack < 4096 else _packb(ack)
             n = len(ack)
-            if views is not None:
-                pid = conn.player.id
-                count, parts = (views.delta_parts(pid) if conn.synced
-                                else views.snapshot_parts(pid))
-                if count:  # more than the public view: a frame of this player's own
+            if views is not None:  # this player's parts, if they see more than everyone
+                suffix = (views.delta_parts(conn.player.id) if conn.synced
+                          else views.snapshot_parts(conn.player.id))
+                if suffix:
                     if conn.synced:
-                        body = (DELTA_PARTS_HEADER, ack, delta_tail, array_header(count), parts)
+                        head, tail = DELTA_PARTS_HEADER, delta_tail
                         deltas += 1
                     else:
                         if snapshot is None:
                             snapshot = snapshot_tail()
-                        body = (SNAPSHOT_PARTS_HEADER, ack, snapshot, array_header(count),
-                                parts)
+                        head, tail = SNAPSHOT_PARTS_HEADER, snapshot
                         conn.synced = True
                         stats.snapshots += 1
-                    payload = b"".join(body)
-                    data = frame_header(len(payload)) + payload
+                    data = b"".join((frame_header(2 + n + len(tail) + len(suffix)), head, ack,
+                                     tail, suffix))
                     t.write(data)
                     sent += len(data)
                     continue
