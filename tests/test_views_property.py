@@ -122,13 +122,20 @@ group_name = st.sampled_from(GROUPS)
 short_text = st.text(alphabet="abc", max_size=3)
 value = st.integers(-1000, 1000)
 
-step = st.one_of(
+spawn = st.one_of(
     st.tuples(st.just("spawn_unit"), owner_id, coord, coord, value, short_text, value,
               short_text, hows, group_name),
     st.tuples(st.just("spawn_orb"), coord, coord, value, hows, group_name),
-    st.tuples(st.just("remove"), pick),
+)
+change = st.one_of(
     st.tuples(st.just("set"), pick, st.integers(0, 3), value, short_text),
     st.tuples(st.just("move"), pick, coord, coord),
+)
+step = st.one_of(
+    spawn,
+    change,
+    change,
+    st.tuples(st.just("remove"), pick),
     st.tuples(st.just("show"), pick, hows, group_name),
     st.tuples(st.just("owner"), pick, owner_id),
     st.tuples(st.just("reveal"), pick, st.booleans()),
@@ -284,10 +291,14 @@ class Game:
         assert len(last) == (5 if last[0] == codec.S_SNAPSHOT else 8), last
 
 
-@settings(max_examples=120, deadline=None)
-@given(st.lists(st.lists(step, max_size=8), min_size=1, max_size=25))
-def test_every_player_holds_the_world_as_its_view_shows_it(ticks: list[list[Any]]) -> None:
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(spawn, max_size=20), st.lists(st.lists(step, max_size=12), min_size=1,
+                                              max_size=40))
+def test_every_player_holds_the_world_as_its_view_shows_it(
+        population: list[Any], ticks: list[list[Any]]) -> None:
     game = Game()
+    for op in population:
+        game.apply(op)
     for ops in ticks:
         for op in ops:
             game.apply(op)
