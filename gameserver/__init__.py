@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gameserver.core.room import InvalidInput, InvalidOption, JoinRefused, Player, Room, message
-from gameserver.core.world import Entity
+from gameserver.core.world import Entity, Private
 
 if TYPE_CHECKING:
     from gameserver.config import Settings
     from gameserver.web.app import create_app
 
-__all__ = ["Entity", "InvalidInput", "InvalidOption", "JoinRefused", "Player", "Room",
+__all__ = ["Entity", "InvalidInput", "InvalidOption", "JoinRefused", "Player", "Private", "Room",
            "Settings", "create_app", "message"]
 __version__ = "0.1.0"
 

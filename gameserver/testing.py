@@ -310,7 +310,8 @@ class RoomHarness:
             engine.tick()
             self._drain()
             self.broadcaster.send([*self._connections.values(), *self._watching.values()],
-                                  engine.collect(), engine.snapshot_tail, self.now)
+                                  engine.collect(), engine.snapshot_tail, self.now,
+                                  self.room.world.views)
             self._read_all()
             self._cut_stalled()
 

@@ -261,7 +261,7 @@ def test_the_readme_data_path_is_five_real_modules() -> None:
                          ("class Broadcaster", "host/room_host.py"),
                          ("def receive(self, seat", "core/engine.py"),
                          ("def tick(self)", "core/engine.py"),
-                         ("def collect(self)", "core/world.py"),
+                         ("def collect(self", "core/world.py"),
                          ("def encode_delta_tail", "core/codec.py"),
                          ("def decode_client", "core/codec.py"),
                          ("class _DirectQueue", "web/aiohttp_seam.py")]:

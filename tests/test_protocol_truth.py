@@ -263,7 +263,9 @@ def test_every_config_key_the_arena_sends_is_defined() -> None:
         documented |= set(re.findall(r"`([a-z_]+)`", row[0]))
     room = Arena("r", 20.0, {})
     room.on_create({})
-    assert documented == set(room.client_config())
+    large = Arena("r", 20.0, {"world": "large"})
+    large.on_create({"world": "large"})
+    assert documented == set(room.client_config()) | set(large.client_config())
     assert room.client_config()["step"] == 10
 
 

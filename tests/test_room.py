@@ -134,7 +134,7 @@ def test_players_see_each_other_join_move_and_leave() -> None:
     ann = room.join("ann")
     bob = room.join("bob")
     room.tick()
-    assert room.listing["metadata"] == {"mode": "ffa"}  # set by on_create
+    assert room.listing["metadata"] == {"mode": "ffa", "world": "small"}  # by on_create
     assert ann.events_of("joined") == bob.events_of("joined") == [[ann.id, "ann"],
                                                                   [bob.id, "bob"]]
     ann.input([100, 100])

@@ -15,7 +15,7 @@ from typing import Any, Final, NamedTuple
 
 import msgpack
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2  # 2: updates may carry view parts (docs/PROTOCOL.md, Views)
 
 # Client -> server.
 C_INPUT: Final = 1  # [1, seq, input]
@@ -26,8 +26,8 @@ C_LEAVE: Final = 4  # [4]
 # Server -> client.
 S_WELCOME: Final = 10  # [10, version, room_id, game, player_id, tick_rate, schema, config,
 #                           reconnect_token]
-S_SNAPSHOT: Final = 11  # [11, ack, tick, entities, events]
-S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, events]
+S_SNAPSHOT: Final = 11  # [11, ack, tick, entities, events] (+ parts, with views)
+S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, events] (+ parts)
 S_PONG: Final = 13  # [13, client_time, tick]
 S_MESSAGE: Final = 14  # [14, kind, body]
 S_ERROR: Final = 15  # [15, code, message] or [15, code, message, seq] for a refused INPUT
@@ -158,6 +158,17 @@ def encode_error(code: str, message: str, seq: int | None = None) -> bytes:
 # that is itself valid msgpack. See ``host/room_host.py`` (Broadcaster).
 SNAPSHOT_HEADER: Final = bytes((0x95, S_SNAPSHOT))  # fixarray(5), kind
 DELTA_HEADER: Final = bytes((0x98, S_DELTA))  # fixarray(8), kind
+# With views, a player who sees more than the public view gets one more element, the
+# list of their parts (core/views.py): ``header + ack + shared_tail + parts``.
+SNAPSHOT_PARTS_HEADER: Final = bytes((0x96, S_SNAPSHOT))  # fixarray(6), kind
+DELTA_PARTS_HEADER: Final = bytes((0x99, S_DELTA))  # fixarray(9), kind
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` elements (its elements follow, packed)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    return bytes((0xDC, n >> 8, n & 0xFF))  # array 16: far more parts than any view has
 
 
 # A tail is the message's elements after the ack: packed as one short array in a

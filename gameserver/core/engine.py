@@ -287,7 +287,7 @@ class RoomEngine:
     def collect(self) -> bytes:
         """This update's shared delta tail (encoded once for everyone); marks it sent."""
         room = self.room
-        created, changed, removed = room.world.collect()
+        created, changed, removed = room.world.collect(self.seats)  # seats: for views
         out = self.out
         events, out.events = out.events, []
         self._last_events = events

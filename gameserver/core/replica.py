@@ -18,6 +18,16 @@ class ReplicaError(Exception):
     """An update that does not fit the replica (a protocol violation by the server)."""
 
 
+def _parts(rest: list[Any]) -> list[Any]:
+    """The optional last element of an update: the player's view parts."""
+    if not rest:
+        return []
+    if len(rest) != 1 or not isinstance(rest[0], list) \
+            or not all(isinstance(p, list) and len(p) == 3 for p in rest[0]):
+        raise ReplicaError("an update's parts are a list of [created, changed, removed]")
+    return rest[0]
+
+
 @dataclass(slots=True)
 class ReplicaEntity:
     id: int
@@ -44,19 +54,30 @@ class Replica:
         """Apply one decoded snapshot or delta message."""
         kind = message[0]
         if kind == S_SNAPSHOT:
-            _, self.ack, self.tick, records, events = message
+            _, self.ack, self.tick, records, events, *rest = message
+            parts = _parts(rest)
             self.entities = {}
             self._create(records)
+            for created, _, _ in parts:
+                self._create(created)
+            for _, changed, _ in parts:
+                self._change(changed)
         elif kind == S_DELTA:
-            _, self.ack, tick, base, created, changed, removed, events = message
+            _, self.ack, tick, base, created, changed, removed, events, *rest = message
             if base != self.tick:
                 raise ReplicaError(f"delta from tick {base} applied to tick {self.tick}")
+            parts = [(created, changed, removed), *_parts(rest)]
             self.tick = tick
-            for eid in removed:
-                if self.entities.pop(eid, None) is None:
-                    raise ReplicaError(f"removed unknown entity {eid}")
-            self._create(created)
-            self._change(changed)
+            # Every removal, then every creation, then every change: an entity moving
+            # between two parts the player sees is removed from one, created in the other.
+            for _, _, removed in parts:
+                for eid in removed:
+                    if self.entities.pop(eid, None) is None:
+                        raise ReplicaError(f"removed unknown entity {eid}")
+            for created, _, _ in parts:
+                self._create(created)
+            for _, changed, _ in parts:
+                self._change(changed)
         else:
             raise ReplicaError(f"not an update message: kind {kind}")
         self.events = events

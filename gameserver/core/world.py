@@ -14,15 +14,34 @@ annotated ``int`` travel as differences from the last sent value, so a small
 move costs one byte; every other field travels as its value. Entities are
 flat lists on the wire (no per-field names), described once by the schema in
 the welcome message.
+
+By default everyone sees everything. A game narrows that per entity and per
+field (``Private[...]`` fields, ``show_to_owner``, groups, interest areas); the
+bookkeeping of who sees what lives in :mod:`gameserver.core.views`, and a world
+that never asks for it pays nothing for it.
 """
 
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar, get_args, get_origin
+
+if TYPE_CHECKING:
+    from gameserver.core.views import Views
 
 INT: Final = "i"  # integer, sent as the difference from the last sent value
 VALUE: Final = "v"  # any msgpack value, sent as is
+
+T = TypeVar("T")
+
+
+class _PrivateMark:
+    """The marker inside ``Private[...]``."""
+
+
+# ``ammo: Private[int] = 0``: a field only the entity's owner sees (others get None).
+# To a type checker it is just ``int``.
+Private = Annotated[T, _PrivateMark]
 
 
 class _EntityMeta(type):
@@ -37,11 +56,28 @@ class _EntityMeta(type):
         cls = super().__new__(mcs, name, bases, ns)
         inherited: tuple[str, ...] = getattr(cls, "_fields", ())
         kinds: tuple[str, ...] = getattr(cls, "_kinds", ())
+        private = [_is_private(annotations[f]) for f in own]
         cls._fields = inherited + tuple(own)
-        cls._kinds = kinds + tuple(INT if annotations[f] in (int, "int") else VALUE for f in own)
+        # Private fields travel as values: their holder changes, so a difference has no base.
+        cls._kinds = kinds + tuple(INT if annotations[f] in (int, "int") and not p else VALUE
+                                   for f, p in zip(own, private, strict=True))
+        cls._private = getattr(cls, "_private", ()) + tuple(
+            len(inherited) + i for i, p in enumerate(private) if p)
+        cls._private_mask = sum(1 << i for i in cls._private)
         cls._defaults = {**getattr(cls, "_defaults", {}), **defaults}
         cls._getter = attrgetter(*cls._fields) if len(cls._fields) > 1 else _tuple_getter(cls)
+        owner = getattr(cls, "owner_field", None)
+        if cls._private and owner not in cls._fields:
+            raise TypeError(f"{name} has Private fields: set owner_field to the name of the "
+                            "int field holding the owning player's id")
+        cls._owner_getter = attrgetter(owner) if owner in cls._fields else None
         return cls
+
+
+def _is_private(annotation: Any) -> bool:
+    if isinstance(annotation, str):  # under ``from __future__ import annotations``
+        return annotation.replace(" ", "").startswith(("Private[", "world.Private["))
+    return get_origin(annotation) is Annotated and _PrivateMark in get_args(annotation)[1:]
 
 
 def _is_classvar(annotation: Any) -> bool:
@@ -60,10 +96,16 @@ class Entity(metaclass=_EntityMeta):
     """Base class of everything in a room's world. Annotated attributes are synced."""
 
     id: int
+    # The int field holding the owning Player.id (0: nobody), for show_to_owner and
+    # Private fields. A class with Private fields must name one.
+    owner_field: ClassVar[str | None] = None
     _fields: ClassVar[tuple[str, ...]]
     _kinds: ClassVar[tuple[str, ...]]
+    _private: ClassVar[tuple[int, ...]]  # indexes of the Private fields
+    _private_mask: ClassVar[int]
     _defaults: ClassVar[dict[str, Any]]
     _getter: ClassVar[Any]
+    _owner_getter: ClassVar[Any]
 
     def __init__(self, **values: Any) -> None:
         for name, value in self._defaults.items():
@@ -104,6 +146,10 @@ class World:
         self._removed: list[int] = []
         self._free_ids: list[int] = []
         self._next_id = 1
+        # Who sees what: made on first use (or now, for types with Private fields).
+        self.views: Views | None = None
+        if any(t._private for t in types):
+            self._views()
 
     # -- game API -----------------------------------------------------------
 
@@ -129,6 +175,8 @@ class World:
         if self.entities.get(eid) is not entity:
             raise KeyError(f"{entity!r} is not in this world")
         del self.entities[eid]
+        if self.views is not None:
+            self.views.forget(eid)
         if self._sent.pop(eid, None) is not None:
             self._removed.append(eid)
         else:  # never sent: nobody needs to hear of it, and its id is free now
@@ -138,6 +186,74 @@ class World:
     def of_type(self, cls: type[E]) -> list[E]:
         return [e for e in self.entities.values() if type(e) is cls]  # type: ignore[misc]
 
+    # -- who sees what (gameserver.core.views): each takes effect with the next update --
+
+    def show_to_everyone(self, entity: Entity) -> None:
+        """Everyone sees ``entity`` (the default)."""
+        self._views().show(entity, None)
+
+    def show_to_owner(self, entity: Entity) -> None:
+        """Only the player whose id is in the entity's ``owner_field`` sees it."""
+        if type(entity)._owner_getter is None:
+            raise TypeError(f"{type(entity).__name__} has no owner_field")
+        self._views().show(entity, "owner")
+
+    def show_to_group(self, entity: Entity, group: str) -> None:
+        """Only the members of ``group`` see ``entity`` (see :meth:`join_group`)."""
+        self._views().show(entity, ("g", group))
+
+    def show_nearby(self, entity: Entity) -> None:
+        """Only players whose interest area holds the entity's cell see it (its int
+        ``x`` and ``y`` place it on the grid of :meth:`interest`)."""
+        views = self._views()
+        if not views.cell:
+            raise ValueError("call world.interest(cell=..., reach=...) before show_nearby")
+        if not all(type(getattr(entity, f, None)) is int for f in ("x", "y")):
+            raise TypeError(f"{type(entity).__name__} needs int fields x and y to be shown "
+                            "nearby")
+        views.show(entity, "nearby")
+
+    def reveal(self, entity: Entity) -> None:
+        """The entity's Private fields become visible to everyone who sees it."""
+        self._views().revealed.add(entity.id)
+
+    def conceal(self, entity: Entity) -> None:
+        """The entity's Private fields are its owner's alone again (the default)."""
+        self._views().revealed.discard(entity.id)
+
+    def join_group(self, player_id: int, group: str) -> None:
+        self._views().groups.setdefault(player_id, set()).add(group)
+
+    def leave_group(self, player_id: int, group: str) -> None:
+        self._views().groups.get(player_id, set()).discard(group)
+
+    def groups_of(self, player_id: int) -> set[str]:
+        views = self.views
+        return set(views.groups.get(player_id, ())) if views is not None else set()
+
+    def interest(self, cell: int, reach: int = 1) -> None:
+        """The interest grid: ``cell`` by ``cell`` squares; a player sees the nearby
+        entities of the ``(2 * reach + 1)²`` cells around the entity they follow."""
+        if type(cell) is not int or cell <= 0 or type(reach) is not int or reach < 0:
+            raise ValueError("interest needs a positive int cell and an int reach >= 0")
+        views = self._views()
+        views.cell, views.reach = cell, reach
+
+    def follow(self, player_id: int, entity: Entity | None) -> None:
+        """The player's interest area follows ``entity`` (their avatar); None: no area."""
+        views = self._views()
+        if entity is None:
+            views.focus.pop(player_id, None)
+        else:
+            views.focus[player_id] = entity
+
+    def _views(self) -> Views:
+        if self.views is None:
+            from gameserver.core.views import Views  # only games that use views load it
+
+            self.views = Views(self)
+        return self.views
+
     # -- framework API ------------------------------------------------------
 
     def schema(self) -> list[Any]:
@@ -145,11 +261,15 @@ class World:
         return [[t.__name__, [[f, k] for f, k in zip(t._fields, t._kinds, strict=True)]]
                 for t in self.types]
 
-    def collect(self) -> tuple[list[Any], list[Any], list[int]]:
+    def collect(self, viewers: Any = ()) -> tuple[list[Any], list[Any], list[int]]:
         """Diff the world against what was last sent; mark it sent.
 
-        Returns ``(created, changed, removed)`` in wire format.
+        Returns ``(created, changed, removed)`` in wire format: what everyone sees.
+        With views, ``viewers`` are the player ids to work out views for, and what
+        each of them sees beyond that is in ``self.views`` until the next collect.
         """
+        if self.views is not None:
+            return self.views.collect(viewers)
         sent = self._sent
         type_index = self._type_index
         created: list[Any] = []
@@ -191,9 +311,12 @@ class World:
         return created, changed, removed
 
     def snapshot(self) -> list[Any]:
-        """Every entity as last collected, in wire format (for joiners and resyncs)."""
+        """Every entity everyone sees, as last collected, in wire format (for joiners and
+        resyncs; with views, each player's own parts come from ``self.views``)."""
         out: list[Any] = []
         type_index = self._type_index
+        if self.views is not None:
+            return self.views.public_snapshot()
         for eid, values in self._sent.items():
             out.append(eid)
             out.append(type_index[type(self.entities[eid])])

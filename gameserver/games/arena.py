@@ -26,6 +26,12 @@ RULES: dict[str, int] = {
     "chat_max_len": 200,
 }
 CELL = 64  # orb grid cell, in units
+# options {"world": "large"}: the same rules on a field many screens wide, where each
+# player sees only what is near them (an interest grid: cells of INTEREST_CELL units,
+# a player sees the 3 x 3 cells around their own), and orbs as dense as in the small one.
+LARGE = {"width": 8000, "height": 8000, "max_orbs": 1600}
+INTEREST_CELL = 800
+INTEREST_REACH = 1
 
 
 class Avatar(Entity):
@@ -73,13 +79,27 @@ class Arena(Room):
         if not (seed is None or type(seed) is int or (isinstance(seed, str) and len(seed) <= 64)):
             raise InvalidOption("'seed' must be an integer or a string of at most 64 characters")
         self.random = random.Random(seed)
+        world = options.get("world", "small")
+        if world not in ("small", "large"):
+            raise InvalidOption("'world' is 'small' or 'large'")
+        self.large = world == "large"
+        if self.large:
+            self.rules.update(LARGE)
+            self.world.interest(cell=INTEREST_CELL, reach=INTEREST_REACH)
         self.orbs: dict[tuple[int, int], list[Orb]] = {}
         self.orb_count = 0
-        self.spawn_every = max(1, round(0.25 / self.dt))  # an orb every 250 ms
-        self.set_metadata(mode="ffa")
+        self.spawn_every = max(1, round(0.25 / self.dt))  # orbs every 250 ms ...
+        self.spawn_batch = max(1, self.rules["max_orbs"] // 40)  # ... as many as the area needs
+        self.set_metadata(mode="ffa", world=world)
 
     def client_config(self) -> dict[str, Any]:
-        return {**self.rules, "step": self.step}
+        config: dict[str, Any] = {**self.rules, "step": self.step}
+        if self.large:
+            config.update(world="large", interest_cell=INTEREST_CELL,
+                          interest_reach=INTEREST_REACH)
+        else:
+            config["world"] = "small"
+        return config
 
     def on_join(self, player: Player) -> None:
         r = self.rules["player_radius"]
@@ -87,6 +107,9 @@ class Arena(Room):
                         x=self.random.randint(r, self.rules["width"] - r),
                         y=self.random.randint(r, self.rules["height"] - r))
         player.data["avatar"] = self.world.spawn(avatar)
+        if self.large:  # seen by those near it; the player sees around it
+            self.world.show_nearby(avatar)
+            self.world.follow(player.id, avatar)
         self.broadcast("joined", [player.id, player.name])
 
     def on_leave(self, player: Player, consented: bool) -> None:
@@ -116,10 +139,14 @@ class Arena(Room):
         self.broadcast("chat", [player.id, player.name, text])
 
     def update(self, dt: float) -> None:
-        if self.tick % self.spawn_every == 0 and self.orb_count < self.rules["max_orbs"]:
-            m = self.rules["orb_radius"] * 2
+        if self.tick % self.spawn_every:
+            return
+        m = self.rules["orb_radius"] * 2
+        for _ in range(min(self.spawn_batch, self.rules["max_orbs"] - self.orb_count)):
             orb = self.world.spawn(Orb(x=self.random.randint(m, self.rules["width"] - m),
                                        y=self.random.randint(m, self.rules["height"] - m)))
+            if self.large:
+                self.world.show_nearby(orb)
             self.orbs.setdefault((orb.x // CELL, orb.y // CELL), []).append(orb)
             self.orb_count += 1
 

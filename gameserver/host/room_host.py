@@ -37,11 +37,18 @@ from typing import Any, Protocol
 import msgpack
 
 from gameserver.core import codec
-from gameserver.core.codec import DELTA_HEADER, SNAPSHOT_HEADER
+from gameserver.core.codec import (
+    DELTA_HEADER,
+    DELTA_PARTS_HEADER,
+    SNAPSHOT_HEADER,
+    SNAPSHOT_PARTS_HEADER,
+    array_header,
+)
 from gameserver.core.engine import RoomEngine, Seat
 from gameserver.core.limits import FrameAllowance, Limits, RateLimiter, Verdict
 from gameserver.core.room import Player, Room
 from gameserver.core.ticker import Ticker, TickStats
+from gameserver.core.views import Views
 from gameserver.host.counters import Counters, SendStats
 from gameserver.host.recorder import Recorder, RecordOptions
 from gameserver.host.tokens import ReconnectTokens
@@ -131,7 +138,10 @@ class Broadcaster:
         self.stats = SendStats()
 
     def send(self, connections: Iterable[Connection], delta_tail: bytes,
-             snapshot_tail: Callable[[], bytes], now: float) -> None:
+             snapshot_tail: Callable[[], bytes], now: float, views: Views | None = None
+             ) -> None:
+        """One update to every connection: ``delta_tail`` (or the snapshot) for all, plus,
+        when the world has ``views``, each player's own parts (encoded once per view)."""
         stats = self.stats
         high, low = self.high_water, self.low_water
         delta_prefix: dict[int, bytes] = {}  # by length of the ack: at most 5 variants
@@ -161,6 +171,26 @@ class Broadcaster:
             ack = conn.player.ack
             ack = _ACKS[ack] if ack < 4096 else _packb(ack)
             n = len(ack)
+            if views is not None:
+                pid = conn.player.id
+                count, parts = (views.delta_parts(pid) if conn.synced
+                                else views.snapshot_parts(pid))
+                if count:  # more than the public view: a frame of this player's own
+                    if conn.synced:
+                        body = (DELTA_PARTS_HEADER, ack, delta_tail, array_header(count), parts)
+                        deltas += 1
+                    else:
+                        if snapshot is None:
+                            snapshot = snapshot_tail()
+                        body = (SNAPSHOT_PARTS_HEADER, ack, snapshot, array_header(count),
+                                parts)
+                        conn.synced = True
+                        stats.snapshots += 1
+                    payload = b"".join(body)
+                    data = frame_header(len(payload)) + payload
+                    t.write(data)
+                    sent += len(data)
+                    continue
             if conn.synced:
                 prefix = delta_prefix.get(n)
                 if prefix is None:
@@ -346,6 +376,7 @@ class RoomHost:
         ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
         out, send, connections = engine.out, self.broadcaster.send, self.connections
         recorder = self.recorder
+        world = self.room.world
         sleep = asyncio.sleep
         try:
             while True:
@@ -365,7 +396,7 @@ class RoomHost:
                 tail = engine.collect()
                 send(connections.values() if not self.spectators else
                      [*connections.values(), *self.spectators],
-                     tail, engine.snapshot_tail, time.monotonic())
+                     tail, engine.snapshot_tail, time.monotonic(), world.views)
                 if recorder is not None:
                     recorder.update(tail)  # appended to a buffer: the disk is not waited on
                 stats.record(clock() - began)

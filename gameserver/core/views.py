@@ -1,0 +1,394 @@
+"""Who sees what: per-player views of a world, encoded once per view, not once per player.
+
+Every entity is, at each update, in exactly one **unit**: the public one (``None``),
+a group's (``("g", name)``), a player's own (``("p", player_id)``, for entities only
+their owner sees; ``("p", 0)`` is seen by nobody), or an interest cell
+(``("c", cx, cy)``). A player subscribes to the public unit, their own, their
+groups' and the cells around the entity they follow. Each update then has:
+
+- per unit, one part ``[created, changed, removed]``: what changed in it since the
+  last update, encoded once and sent to everyone subscribed to it before and now;
+- per unit a player starts to see, its *enter* part (every member, as created), and
+  per unit a player stops seeing, its *leave* part (the ids it held), each also
+  encoded once and shared by everyone crossing the same boundary;
+- per player, a *personal* part: their own unit's changes plus the Private fields
+  of the entities they own, as change records (absolute values; ``None`` clears).
+
+An entity moving from one unit to another is removed from the first and created in
+the second, so a client applies every removal of an update before any creation,
+and every creation before any change (docs/PROTOCOL.md, "Views"). The public
+unit's changes are the update's own ``created, changed, removed``: a game that
+uses no views never reaches this module and sends exactly what it did before.
+
+Private fields are sent to the owner only: in every entity record they are
+``None`` (unless the entity is revealed), and the owner gets them in their
+personal part whenever they might have been overwritten (the entity arrived,
+was re-created, or was concealed again), changed, or changed hands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+if TYPE_CHECKING:
+    from gameserver.core.world import Entity, World
+
+Unit = tuple[Any, ...] | None  # None: the public unit
+
+_packb = msgpack.Packer(autoreset=True, use_bin_type=True).pack
+_EMPTY: frozenset[Any] = frozenset()
+
+
+class _Part:
+    """One unit's records for the update being built."""
+
+    __slots__ = ("changed", "created", "entered", "removed")
+
+    def __init__(self) -> None:
+        self.created: list[Any] = []
+        self.changed: list[Any] = []
+        self.removed: list[int] = []
+        self.entered: list[int] = []  # ids created in the unit (to recover its old members)
+
+
+class Views:
+    """The view bookkeeping of one :class:`~gameserver.core.world.World`.
+
+    Game code reaches it through the world's methods (``show_to_owner``,
+    ``join_group``, ``follow``...); the engine calls :meth:`collect` once per update
+    and the host asks :meth:`delta_parts` / :meth:`snapshot_parts` per player.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.kind: dict[int, Any] = {}  # entity id -> "owner" | "nearby" | ("g", name)
+        self.revealed: set[int] = set()
+        self.groups: dict[int, set[str]] = {}  # player id -> groups
+        self.focus: dict[int, Entity] = {}  # player id -> the entity their area follows
+        self.cell = 0
+        self.reach = 0
+        # As of the last update:
+        self.unit_of: dict[int, Unit] = {}  # entity id -> its unit (absent: public)
+        self.members: dict[Unit, dict[int, None]] = {}  # unit -> ids (ordered), not public
+        # player id -> units seen besides the public one and their own: equal views are
+        # equal sets, so players who see alike share their encoded parts
+        self.subs: dict[int, frozenset[Any]] = {}
+        self.prev_subs: dict[int, frozenset[Any]] = {}  # ... as of the update before
+        self.overlay: dict[int, tuple[int, tuple[Any, ...]]] = {}  # id -> (holder, values)
+        self.encodes = 0  # view parts msgpack-encoded for the last update (tests, metrics)
+        self._kind_changed: set[int] = set()
+        self._sub_keys: dict[int, tuple[Any, ...]] = {}  # player id -> what subs came from
+        self._parts: dict[Unit, _Part] = {}
+        self._personal: dict[int, list[Any]] = {}  # player id -> private change records
+        self._encoded: dict[Any, bytes] = {}  # this update's encoded parts, by key
+        self._composed: dict[Any, tuple[int, bytes]] = {}
+
+    # -- game side (through World) ------------------------------------------------
+
+    def forget(self, eid: int) -> None:
+        """An entity left the world: its id may be reused, its view settings may not."""
+        self.kind.pop(eid, None)
+        self.revealed.discard(eid)
+        self._kind_changed.discard(eid)
+
+    def show(self, entity: Entity, kind: Any) -> None:
+        if not entity.id:
+            raise ValueError(f"spawn {entity!r} before choosing who sees it")
+        if kind is None:
+            if self.kind.pop(entity.id, None) is not None:
+                self._kind_changed.add(entity.id)
+        elif self.kind.get(entity.id) != kind:
+            self.kind[entity.id] = kind
+            self._kind_changed.add(entity.id)
+
+    # -- engine side ----------------------------------------------------------------
+
+    def collect(self, viewers: Iterable[int]) -> tuple[list[Any], list[Any], list[int]]:
+        """Diff the world by unit; returns the public unit's ``(created, changed, removed)``
+        and keeps the other parts for :meth:`delta_parts` until the next call."""
+        world = self.world
+        self._subscribe(viewers)
+        self._parts = parts = {}
+        self._personal = personal = {}
+        self._encoded = {}
+        self._composed = {}
+        self.encodes = 0
+        public = parts[None] = _Part()
+        sent, unit_of, members, kinds = world._sent, self.unit_of, self.members, self.kind
+        type_index, revealed, overlay = world._type_index, self.revealed, self.overlay
+        kind_changed, self._kind_changed = self._kind_changed, set()
+        cell = self.cell
+
+        for eid in world._removed:  # removed since the last update: from their unit
+            unit = unit_of.pop(eid, None)
+            part = parts.get(unit) or parts.setdefault(unit, _Part())
+            part.removed.append(eid)
+            if unit is not None:
+                members[unit].pop(eid, None)
+            overlay.pop(eid, None)
+
+        for eid, entity in world.entities.items():
+            cls = type(entity)
+            current = cls._getter(entity)
+            private = cls._private
+            if private and eid not in revealed:
+                full = current
+                current = tuple(None if i in private else v for i, v in enumerate(full))
+            previous = sent.get(eid)
+            if previous is not None and current == previous and not private \
+                    and eid not in kind_changed:
+                continue  # untouched: same fields, same unit (nothing else decides it)
+            kind = kinds.get(eid)
+            if kind is None:
+                unit = None
+            elif kind == "nearby":
+                unit = ("c", entity.x // cell, entity.y // cell)  # type: ignore[attr-defined]
+            elif kind == "owner":
+                unit = ("p", cls._owner_getter(entity))
+            else:
+                unit = kind
+            old_unit = unit_of.get(eid)
+            touched = False  # did this update send a record that hides Private fields?
+            if previous is None or unit != old_unit:
+                if previous is not None:  # moved: gone from the old unit, new in this one
+                    part = parts.get(old_unit) or parts.setdefault(old_unit, _Part())
+                    part.removed.append(eid)
+                    if old_unit is not None:
+                        members[old_unit].pop(eid, None)
+                part = parts.get(unit) or parts.setdefault(unit, _Part())
+                part.created.append(eid)
+                part.created.append(type_index[cls])
+                part.created.extend(current)
+                part.entered.append(eid)
+                if unit is None:
+                    unit_of.pop(eid, None)
+                else:
+                    unit_of[eid] = unit
+                    members.setdefault(unit, {})[eid] = None
+                touched = True
+                sent[eid] = current
+            elif current != previous:
+                mask, values = _diff(cls, current, previous)
+                part = parts.get(unit) or parts.setdefault(unit, _Part())
+                part.changed.append(eid)
+                part.changed.append(mask)
+                part.changed.extend(values)
+                touched = bool(mask & cls._private_mask)
+                sent[eid] = current
+            if private:
+                self._private(eid, entity, full if eid not in revealed else current,
+                              unit, touched, personal)
+
+        for eid in world._removed:
+            sent.pop(eid, None)
+        removed = public.removed
+        world._free_ids.extend(world._removed)  # reusable from the next update on
+        world._removed = []
+        del parts[None]
+        return public.created, public.changed, removed
+
+    def _private(self, eid: int, entity: Entity, full: tuple[Any, ...], unit: Unit,
+                 touched: bool, personal: dict[int, list[Any]]) -> None:
+        """Send an owned entity's Private fields to its owner when they need them."""
+        cls = type(entity)
+        owner = cls._owner_getter(entity)
+        values = tuple(full[i] for i in cls._private)
+        holder, had = self.overlay.get(eid, (0, ()))
+        target = owner if eid not in self.revealed and self._sees(owner, unit) else 0
+        if target:
+            if touched or target != holder or values != had or self._new_to(target, unit):
+                personal.setdefault(target, []).extend((eid, cls._private_mask, *values))
+            self.overlay[eid] = (target, values)
+        else:
+            self.overlay.pop(eid, None)
+        if holder and holder != target and eid not in self.revealed \
+                and self._sees(holder, unit):  # lost it but still sees it: hide the fields
+            personal.setdefault(holder, []).extend(
+                (eid, cls._private_mask, *(None for _ in values)))
+
+    def _sees(self, pid: int, unit: Unit) -> bool:
+        """Does viewer ``pid`` see the entities of ``unit`` in this update?"""
+        subs = self.subs.get(pid)
+        if subs is None or not pid:
+            return False
+        return unit is None or unit in subs or unit == ("p", pid)
+
+    def _new_to(self, pid: int, unit: Unit) -> bool:
+        """Has viewer ``pid`` just started to see ``unit`` (so it arrives as created)?"""
+        before = self.prev_subs.get(pid)
+        if before is None:
+            return True
+        return unit is not None and unit not in before and unit != ("p", pid)
+
+    def _subscribe(self, viewers: Iterable[int]) -> None:
+        """Work out every viewer's units for this update (kept from the last one when
+        nothing they depend on moved)."""
+        old = self.subs
+        self.prev_subs = old
+        subs: dict[int, frozenset[Any]] = {}
+        keys = self._sub_keys
+        cell, reach, focus, groups = self.cell, self.reach, self.focus, self.groups
+        for pid in viewers:
+            followed = focus.get(pid)
+            if followed is not None and followed.id and cell:
+                cx = followed.x // cell  # type: ignore[attr-defined]
+                cy = followed.y // cell  # type: ignore[attr-defined]
+            else:
+                cx = cy = None
+            mine = groups.get(pid)
+            key = (cx, cy, frozenset(mine) if mine else _EMPTY)
+            if keys.get(pid) == key and pid in old:
+                subs[pid] = old[pid]
+                continue
+            keys[pid] = key
+            units: set[Any] = {("g", g) for g in key[2]}  # their own unit is implied
+            if cx is not None:
+                units.update(("c", x, y) for x in range(cx - reach, cx + reach + 1)
+                             for y in range(cy - reach, cy + reach + 1))  # type: ignore[operator]
+            subs[pid] = frozenset(units)
+        for pid in [p for p in keys if p not in subs]:  # players gone: forget them
+            del keys[pid]
+            self.groups.pop(pid, None)
+            self.focus.pop(pid, None)
+        self.subs = subs
+
+    # -- per player -------------------------------------------------------------------
+
+    def delta_parts(self, pid: int) -> tuple[int, bytes]:
+        """The parts player ``pid`` gets with this update's delta: ``(count, bytes)``."""
+        now = self.subs.get(pid)
+        if now is None:  # a spectator, or not a player: the public view
+            return 0, b""
+        before = self.prev_subs.get(pid, _EMPTY)
+        key = now if now is before else (before, now)
+        shared = self._composed.get(key)
+        if shared is None:
+            pieces = []
+            for unit in now:
+                piece = self._part(unit) if unit in before else self._enter(unit)
+                if piece:
+                    pieces.append(piece)
+            for unit in before - now:
+                piece = self._leave(unit)
+                if piece:
+                    pieces.append(piece)
+            shared = self._composed[key] = (len(pieces), b"".join(pieces))
+        own = self._personal_part(pid, pid in self.prev_subs)
+        if own:
+            return shared[0] + 1, shared[1] + own
+        return shared
+
+    def snapshot_parts(self, pid: int) -> tuple[int, bytes]:
+        """The parts player ``pid`` gets with a snapshot: everything they see beyond the
+        public unit, as of the last update."""
+        now = self.subs.get(pid)
+        if now is None:
+            return 0, b""
+        pieces = [p for p in (self._enter(u) for u in now) if p]
+        records = self._records(self.members.get(("p", pid), {}))
+        secrets: list[Any] = []
+        for eid, (holder, values) in self.overlay.items():
+            if holder == pid:
+                secrets.extend((eid, type(self.world.entities[eid])._private_mask, *values))
+        if records or secrets:
+            pieces.append(self._encode(None, [records, secrets, []]))
+        return len(pieces), b"".join(pieces)
+
+    def public_snapshot(self) -> list[Any]:
+        """Every public entity as last collected, in wire format."""
+        return self._records(k for k in self.world._sent if k not in self.unit_of)
+
+    # -- encoding, once per update per key ---------------------------------------------
+
+    def _part(self, unit: Unit) -> bytes:
+        key = ("d", unit)
+        data = self._encoded.get(key)
+        if data is None:
+            part = self._parts.get(unit)
+            data = b"" if part is None else self._encode(
+                None, [part.created, part.changed, part.removed])
+            self._encoded[key] = data
+        return data
+
+    def _enter(self, unit: Unit) -> bytes:
+        key = ("e", unit)
+        data = self._encoded.get(key)
+        if data is None:
+            records = self._records(self.members.get(unit, {}))
+            data = self._encoded[key] = self._encode(None, [records, [], []]) if records else b""
+        return data
+
+    def _leave(self, unit: Unit) -> bytes:
+        key = ("l", unit)
+        data = self._encoded.get(key)
+        if data is None:
+            held = dict(self.members.get(unit, {}))  # members now ...
+            part = self._parts.get(unit)
+            if part is not None:  # ... back to what they were at the last update
+                for eid in part.entered:
+                    held.pop(eid, None)
+                for eid in part.removed:
+                    held[eid] = None
+            data = self._encoded[key] = self._encode(None, [[], [], list(held)]) if held else b""
+        return data
+
+    def _personal_part(self, pid: int, had_own: bool) -> bytes:
+        mine = ("p", pid)
+        secrets = self._personal.get(pid)
+        if had_own:
+            part = self._parts.get(mine)
+            if part is None and not secrets:
+                return b""
+            created, changed, removed = ((part.created, part.changed, part.removed)
+                                         if part is not None else ([], [], []))
+        else:  # their own unit is new to them (just joined): all of it
+            created, changed, removed = self._records(self.members.get(mine, {})), [], []
+            if not created and not secrets:
+                return b""
+        if secrets:
+            changed = [*changed, *secrets]
+        if not (created or changed or removed):
+            return b""
+        return self._encode(None, [created, changed, removed])
+
+    def _encode(self, _key: Any, value: Any) -> bytes:
+        self.encodes += 1
+        return _packb(value)
+
+    def _records(self, ids: Iterable[int]) -> list[Any]:
+        world = self.world
+        sent, entities, type_index = world._sent, world.entities, world._type_index
+        out: list[Any] = []
+        for eid in ids:
+            values = sent.get(eid)
+            if values is None:
+                continue
+            out.append(eid)
+            out.append(type_index[type(entities[eid])])
+            out.extend(values)
+        return out
+
+
+def _diff(cls: type[Entity], current: tuple[Any, ...], previous: tuple[Any, ...]
+          ) -> tuple[int, list[Any]]:
+    """A change record's mask and values (int fields as differences)."""
+    from gameserver.core.world import INT
+
+    mask = 0
+    values: list[Any] = []
+    kinds = cls._kinds
+    for i, new in enumerate(current):
+        old = previous[i]
+        if new != old:
+            mask |= 1 << i
+            if kinds[i] is INT:
+                if type(new) is not int:
+                    raise TypeError(f"{cls.__name__}.{cls._fields[i]} is an int field, "
+                                    f"got {new!r}")
+                values.append(new - old)
+            else:
+                values.append(new)
+    return mask, values
