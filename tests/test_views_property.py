@@ -10,6 +10,7 @@ decodes its own bytes with the reference replica.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,10 @@ from gameserver.core import codec
 from gameserver.core.world import Private, World
 from gameserver.testing import HarnessPlayer, RoomHarness
 
-CELL = 10  # interest cells of 10 x 10 units on a 60 x 60 plane: 6 x 6 cells
+CELL = 10  # by default, interest cells of 10 x 10 units on a 60 x 60 plane centred on 0
 REACH = 1  # a player's area: the 3 x 3 cells around the entity it follows
 PLANE = 60
+GRIDS = ((CELL, REACH), (10, 0), (7, 2))  # (cell, reach): the property draws one
 GROUPS = ("red", "blue")
 MAX_PLAYERS = 8
 PRIVATE = ("secret", "note")
@@ -56,7 +58,13 @@ class Views(Room):
     entity_types = (Unit, Orb)
 
     def on_create(self, options: dict[str, Any]) -> None:
-        self.world.interest(cell=CELL, reach=REACH)
+        self.world.interest(cell=options.get("cell", CELL), reach=options.get("reach", REACH))
+        self.hooked: list[Callable[[], None]] = []  # what the next update does to the world
+
+    def update(self, dt: float) -> None:
+        hooked, self.hooked = self.hooked, []
+        for change in hooked:
+            change()
 
 
 View = dict[int, tuple[str, dict[str, Any]]]
@@ -70,10 +78,12 @@ class Model:
     revealed: set[int] = field(default_factory=set)
     groups: dict[int, set[str]] = field(default_factory=dict)  # player id -> groups
     follows: dict[int, Entity] = field(default_factory=dict)  # player id -> entity
+    cell: int = CELL
+    reach: int = REACH
 
 
-def cell(entity: Entity) -> tuple[int, int]:
-    return entity.x // CELL, entity.y // CELL  # type: ignore[attr-defined]
+def cell(entity: Entity, size: int) -> tuple[int, int]:
+    return entity.x // size, entity.y // size  # type: ignore[attr-defined]
 
 
 def sees(model: Model, pid: int, entity: Entity) -> bool:
@@ -92,8 +102,8 @@ def sees(model: Model, pid: int, entity: Entity) -> bool:
     followed = model.follows.get(pid)
     if followed is None:
         return False
-    (ex, ey), (fx, fy) = cell(entity), cell(followed)
-    return abs(ex - fx) <= REACH and abs(ey - fy) <= REACH
+    (ex, ey), (fx, fy) = cell(entity, model.cell), cell(followed, model.cell)
+    return abs(ex - fx) <= model.reach and abs(ey - fy) <= model.reach
 
 
 def expected_view(world: World, model: Model, pid: int) -> View:
@@ -114,7 +124,7 @@ def expected_view(world: World, model: Model, pid: int) -> View:
 
 # -- the steps -------------------------------------------------------------------------
 
-coord = st.integers(0, PLANE - 1)
+coord = st.integers(-PLANE // 2, PLANE // 2 - 1)  # cells on both sides of 0 (floor division)
 owner_id = st.integers(0, MAX_PLAYERS - 2)  # 0 is nobody; ids of players in and out
 pick = st.integers(0, 63)  # an entity or a player, by index modulo how many there are
 hows = st.sampled_from(["everyone", "owner", "group", "nearby"])
@@ -146,19 +156,25 @@ step = st.one_of(
     st.tuples(st.just("drop"), pick),
     st.tuples(st.just("reconnect"), pick),
     st.tuples(st.just("slow"), pick, st.booleans()),
+    st.tuples(st.just("watch")),
+    st.tuples(st.just("unwatch"), pick),
 )
+PLAYER_STEPS = ("join", "leave", "drop", "reconnect", "slow", "watch", "unwatch")
 
 
 class Game:
     """The room, its players and spectator, and the test's record of its views."""
 
-    def __init__(self) -> None:
-        self.harness = RoomHarness(Views)
-        self.world = self.harness.room.world
-        self.model = Model()
+    def __init__(self, grid: tuple[int, int] = (CELL, REACH)) -> None:
+        self.harness = RoomHarness(Views, {"cell": grid[0], "reach": grid[1]})
+        room = self.harness.room
+        assert isinstance(room, Views)
+        self.room = room
+        self.world = room.world
+        self.model = Model(cell=grid[0], reach=grid[1])
         for name in ("ann", "bob", "cat"):
             self.harness.join(name)
-        self.spectator = self.harness.watch()
+        self.harness.watch()
 
     def entity(self, index: int) -> Entity | None:
         ids = sorted(self.world.entities)
@@ -187,6 +203,13 @@ class Game:
             world.show_nearby(entity)
         self.model.shown[entity.id] = (how, group if how == "group" else None)
 
+    def step(self, op: tuple[Any, ...], in_hook: bool) -> None:
+        """One step: a player's, at once; the game's, at once or in the next update."""
+        if in_hook and op[0] not in PLAYER_STEPS:
+            self.room.hooked.append(lambda: self.apply(op))
+        else:
+            self.apply(op)
+
     def apply(self, op: tuple[Any, ...]) -> None:
         kind, world, model = op[0], self.world, self.model
         if kind == "spawn_unit":
@@ -205,6 +228,13 @@ class Game:
         elif kind == "join":
             if len(self.harness.room.players) < MAX_PLAYERS and not self.harness.room.locked:
                 self.harness.join(f"p{len(self.harness.players)}")
+        elif kind == "watch":
+            if len(self.harness.spectators) < 3:
+                self.harness.watch()
+        elif kind == "unwatch":
+            watchers = self.harness.spectators
+            if watchers[op[1] % len(watchers)].connected:
+                watchers[op[1] % len(watchers)].drop()
         elif kind in ("leave", "drop", "reconnect", "slow"):
             player = self.player(op[1])
             if kind == "reconnect":
@@ -278,30 +308,36 @@ class Game:
     def check(self) -> None:
         """Every connected, up-to-date player (and the spectator) holds exactly its view."""
         tick = self.harness.room.tick
-        for player in [*self.harness.players, self.spectator]:
+        for player in [*self.harness.players, *self.harness.spectators]:
             if not player.connected or player.slow:
                 continue
             assert player.replica is not None and player.replica.tick == tick, player
             last = player.received[-1]
             assert last[0] in (codec.S_SNAPSHOT, codec.S_DELTA) and last[2] == tick
+            classic = 5 if last[0] == codec.S_SNAPSHOT else 8
+            if player.spectator:  # never more than the public view: the classic layout
+                assert len(last) == classic, last
+            elif len(last) > classic:  # parts: a non-empty list of [created, changed, removed]
+                assert len(last) == classic + 1 and last[-1], last
+                assert all(len(part) == 3 for part in last[-1]), last
             expected = expected_view(self.world, self.model, player.id)
             assert player.replica.view() == expected, (player, self.model)
-        # A spectator never sees more than the public view: the classic message layout.
-        last = self.spectator.received[-1]
-        assert len(last) == (5 if last[0] == codec.S_SNAPSHOT else 8), last
 
 
-@settings(max_examples=1000, deadline=None)
-@given(st.lists(spawn, max_size=20), st.lists(st.lists(step, max_size=12), min_size=1,
-                                              max_size=40))
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(GRIDS), st.lists(spawn, max_size=20),
+       st.lists(st.tuples(st.lists(step, max_size=12), st.booleans()), min_size=1, max_size=40))
 def test_every_player_holds_the_world_as_its_view_shows_it(
-        population: list[Any], ticks: list[list[Any]]) -> None:
-    game = Game()
+        grid: tuple[int, int], population: list[Any], ticks: list[tuple[list[Any], bool]]
+) -> None:
+    """Each tick: some steps (the game's made from outside, or from the room's update
+    hook), then an update, then every connected player's replica is checked."""
+    game = Game(grid)
     for op in population:
         game.apply(op)
-    for ops in ticks:
+    for ops, in_hook in ticks:
         for op in ops:
-            game.apply(op)
+            game.step(op, in_hook)
         game.harness.tick()
         game.check()
     # Everyone catches up: the slow get a snapshot of their view, the dropped come back.
