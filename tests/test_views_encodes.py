@@ -150,6 +150,54 @@ def test_a_steady_tick_encodes_per_interest_area_not_per_player() -> None:
         assert len(mine) == 1
 
 
+class Mixed(Spread):
+    """40 players: two groups crossed with two far-apart interest areas (four distinct
+    views), a flag per group moving every tick, and a revealed card per group whose
+    private rank changes every tick (public to everyone who sees it: no private part)."""
+
+    game = "mixed"
+    entity_types = (Avatar, Orb, Card)
+    corners = ((50, 50), (550, 550))
+
+    def on_create(self, options: dict[str, Any]) -> None:
+        super().on_create(options)
+        world = self.world
+        self.flags = [world.spawn(Orb(x=i)) for i in range(2)]
+        self.cards = [world.spawn(Card(owner=1 + i, rank=i)) for i in range(2)]
+        for group, flag, card in zip(GROUPS, self.flags, self.cards, strict=False):
+            world.show_to_group(flag, group)
+            world.show_to_group(card, group)
+            world.reveal(card)
+
+    def on_join(self, player: Any) -> None:
+        super().on_join(player)
+        self.world.join_group(player.id, GROUPS[(player.id // 2) % 2])
+
+    def update(self, dt: float) -> None:
+        super().update(dt)
+        for flag in self.flags:
+            flag.x += 1
+        for card in self.cards:
+            card.rank += 1
+
+
+def test_views_crossing_groups_and_areas_share_their_parts() -> None:
+    harness = RoomHarness(Mixed)
+    players = [harness.join(f"p{i}") for i in range(PLAYERS)]
+    harness.tick(3)
+    world = harness.room.world
+    assert world.views is not None
+    views = {(GROUPS[(p.id // 2) % 2], p.id % 2) for p in players}
+    assert len(views) == 4
+    assert 1 <= world.views.encodes <= len(views), world.views.encodes
+    for player in players:  # the revealed rank, as everyone in the group sees it
+        group = GROUPS[(player.id // 2) % 2]
+        card = player.entity("Card")
+        assert card.values["rank"] == GROUPS.index(group) + harness.room.tick
+        assert len(player.entities("Orb")) == 1
+        assert len(player.entities("Avatar")) == PLAYERS // 2
+
+
 # -- a game without views: the wire of protocol 1 -----------------------------------------
 
 

@@ -58,13 +58,23 @@ class Views(Room):
     entity_types = (Unit, Orb)
 
     def on_create(self, options: dict[str, Any]) -> None:
-        self.world.interest(cell=options.get("cell", CELL), reach=options.get("reach", REACH))
+        if not options.get("late"):
+            self.world.interest(cell=options.get("cell", CELL),
+                                reach=options.get("reach", REACH))
         self.hooked: list[Callable[[], None]] = []  # what the next update does to the world
 
     def update(self, dt: float) -> None:
         hooked, self.hooked = self.hooked, []
         for change in hooked:
             change()
+
+
+class LateViews(Views):
+    """No Private fields, and no view feature until the game first asks for one: the
+    world starts without views (``world.views is None``) and gets them mid-game."""
+
+    game = "late-views"
+    entity_types = (Orb,)
 
 
 View = dict[int, tuple[str, dict[str, Any]]]
@@ -165,8 +175,11 @@ PLAYER_STEPS = ("join", "leave", "drop", "reconnect", "slow", "watch", "unwatch"
 class Game:
     """The room, its players and spectator, and the test's record of its views."""
 
-    def __init__(self, grid: tuple[int, int] = (CELL, REACH)) -> None:
-        self.harness = RoomHarness(Views, {"cell": grid[0], "reach": grid[1]})
+    def __init__(self, grid: tuple[int, int] = (CELL, REACH), late: bool = False) -> None:
+        game = LateViews if late else Views
+        self.harness = RoomHarness(game, {"cell": grid[0], "reach": grid[1], "late": late})
+        self.late = late
+        self.views_on = not late  # a late world has no views until a step needs them
         room = self.harness.room
         assert isinstance(room, Views)
         self.room = room
@@ -189,8 +202,16 @@ class Game:
         seated = sorted(self.harness.room.players)
         return seated[index % len(seated)] if seated else None
 
+    def viewing(self) -> World:
+        """The world, with views on (a late world: the grid is set now)."""
+        if not self.views_on:
+            assert self.world.views is None
+            self.world.interest(cell=self.model.cell, reach=self.model.reach)
+            self.views_on = True
+        return self.world
+
     def show(self, entity: Entity, how: str, group: str) -> None:
-        world = self.world
+        world = self.viewing()
         if how == "owner" and not isinstance(entity, Unit):
             how = "nearby"  # an Orb has no owner field
         if how == "everyone":
@@ -212,7 +233,9 @@ class Game:
 
     def apply(self, op: tuple[Any, ...]) -> None:
         kind, world, model = op[0], self.world, self.model
-        if kind == "spawn_unit":
+        if kind == "spawn_unit" and self.late:  # no Units here: an Orb instead
+            self.apply(("spawn_orb", op[2], op[3], op[4], op[8], op[9]))
+        elif kind == "spawn_unit":
             _, owner, x, y, hp, tag, secret, note, how, group = op
             unit = world.spawn(Unit(owner=owner, x=x, y=y, hp=hp, tag=tag, secret=secret,
                                     note=note))
@@ -250,6 +273,7 @@ class Game:
         elif kind == "group":
             pid = self.seated(op[1])
             if pid is not None:
+                world = self.viewing()
                 mine = model.groups.setdefault(pid, set())
                 if op[3]:
                     world.join_group(pid, op[2])
@@ -261,6 +285,7 @@ class Game:
         elif kind == "follow":
             pid, target = self.seated(op[1]), self.entity(op[2])
             if pid is not None:
+                world = self.viewing()
                 if op[3] and target is not None:
                     world.follow(pid, target)
                     model.follows[pid] = target
@@ -278,7 +303,7 @@ class Game:
         if kind == "remove":
             for pid, followed in list(model.follows.items()):
                 if followed is entity:  # the spec says nothing of following a removed entity
-                    world.follow(pid, None)
+                    self.viewing().follow(pid, None)
                     del model.follows[pid]
             del model.shown[entity.id]
             model.revealed.discard(entity.id)
@@ -298,6 +323,7 @@ class Game:
         elif kind == "owner" and isinstance(entity, Unit):
             entity.owner = op[2]
         elif kind == "reveal" and isinstance(entity, Unit):
+            world = self.viewing()
             if op[2]:
                 world.reveal(entity)
                 model.revealed.add(entity.id)
@@ -320,6 +346,8 @@ class Game:
             elif len(last) > classic:  # parts: a non-empty list of [created, changed, removed]
                 assert len(last) == classic + 1 and last[-1], last
                 assert all(len(part) == 3 for part in last[-1]), last
+            if not self.views_on:  # no view asked for yet: the wire of a game without views
+                assert self.world.views is None and len(last) == classic, last
             expected = expected_view(self.world, self.model, player.id)
             assert player.replica.view() == expected, (player, self.model)
 
@@ -332,7 +360,20 @@ def test_every_player_holds_the_world_as_its_view_shows_it(
 ) -> None:
     """Each tick: some steps (the game's made from outside, or from the room's update
     hook), then an update, then every connected player's replica is checked."""
-    game = Game(grid)
+    play(Game(grid), population, ticks)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(GRIDS), st.lists(st.tuples(st.lists(step, max_size=12), st.booleans()),
+                                        min_size=1, max_size=40))
+def test_views_made_mid_game_take_over_from_the_plain_wire(
+        grid: tuple[int, int], ticks: list[tuple[list[Any], bool]]) -> None:
+    """A world without Private fields has no views until the game first asks for one
+    (the first show_*, group or follow): before, the plain wire; after, every view."""
+    play(Game(grid, late=True), [], ticks)
+
+
+def play(game: Game, population: list[Any], ticks: list[tuple[list[Any], bool]]) -> None:
     for op in population:
         game.apply(op)
     for ops, in_hook in ticks:
