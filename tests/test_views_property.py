@@ -350,6 +350,45 @@ class Game:
                 assert self.world.views is None and len(last) == classic, last
             expected = expected_view(self.world, self.model, player.id)
             assert player.replica.view() == expected, (player, self.model)
+            self.check_secrets(player.id, last)
+
+    def check_secrets(self, pid: int, message: list[Any]) -> None:
+        """No byte of the update leaks a concealed Private value to anyone but its owner:
+        entity records always carry None in those slots, and only the player's own part,
+        the last, carries the values, in change records of entities they own."""
+        world, revealed = self.world, self.model.revealed
+        if message[0] == codec.S_SNAPSHOT:
+            sections = [(message[3], [])]
+            parts = message[5] if len(message) > 5 else []
+        else:
+            sections = [(message[4], message[5])]
+            parts = message[8] if len(message) > 8 else []
+        sections += [(created, changed) for created, changed, _ in parts]
+        for n, (created, changed) in enumerate(sections):
+            own_part = n == len(sections) - 1 and n > 0
+            i = 0
+            while i < len(created):
+                eid, cls = created[i], world.types[created[i + 1]]
+                values = created[i + 2:i + 2 + len(cls._fields)]
+                for slot in private_slots(cls):
+                    assert values[slot] is None or eid in revealed, ("leak", pid, message)
+                i += 2 + len(cls._fields)
+            i = 0
+            while i < len(changed):
+                eid, mask = changed[i], changed[i + 1]
+                entity = world.entities[eid]
+                i += 2
+                slots = private_slots(type(entity))
+                for bit in range(len(entity._fields)):
+                    if mask >> bit & 1:
+                        if bit in slots and changed[i] is not None and eid not in revealed:
+                            assert own_part and entity.owner == pid, (  # type: ignore[attr-defined]
+                                "leak", pid, message)
+                        i += 1
+
+
+def private_slots(cls: type[Entity]) -> list[int]:
+    return [i for i, f in enumerate(cls._fields) if f in PRIVATE]
 
 
 @settings(max_examples=1500, deadline=None)
