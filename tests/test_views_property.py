@@ -52,10 +52,19 @@ class Orb(Entity):
     value: int = 0
 
 
+class Pawn(Entity):
+    """An owner and a position, no private field: only its fields decide its view."""
+
+    owner_field = "owner"
+    owner: int = 0
+    x: int = 0
+    y: int = 0
+
+
 class Views(Room):
     game = "views"
     max_players = MAX_PLAYERS
-    entity_types = (Unit, Orb)
+    entity_types = (Unit, Orb, Pawn)
 
     def on_create(self, options: dict[str, Any]) -> None:
         if not options.get("late"):
@@ -74,7 +83,7 @@ class LateViews(Views):
     world starts without views (``world.views is None``) and gets them mid-game."""
 
     game = "late-views"
-    entity_types = (Orb,)
+    entity_types = (Orb, Pawn)
 
 
 View = dict[int, tuple[str, dict[str, Any]]]
@@ -146,6 +155,7 @@ spawn = st.one_of(
     st.tuples(st.just("spawn_unit"), owner_id, coord, coord, value, short_text, value,
               short_text, hows, group_name),
     st.tuples(st.just("spawn_orb"), coord, coord, value, hows, group_name),
+    st.tuples(st.just("spawn_pawn"), owner_id, coord, coord, hows, group_name),
 )
 change = st.one_of(
     st.tuples(st.just("set"), pick, st.integers(0, 3), value, short_text),
@@ -212,7 +222,7 @@ class Game:
 
     def show(self, entity: Entity, how: str, group: str) -> None:
         world = self.viewing()
-        if how == "owner" and not isinstance(entity, Unit):
+        if how == "owner" and isinstance(entity, Orb):
             how = "nearby"  # an Orb has no owner field
         if how == "everyone":
             world.show_to_everyone(entity)
@@ -248,6 +258,12 @@ class Game:
             model.shown[orb.id] = ("everyone", None)
             if how != "everyone":
                 self.show(orb, how, group)
+        elif kind == "spawn_pawn":
+            _, owner, x, y, how, group = op
+            pawn = world.spawn(Pawn(owner=owner, x=x, y=y))
+            model.shown[pawn.id] = ("everyone", None)
+            if how != "everyone":
+                self.show(pawn, how, group)
         elif kind == "join":
             if len(self.harness.room.players) < MAX_PLAYERS and not self.harness.room.locked:
                 self.harness.join(f"p{len(self.harness.players)}")
@@ -313,14 +329,13 @@ class Game:
             if isinstance(entity, Unit):
                 name = ("hp", "tag", "secret", "note")[which]
                 setattr(entity, name, text if name in ("tag", "note") else number)
-            else:
-                assert isinstance(entity, Orb)
+            elif isinstance(entity, Orb):
                 entity.value = number
         elif kind == "move":
             entity.x, entity.y = op[2], op[3]  # type: ignore[attr-defined]
         elif kind == "show":
             self.show(entity, op[2], op[3])
-        elif kind == "owner" and isinstance(entity, Unit):
+        elif kind == "owner" and isinstance(entity, Unit | Pawn):
             entity.owner = op[2]
         elif kind == "reveal" and isinstance(entity, Unit):
             world = self.viewing()
