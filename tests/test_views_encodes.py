@@ -4,6 +4,7 @@ uses no views is sent exactly the bytes it was sent before (protocol: 8-element 
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import msgpack
@@ -196,6 +197,24 @@ def test_views_crossing_groups_and_areas_share_their_parts() -> None:
         assert card.values["rank"] == GROUPS.index(group) + harness.room.tick
         assert len(player.entities("Orb")) == 1
         assert len(player.entities("Avatar")) == PLAYERS // 2
+
+
+def test_the_engine_gives_each_players_parts_as_the_host_contract_says() -> None:
+    """spec14, "Host contract": ``engine.view_parts(pid)`` / ``view_snapshot_parts(pid)``
+    are ``(count, concatenated parts)``, count 0 meaning the classic message."""
+    harness = RoomHarness(Grouped)
+    ann = harness.join("ann")
+    eye = harness.watch()
+    harness.tick(2)
+    engine = harness.engine
+    count, data = engine.view_parts(ann.id)  # type: ignore[attr-defined]
+    last = ann.received[-1]
+    assert last[0] == codec.S_DELTA and count == len(last[8])
+    assert list(msgpack.Unpacker(io.BytesIO(data))) == last[8]
+    assert engine.view_parts(eye.id) == (0, b"")  # type: ignore[attr-defined]
+    count, data = engine.view_snapshot_parts(ann.id)  # type: ignore[attr-defined]
+    assert count >= 2  # her group's flags, her card (and its private rank)
+    assert engine.view_snapshot_parts(0) == (0, b"")  # type: ignore[attr-defined]
 
 
 # -- a game without views: the wire of protocol 1 -----------------------------------------
