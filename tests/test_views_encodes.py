@@ -199,6 +199,41 @@ def test_views_crossing_groups_and_areas_share_their_parts() -> None:
         assert len(player.entities("Avatar")) == PLAYERS // 2
 
 
+class Crowded(Room):
+    """One player in 20 groups, each with an orb that moves every tick: 20 parts, more
+    than a msgpack fixarray holds (an array 16 header)."""
+
+    game = "crowded"
+    entity_types = (Orb,)
+
+    def on_create(self, options: dict[str, Any]) -> None:
+        self.orbs = [self.world.spawn(Orb(x=i)) for i in range(20)]
+        for i, orb in enumerate(self.orbs):
+            self.world.show_to_group(orb, f"g{i}")
+
+    def on_join(self, player: Any) -> None:
+        if player.name == "ann":
+            for i in range(len(self.orbs)):
+                self.world.join_group(player.id, f"g{i}")
+
+    def update(self, dt: float) -> None:
+        for orb in self.orbs:
+            orb.y += 1
+
+
+def test_more_than_15_parts_in_one_update() -> None:
+    harness = RoomHarness(Crowded)
+    ann, bob = harness.join("ann"), harness.join("bob")
+    harness.tick()
+    assert len(ann.received[-1]) == 6 and len(ann.received[-1][5]) >= 16  # snapshot
+    harness.tick(2)
+    last = ann.received[-1]
+    assert last[0] == codec.S_DELTA and len(last[8]) == 20
+    assert sorted((o.values["x"], o.values["y"]) for o in ann.entities("Orb")) == \
+        [(i, 3) for i in range(20)]
+    assert bob.entities() == [] and len(bob.received[-1]) == 8
+
+
 def test_the_engine_gives_each_players_parts_as_the_host_contract_says() -> None:
     """spec14, "Host contract": ``engine.view_parts(pid)`` / ``view_snapshot_parts(pid)``
     are ``(count, concatenated parts)``, count 0 meaning the classic message."""
