@@ -5,7 +5,7 @@ a queue and a task wake-up before user code sees it. Here ``data_received``
 walks the frames of a read in place, so a bot that only counts costs one
 callback per read and one call per update in it. Most bots read the
 input ack straight from the update's first bytes (updates are
-``0x95|0x98, 11|12, ack, ...``); a sample decodes everything and keeps a
+``0x95|0x96|0x98|0x99, 11|12, ack, ...``); a sample decodes everything and keeps a
 :class:`~gameserver.core.replica.Replica` to check the state it is sent.
 """
 
@@ -27,7 +27,8 @@ from gameserver.core.replica import Replica, ReplicaError
 
 from .wsclient import OP_BINARY, WsProtocol, mask_frame, pack_uint, read_uint
 
-_UPDATE_HEADS = (0x95, 0x98)  # fixarray(5) snapshot, fixarray(8) delta
+# fixarray(5) snapshot, fixarray(8) delta, and both with a player's view ``parts`` (6, 9)
+_UPDATE_HEADS = (0x95, 0x96, 0x98, 0x99)
 _UPDATE_KINDS = (codec.S_SNAPSHOT, codec.S_DELTA)
 
 now = time.perf_counter
@@ -226,6 +227,8 @@ class SampledBot(Bot):
         if msg[0] == codec.S_DELTA:
             self.delta_bytes += end - start
             self.moved += _count_changed(msg[5])
+            for part in msg[8] if len(msg) > 8 else ():  # what only this player sees
+                self.moved += _count_changed(part[1])
         if self._move is not None:
             self._check_avatar(msg[1])
 

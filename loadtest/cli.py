@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"players per room (default {d.per_room})")
     rooms.add_argument("--one-room", action="store_true", help="put every bot in one room")
     p.add_argument("--game", default=d.game, help=f"game to play (default {d.game})")
+    p.add_argument("--options", dest="game_options", type=json_object, default={},
+                   metavar="JSON",
+                   help="options sent in every bot's matchmaking request, a JSON object, "
+                        "e.g. '{\"world\": \"large\"}' (the room's creator adds its "
+                        "max_players)")
     p.add_argument("--ramp", type=float, default=d.ramp,
                    help=f"players joining per second (default {d.ramp:g})")
     p.add_argument("--duration", type=float, default=d.duration,
@@ -59,14 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """``--options``: a JSON object, or a usage error that says what is wrong."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"world\": \"large\"}}', not {text!r}")
+    return value
+
+
 def options_from(args: argparse.Namespace) -> Options:
     cpus = tuple(int(c) for c in args.worker_cpus.split(",") if c.strip())
     return Options(url=args.url.rstrip("/"), players=args.players, per_room=args.per_room,
-                   one_room=args.one_room, game=args.game, ramp=args.ramp,
-                   duration=args.duration, warmup=args.warmup, input_rate=args.input_rate,
-                   idle_players=args.idle_players, spectators=args.spectators,
-                   workers=args.workers, seed=args.seed, sample=args.sample,
-                   worker_cpus=cpus, quiet=args.quiet)
+                   one_room=args.one_room, game=args.game, game_options=args.game_options,
+                   ramp=args.ramp, duration=args.duration, warmup=args.warmup,
+                   input_rate=args.input_rate, idle_players=args.idle_players,
+                   spectators=args.spectators, workers=args.workers, seed=args.seed,
+                   sample=args.sample, worker_cpus=cpus, quiet=args.quiet)
 
 
 def write_reports(report: dict[str, Any], json_path: str | None, html_path: str | None
@@ -97,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     html_path = args.html_path
     if html_path is None and args.json_path:
         html_path = os.path.splitext(args.json_path)[0] + ".html"
-    print(f"loadtest: {opts.players} bots "
+    print(f"loadtest: {opts.players} bots playing {opts.game_line()} "
           f"({'one room' if opts.one_room else f'{opts.per_room} per room'})"
           + (f" of which {opts.idle_players} idle" if opts.idle_players else "")
           + (f", {opts.spectators} spectators" if opts.spectators else "")

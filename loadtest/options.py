@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -13,6 +14,8 @@ class Options:
     per_room: int = 8  # players per room; ignored with one_room
     one_room: bool = False
     game: str = "arena"
+    # Sent as ``options`` in every bot's /matchmake (the room's creator adds max_players)
+    game_options: dict[str, Any] = field(default_factory=dict)
     ramp: float = 100.0  # new players per second, all workers together
     duration: float = 10.0  # seconds of measurement after the ramp and warm-up
     warmup: float = 1.0  # seconds between the last join and the measurement window
@@ -30,6 +33,19 @@ class Options:
         d = asdict(self)
         d["worker_cpus"] = list(self.worker_cpus)
         return d
+
+    def create_options(self, players: int) -> dict[str, Any]:
+        """The options of a room this run creates for ``players``: its size wins over a
+        ``max_players`` in ``game_options`` (it is what --per-room/--one-room mean)."""
+        return {**self.game_options, "max_players": players}
+
+    def game_line(self) -> str:
+        return game_line(self.game, self.game_options)
+
+
+def game_line(game: str, options: dict[str, Any] | None) -> str:
+    """A game and its options, as the header line and the summary show them."""
+    return f"{game} {json.dumps(options, separators=(', ', ': '))}" if options else game
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .options import game_line
 from .runner import summary_table
 
 W, H = 720, 220  # chart size
@@ -137,6 +138,7 @@ svg .window {{ fill: #f2f7ff; }}
 details summary {{ cursor: pointer; }}
 </style></head><body>
 <h1>Load test: {opts.get("players")} players on {html.escape(str(opts.get("url")))}</h1>
+<p>Game: {html.escape(game_line(str(opts.get("game")), opts.get("game_options")))}</p>
 <p>The shaded band is the measurement window ({report.get("duration_s")} s); the summary
 numbers come from it. Points are one second each.</p>
 <pre>{html.escape(summary_table(report))}</pre>

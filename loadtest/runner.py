@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from . import stats
-from .options import Group, Options, plan_groups, sampled_indices, split_groups
+from .options import Group, Options, game_line, plan_groups, sampled_indices, split_groups
 from .procstat import tree_cpu_seconds
 from .worker import WorkerPlan, worker_main
 
@@ -80,7 +80,7 @@ class Runner:
     async def _create_room(self, group: Group) -> Group:
         assert self._session is not None
         body = {"game": self.opts.game, "mode": "create", "name": f"bot{group.bots[0]}",
-                "options": {"max_players": len(group.bots)}}
+                "options": self.opts.create_options(len(group.bots))}
         async with self._session.post(f"{self.opts.url}/matchmake", json=body) as resp:
             data = await resp.json(content_type=None)
             if resp.status != 200:
@@ -388,7 +388,9 @@ def progress_line(p: dict[str, Any], players: int, spectators: int = 0) -> str:
 
 def summary_table(r: dict[str, Any]) -> str:
     lat, ups, srv, smp = r["latency_ms"], r["updates_per_s"], r["server"], r["sample"]
+    opts = r.get("options", {})
     rows = [
+        ("game", game_line(opts.get("game", "-"), opts.get("game_options"))),
         ("clients", f"{r['connected']} connected, {r['failed']} failed, "
                     f"{r['disconnected']} disconnected ({r['clients_in_window']} in window)"),
         ("window", f"{r['duration_s']:.1f} s"),

@@ -161,20 +161,21 @@ class Worker:
         pre = "spectator:" if kind == "spectator" else ""  # failures of spectators apart
         try:
             if kind == "spectator":
-                body = {"game": opts.game, "mode": "spectate", "room_id": await room}
+                body = {"game": opts.game, "mode": "spectate", "room_id": await room,
+                        "options": opts.game_options}
                 ws_url = (await _matchmake(session, opts.url, body))["ws_url"]
             elif leader and group.ws_url is not None:
                 ws_url = group.ws_url
             elif leader and group.room_id is None:
                 body = {"game": opts.game, "mode": "create", "name": f"bot{index}",
-                        "options": {"max_players": len(group.bots)}}
+                        "options": opts.create_options(len(group.bots))}
                 reply = await _matchmake(session, opts.url, body)
                 room.set_result(reply["room_id"])
                 ws_url = reply["ws_url"]
             else:
                 room_id = await room
                 body = {"game": opts.game, "mode": "join", "room_id": room_id,
-                        "name": f"bot{index}"}
+                        "name": f"bot{index}", "options": opts.game_options}
                 ws_url = (await _matchmake(session, opts.url, body))["ws_url"]
         except MatchmakeError as exc:
             if leader and not room.done():

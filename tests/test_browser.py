@@ -112,11 +112,100 @@ async def test_replica_matches_python(start_server: StartServer) -> None:
     assert any(m[0] == 12 and m[6] for m in updates), "something was removed on the way"
 
 
-async def record_session(base: str, seconds: float) -> tuple[list[Any], list[list[Any]]]:
-    """One observer's WELCOME and updates while others move, collect orbs, chat and leave."""
+# Per-player views (protocol 2): updates with parts, built by hand (the same as
+# tests/js/views.test.mjs): a snapshot with a nearby part and a private part; an avatar
+# moving between two cells the observer sees (removed and created again); one leaving
+# the area while another enters; a private field set, then cleared by a null; a part
+# removing what an earlier part creates; a resync snapshot.
+VIEW_SCHEMA = [["Avatar", [["x", "i"], ["y", "i"], ["pid", "v"], ["name", "v"]]],
+               ["Card", [["owner", "v"], ["rank", "v"], ["suit", "v"]]]]
+VIEW_UPDATES: list[list[Any]] = [
+    [11, 0, 10, [1, 0, 100, 100, 7, "me"], [],
+     [[[2, 0, 900, 100, 8, "near", 3, 1, 7, None, None], [], []], [[], [3, 0b110, 12, "h"], []]]],
+    [12, 1, 11, 10, [], [1, 0b1, 10], [], [["joined", [9]]],
+     [[[], [], [2]], [[2, 0, 830, 100, 8, "near", 4, 0, 500, 500, 9, "new"], [4, 0b11, 1, -1], []],
+      [[], [1, 0b1, 5], []]]],
+    [12, 2, 12, 11, [], [3, 0b1, 8], [], [], [[[], [3, 0b110, None, None], []]]],
+    [12, 2, 13, 12, [5, 1, 7, None, None], [], [4], [], [[[2, 0, 1610, 100, 8, "near"], [], []],
+                                                        [[], [5, 0b10, 3], [2]]]],
+    [12, 3, 14, 13, [], [], [], []],
+    [11, 3, 20, [1, 0, 115, 100, 7, "me"], [],
+     [[[2, 0, 1610, 104, 8, "near", 5, 1, 7, None, None], [], []], [[], [5, 0b110, 3, "s"], []]]],
+    [12, 3, 21, 20, [], [2, 0b10, -4], [], [],
+     [[[], [], [2]], [[2, 0, 1610, 100, 8, "near"], [], []]]],
+]
+
+
+def python_views(schema: list[Any], updates: list[list[Any]]) -> list[dict[str, Any]]:
+    """What gameserver/core/replica.py makes of `updates`, as tool-replica.mjs prints it."""
+    replica = Replica(schema)
+    views = []
+    for message in updates:
+        replica.apply(message)
+        view = {str(k): [t, v] for k, (t, v) in replica.view().items()}
+        views.append({"ack": replica.ack, "tick": replica.tick, "view": view,
+                      "events": replica.events})
+    return views
+
+
+def test_replica_matches_python_on_view_parts() -> None:
+    """The two replicas apply parts in the same order, to the same world."""
+    got = run_node(JS_TESTS / "tool-replica.mjs", {"schema": VIEW_SCHEMA, "updates": VIEW_UPDATES})
+    expected = python_views(VIEW_SCHEMA, VIEW_UPDATES)
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert g == e, f"update {i} differs"
+    assert expected[-1]["view"]["5"] == ["Card", {"owner": 7, "rank": 3, "suit": "s"}]
+
+
+async def test_replica_matches_python_in_the_large_world(start_server: StartServer) -> None:
+    """A real large-world session (arena, options world "large"): an observer who moves sees
+    the world through view parts; both replicas rebuild the same world from them."""
+    server = await start_server()
+    base = str(server.make_url("")).rstrip("/")
+    welcome, updates = await record_session(base, seconds=2.4, options={"world": "large"},
+                                            observer_moves=True)
+    assert welcome[7]["world"] == "large"
+    schema = welcome[6]
+    expected = python_views(schema, updates)
+    got = run_node(JS_TESTS / "tool-replica.mjs",
+                   {"schema": schema, "updates": updates, "uids": True})
+    assert len(got) == len(expected) > 30
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert {k: v for k, v in g.items() if k not in ("uids", "added", "removed")} == e, \
+            f"update {i} differs"
+    assert updates[0][0] == 11 and len(updates[0]) == 6, "the first snapshot has parts"
+    assert any(m[0] == 12 and len(m) == 9 for m in updates), "deltas with parts"
+    # Its own avatar is always in view: the same entity (uid) all along, even in the
+    # updates that move it from one interest cell to another (removed and created again).
+    own = next(eid for eid, (t, v) in expected[0]["view"].items()
+               if t == "Avatar" and v["pid"] == welcome[4])
+    assert {g["uids"][own] for g in got} == {got[0]["uids"][own]}
+    assert not any(int(own) in g["added"] or int(own) in g["removed"] for g in got[1:])
+    crossed = [m[2] for m in updates if m[0] == 12 and len(m) == 9
+               and int(own) in [i for part in m[8] for i in part[2]]
+               and int(own) in [i for part in m[8] for i in record_ids(part[0], schema)]]
+    print(f"the observer's avatar changed interest cell at ticks {crossed}")
+
+
+def record_ids(flat: list[Any], schema: list[Any]) -> list[int]:
+    """The ids of a flat list of entity records (id, type_index, one value per field)."""
+    ids, i = [], 0
+    while i < len(flat):
+        ids.append(flat[i])
+        i += 2 + len(schema[flat[i + 1]][1])
+    return ids
+
+
+async def record_session(base: str, seconds: float, options: dict[str, Any] | None = None,
+                         observer_moves: bool = False) -> tuple[list[Any], list[list[Any]]]:
+    """One observer's WELCOME and updates while others move, collect orbs, chat and leave.
+    `options`: the room's; `observer_moves`: the observer moves too (in the large world its
+    interest area moves with it: entities enter and leave its view)."""
     async with aiohttp.ClientSession() as http:
 
         async def join(**body: Any) -> tuple[aiohttp.ClientWebSocketResponse, list[Any]]:
+            if options is not None and body["mode"] == "create":
+                body["options"] = options
             async with http.post(f"{base}/matchmake", json={"game": "arena", **body}) as resp:
                 assert resp.status == 200, await resp.text()
                 reservation = await resp.json()
@@ -150,8 +239,31 @@ async def record_session(base: str, seconds: float) -> tuple[list[Any], list[lis
                 await asyncio.sleep(0.05)
             await ws.close()
 
+        async def walk() -> None:
+            """The observer heads for the nearest cell edge of the large world's grid
+            (800 units) along x, so that it crosses it: its area moves."""
+            if not observer_moves:
+                return
+            while not updates:
+                await asyncio.sleep(0.01)
+            first = Replica(welcome[6])
+            first.apply(updates[0])
+            at = [(v["x"], v["y"]) for t, v in first.view().values()
+                  if t == "Avatar" and v["pid"] == welcome[4]]
+            assert at, "the observer's own avatar is in its first snapshot"
+            # Along the axis with the nearest inner edge (at most 400 units away, but in
+            # the corner cells): 2 s of walking crosses it.
+            axis = min((0, 1), key=lambda a: min(abs(e - at[0][a]) for e in range(800, 8000, 800)))
+            edge = min(range(800, 8000, 800), key=lambda e: abs(e - at[0][axis]))
+            direction = [0, 0]
+            direction[axis] = 100 if edge > at[0][axis] else -100
+            for seq in range(1, int(seconds * 20) + 1):
+                await observer.send_bytes(msgpack.packb([1, seq, direction]))
+                await asyncio.sleep(0.05)
+
         watcher = asyncio.create_task(observe())
-        await asyncio.gather(player("mover", seconds * 0.6, 1), player("other", seconds * 0.3, 2))
+        await asyncio.gather(player("mover", seconds * 0.6, 1), player("other", seconds * 0.3, 2),
+                             walk())
         await player("late", seconds * 0.3, 3)
         await asyncio.sleep(0.2)
         await observer.close()
@@ -776,7 +888,7 @@ def test_the_arena_page_imports_only_the_sdk_and_its_own_game_code() -> None:
                 continue
             assert spec.startswith("./"), f"{name} imports {spec}"
             todo.append(spec[2:])
-    assert seen == {"main.js", "game.js", "input.js", "render.js", "arena-rules.js"}
+    assert seen == {"main.js", "game.js", "input.js", "render.js", "minimap.js", "arena-rules.js"}
     assert '"/sdk/gameserver.js"' in (js / "main.js").read_text()
     for gone in ("session.js", "netcode.js", "replica.js", "protocol.js", "wire.js"):
         assert not (js / gone).exists(), f"static/js/{gone}: the SDK has it"

@@ -43,7 +43,7 @@ async def test_two_players_play_a_round_and_a_rematch(start_server: StartServer,
         console.watch(ann, "ann")
         await ann.goto(base + "/")
         await until(ann, "s.screen === 'lobby' && s.pages.connect_four !== undefined")
-        assert (await state(ann))["games"] == ["arena", "connect_four"]
+        assert (await state(ann))["games"] == ["arena", "cards", "connect_four"]
         await ann.click("#play-connect_four")
         await ann.wait_for_url(base + PAGE)
         await until(ann, "s.screen === 'start'")

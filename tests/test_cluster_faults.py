@@ -337,7 +337,8 @@ async def test_placement_survives_redis_losing_its_data(
         redis_server: RedisServer, nodes: list[Node], prefix: str, tmp_path: Path) -> None:
     a = await start(nodes, redis_server.url, prefix, tmp_path / "a.log")
     async with aiohttp.ClientSession() as session:
-        ann = await Player.join(session, a.base, mode="create", name="ann")
+        ann = await Player.join(session, a.base, mode="create", name="ann",
+                                options={"world": "large"})
         client = Redis.from_url(redis_server.url)
         try:
             await client.flushall()
@@ -347,7 +348,8 @@ async def test_placement_survives_redis_losing_its_data(
         b = await start(nodes, redis_server.url, prefix, tmp_path / "b.log")
 
         async def relisted() -> bool:  # by A's next heartbeat, with its seated player
-            return (await listed(session, b.base, ann.room_id)).get("players") == 1
+            room = await listed(session, b.base, ann.room_id)  # and what it is matched by
+            return (room.get("players"), room.get("match")) == (1, {"world": "large"})
 
         await eventually(relisted, 2.0, "A's room after the FLUSHALL")
         await asyncio.sleep(2.0 / 3 + 0.2)  # one more heartbeat of A: both know one token

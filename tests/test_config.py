@@ -37,7 +37,7 @@ def test_a_game_module_is_served_by_name(tmp_path: Path, monkeypatch: pytest.Mon
         "class Coins(Room):\n    game = 'coins'\n    entity_types = (Coin,)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     app = create_app(load(["--games", "mygame:Coins"], {}))
-    assert set(app[MANAGER].games) == {"arena", "connect_four", "coins"}
+    assert set(app[MANAGER].games) == {"arena", "cards", "connect_four", "coins"}
     sys.modules.pop("mygame", None)
 
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 import pytest
 
+from gameserver.core.room import Player
+from gameserver.games.arena import Arena
 from loadtest import bench, wsclient
-from loadtest.cli import write_reports
+from loadtest.cli import build_parser, options_from, write_reports
+from loadtest.cli import main as cli_main
 from loadtest.options import Options, bot_kind, plan_groups, sampled_indices, split_groups
 from loadtest.procstat import parse_proc_stat
-from loadtest.runner import Runner
+from loadtest.runner import Runner, summary_table
 from loadtest.stats import percentile
 
 REPORT_KEYS = ("connected", "failed", "disconnected", "latency_ms", "updates_per_s",
@@ -106,6 +109,61 @@ async def test_spectators_watch_and_hold_no_seat(start_server: Callable[..., Any
                for p in report["timeline"] if p["phase"] == "window")
 
 
+class Tagged(Arena):
+    """The arena, keeping the options every room was created with and every player sent."""
+
+    game = "tagged"
+    match_by = ("world",)
+    created: ClassVar[list[dict[str, Any]]] = []
+    joined: ClassVar[list[dict[str, Any]]] = []
+
+    def on_create(self, options: dict[str, Any]) -> None:
+        super().on_create(options)
+        Tagged.created.append(dict(options))
+
+    def on_join(self, player: Player) -> None:
+        super().on_join(player)
+        Tagged.joined.append(dict(player.options))
+
+
+@pytest.mark.timeout(30)
+async def test_options_go_in_every_bots_matchmaking(start_server: Callable[..., Any]) -> None:
+    Tagged.created.clear()
+    Tagged.joined.clear()
+    server = await start_server((Tagged,), max_players=64)
+    url = str(server.make_url("")).rstrip("/")
+    options = {"world": "large", "max_players": 99, "note": [1, "x"]}
+    opts = Options(url=url, game="tagged", game_options=options, players=5, per_room=3,
+                   ramp=100.0, duration=1.0, warmup=0.3, input_rate=20.0, seed=5, quiet=True)
+    report = await Runner(opts).run()
+    assert report["connected"] == 5 and report["failed"] == 0, report["failures"]
+    assert report["updates_per_s"]["min"] >= 15
+    # rooms of --per-room: its max_players wins over the one in --options
+    assert Tagged.created == [{**options, "max_players": 3}, {**options, "max_players": 2}]
+    assert sorted(map(len, Tagged.joined)) == [3] * 5  # creators and joiners alike
+    assert {json.dumps(o, sort_keys=True) for o in Tagged.joined} == {
+        json.dumps({**options, "max_players": n}, sort_keys=True) for n in (3, 2, 99)}
+    assert report["options"]["game_options"] == options
+    table = summary_table(report)
+    assert table.splitlines()[0].split() == [
+        "game", "tagged", "{\"world\":", "\"large\",", "\"max_players\":", "99,",
+        "\"note\":", "[1,", "\"x\"]}"]
+
+
+def test_options_must_be_a_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    parse = build_parser().parse_args
+    assert options_from(parse(["--options", '{"world": "large"}'])).game_options == {
+        "world": "large"}
+    assert options_from(parse([])).game_options == {}
+    for bad, says in (("[1, 2]", "must be a JSON object"), ('"large"', "must be a JSON object"),
+                      ("{world: large}", "not JSON")):
+        with pytest.raises(SystemExit) as exited:
+            cli_main(["--options", bad, "--players", "1"])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "--options" in err and says in err, err
+
+
 # -- pure helpers --------------------------------------------------------------------
 
 def test_frames_and_acks() -> None:
@@ -183,6 +241,41 @@ def test_bench_helpers() -> None:
     assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile([], 50) is None
     table = bench.markdown_table([{"scenario": "S1", "cpu_us": 12.345, "held": "3/3"}])
     assert "| S1 | 12.3 |" in table and table.count("\n") == 2
+
+
+def test_bench_scenarios_by_name() -> None:
+    s3 = bench.lookup("S3", 200)
+    assert s3 is not None and (s3.players, s3.per_room) == (400, None)
+    opts = s3.options("http://x", 5.0, 1.0, 1, (1,))
+    assert (opts.one_room, opts.players, opts.game_options) == (True, 400, {"world": "large"})
+    assert opts.create_options(400) == {"world": "large", "max_players": 400}
+    sized = {k: bench.lookup(k, 200) for k in ("S3@50", "S2@7", "S2@400", "S1")}
+    assert {k: (v.players, v.game_options) for k, v in sized.items() if v} == {
+        "S3@50": (50, {"world": "large"}), "S2@7": (7, {}), "S2@400": (400, {}),
+        "S1": (200, {})}
+    for bad in ("S3@501", "S2@0", "S3@", "S4", "s3", "S1@8"):
+        assert bench.lookup(bad, 200) is None, bad
+    cond = {k: "-" for k in ("date", "commit", "cpu", "cpus", "kernel", "python", "aiohttp",
+                             "uvloop", "msgpack")}
+    blank = {k: None for k, _ in bench.COLUMNS}
+    rows = [{**blank, "key": k, "scenario": name, "bytes_client_s": b} for k, name, b in (
+        ("S2@400", "S2 one room of 400", 36000.0),
+        ("S3", "S3 one room of 400, large world", 9000.0),
+        ("S3@50", "S3 one room of 50, large world", 2000.0))]
+    doc = bench.render_markdown(rows, cond, "python -m loadtest.bench", 1, 5.0, "pinned")
+    assert ("S3 one room of 400, large world: 9,000 B/s against 36,000 in "
+            "S2 one room of 400 (25%); S3 one room of 50, large world: 2,000 B/s") in doc
+    assert "--options '{\"world\": \"large\"}'" in doc
+    assert "views (issue 14), S3 against S2 at the\n  same size: not run" in \
+        bench.render_markdown(rows[:1], cond, "c", 1, 5.0, "pinned")
+
+
+def test_bench_refuses_unknown_scenarios_before_starting_anything(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--scenarios", "S1,S2@400,S3,S3@9000,S5", "--out", ""])
+    assert exited.value.code == 2
+    assert "unknown scenarios: S3@9000, S5 (" in capsys.readouterr().err
 
 
 def test_bench_keeps_hand_written_notes() -> None:

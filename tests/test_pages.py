@@ -44,7 +44,7 @@ async def test_a_games_page_is_served_and_listed(start_server: Callable[..., Any
     base = str(server.make_url("")).rstrip("/")
     async with session.get(f"{base}/games") as resp:
         listed = await resp.json()
-    assert listed["pages"] == {"connect_four": "/play/connect_four/",
+    assert listed["pages"] == {"connect_four": "/play/connect_four/", "cards": "/play/cards/",
                                "with_page": "/play/with_page/"}
     async with session.get(f"{base}/play/with_page/") as resp:
         assert resp.status == 200

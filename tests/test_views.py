@@ -214,3 +214,24 @@ async def test_the_large_arena_shows_near_players_only(aiohttp_client: Any) -> N
             mine == {ann.player_id} and theirs == {bob.player_id})
         orbs = [e for e in ann.state.entities.values() if e.type == "Orb"]
         assert all(abs(o.values["x"] // 800 - ax.values["x"] // 800) <= 1 for o in orbs)
+
+
+async def test_spectators_of_a_large_world_see_the_whole_map(aiohttp_client: Any) -> None:
+    """Room.spectator_view = "nearby" (arena): a spectator gets every cell, so it sees
+    both players however far apart they are; Private fields and owners' entities never
+    (the cards tests check those)."""
+    from gameserver.config import Settings
+    from gameserver.web.app import create_app
+
+    server = await aiohttp_client(create_app(Settings()))
+    options = {"world": "large", "seed": 11}
+    async with Client(url(server)) as client:
+        ann = await client.create("arena", options, name="ann")
+        bob = await client.join(ann.room_id, game="arena", options=options, name="bob")
+        watcher = await client.spectate(ann.room_id, game="arena")
+        await watcher.wait_for(lambda: len(watcher.entities("Avatar")) == 2)
+        await bob.wait_for(lambda: bob.tick > 2)
+        seen = {e.values["pid"] for e in watcher.entities("Avatar")}
+        assert seen == {ann.player_id, bob.player_id}
+        orbs = len(watcher.entities("Orb"))
+        assert orbs >= len(ann.entities("Orb")) and orbs >= len(bob.entities("Orb"))

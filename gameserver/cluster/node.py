@@ -243,9 +243,7 @@ class Cluster:
         await self.directory.prune(seq, [r.room_id for r in room_hosts])
 
     def _listing(self, r: RoomHost) -> RoomListing:
-        room = r.room
-        return RoomListing(r.room_id, room.game, room.max_players, private=room.private,
-                           locked=room.locked, metadata=dict(room.metadata), node=self.node)
+        return self.manager.listing(r)
 
     async def prune_dead_nodes(self) -> None:
         """Delete the rooms of nodes whose presence has expired; end exclusions of nodes

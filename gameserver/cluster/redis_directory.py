@@ -13,7 +13,8 @@ Keys, under a prefix ``P`` (``--cluster-prefix``, default ``gs``):
 ========================  =====================================================
 ``P:room:ID``             hash: game, max, private, locked, meta (JSON), node,
                           created (wall-clock seconds), seq and born (see below),
-                          watchers (connected spectators)
+                          watchers (connected spectators), match (the options it
+                          is matched by, canonical JSON; "" for none)
 ``P:seated:ID``           set: the seats taken in the room (redeemed reservation tokens)
 ``P:res:ID``              sorted set: the room's reservation tokens by expiry
 ``P:resv:TOKEN``          string: the reservation (JSON), with a TTL
@@ -49,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -57,7 +58,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gameserver.core.directory import Reservation, RoomListing
+from gameserver.core.directory import Reservation, RoomListing, match_key
 from gameserver.host.matchmaker import DirectoryUnavailable
 
 _PRELUDE = """
@@ -105,7 +106,7 @@ end
 local function listing(room, t, states)
   local f = redis.call('HMGET', P .. ':room:' .. room,
                        'node', 'game', 'max', 'private', 'locked', 'meta', 'created',
-                       'watchers')
+                       'watchers', 'match')
   if not f[1] then return false end
   local state = states[f[1]]
   if state == nil then
@@ -118,7 +119,7 @@ local function listing(room, t, states)
   local pending = redis.call('ZCOUNT', P .. ':res:' .. room, t, '+inf')
   local players = redis.call('SCARD', P .. ':seated:' .. room)
   return {room, f[2], f[3], f[4], locked, f[6], tostring(players), tostring(pending), f[7], f[1],
-          f[8] or '0'}
+          f[8] or '0', f[9] or ''}
 end
 -- States for listing(): ARGV from index i on are nodes to hide.
 local function hidden(i)
@@ -138,12 +139,13 @@ _ADD = _PRELUDE + """
 local room, node, game, private = ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local rk = P .. ':room:' .. room
 redis.call('HSET', rk, 'node', node, 'game', game, 'max', ARGV[5], 'private', private,
-           'locked', ARGV[7], 'meta', ARGV[8], 'created', ARGV[9], 'born', ARGV[10])
+           'locked', ARGV[7], 'meta', ARGV[8], 'created', ARGV[9], 'born', ARGV[10],
+           'match', ARGV[11])
 bump(rk, tonumber(ARGV[10]))
-if #ARGV > 10 then  -- listed again with its seats (cluster.py, after Redis lost it)
+if #ARGV > 11 then  -- listed again with its seats (cluster.py, after Redis lost it)
   local sk = P .. ':seated:' .. room
   local before = redis.call('SCARD', sk)
-  for i = 11, #ARGV do redis.call('SADD', sk, ARGV[i]) end
+  for i = 12, #ARGV do redis.call('SADD', sk, ARGV[i]) end
   local added = redis.call('SCARD', sk) - before
   if added > 0 then redis.call('ZINCRBY', P .. ':load', added, node) end
 end
@@ -436,7 +438,7 @@ class RedisDirectory:
             await self._run(self._add, listing.room_id, listing.node, listing.game,
                             listing.max_players, int(listing.private), int(listing.locked),
                             json.dumps(listing.metadata), repr(listing.created_at), seq,
-                            *(seats or ()))
+                            match_key(listing.match), *(seats or ()))
         finally:
             self._inflight.discard(seq)
 
@@ -464,10 +466,12 @@ class RedisDirectory:
         return [_listing(row) for row in await self._run(self._rooms, game or "",
                                                          *self.hidden)]
 
-    async def first_joinable(self, game: str, skip: Collection[str] = ()) -> RoomListing | None:
+    async def first_joinable(self, game: str, skip: Collection[str] = (),
+                             match: Mapping[str, Any] | None = None) -> RoomListing | None:
         # A scan, as before the index MemoryDirectory keeps; Redis answers it in one call.
-        return next((r for r in await self.rooms(game) if r.joinable and r.room_id not in skip),
-                    None)
+        key = match_key(match or {})
+        return next((r for r in await self.rooms(game) if r.joinable and r.room_id not in skip
+                     and match_key(r.match) == key), None)
 
     async def reserve(self, room_id: str, reservation: Reservation) -> str | None:
         ttl = max(0.0, reservation.expires_at - time.monotonic())
@@ -550,8 +554,9 @@ def _text(value: Any) -> str:
 
 def _listing(row: list[Any]) -> RoomListing:
     (room_id, game, max_players, private, locked, meta, players, pending, created,
-     node, watchers) = (_text(v) for v in row)
+     node, watchers, match) = (_text(v) for v in row)
     return RoomListing(room_id, game, int(max_players), private=private == "1",
                        locked=locked == "1", metadata=json.loads(meta), players=int(players),
                        seats=int(players) + int(pending), node=node,
-                       created_at=float(created), spectators=int(watchers))
+                       created_at=float(created), spectators=int(watchers),
+                       match=json.loads(match) if match else {})

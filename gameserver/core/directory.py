@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import time
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -31,6 +33,8 @@ class RoomListing:
     node: str = ""  # the node (process) that hosts the room
     created_at: float = field(default_factory=time.time)
     spectators: int = 0  # connected spectators (they hold no seat)
+    # The creation options the room is matched by (Room.match_by), those it was given
+    match: dict[str, Any] = field(default_factory=dict)
 
     @property
     def joinable(self) -> bool:
@@ -39,10 +43,29 @@ class RoomListing:
     def public_view(self) -> dict[str, Any]:
         # Reserved seats are taken too: without them a room would look joinable
         # until matchmaking answered room_full.
-        return {"room_id": self.room_id, "game": self.game, "players": self.players,
+        view = {"room_id": self.room_id, "game": self.game, "players": self.players,
                 "reserved": max(0, self.seats - self.players), "max_players": self.max_players,
                 "locked": self.locked, "joinable": self.joinable, "metadata": self.metadata,
                 "spectators": self.spectators}
+        if self.match:  # only then: the listing of every other room stays as it was
+            view["match"] = self.match
+        return view
+
+
+def match_values(keys: Iterable[str] | Mapping[str, Any], options: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+    """What a room created (or a request made) with ``options`` is matched by: the
+    options among ``keys`` (``Room.match_by``) that are present, or, when ``keys`` maps
+    each key to its default, every key, absent ones at their default."""
+    if isinstance(keys, Mapping):
+        return {k: options.get(k, default) for k, default in keys.items()}
+    return {k: options[k] for k in keys if k in options}
+
+
+def match_key(match: Mapping[str, Any]) -> str:
+    """``match`` as canonical JSON, compared as a string: equal means the same keys with
+    the same JSON values (``true`` is not ``1``, as Python's ``True == 1`` would have it)."""
+    return json.dumps(match, sort_keys=True, separators=(",", ":")) if match else ""
 
 
 @dataclass
@@ -65,8 +88,10 @@ class Directory(Protocol):
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
         """Public rooms, oldest first."""
         ...
-    async def first_joinable(self, game: str, skip: Collection[str] = ()) -> RoomListing | None:
-        """The oldest public room of ``game`` with a free seat whose id is not in ``skip``."""
+    async def first_joinable(self, game: str, skip: Collection[str] = (),
+                             match: Mapping[str, Any] | None = None) -> RoomListing | None:
+        """The oldest public room of ``game`` with a free seat whose id is not in ``skip``
+        and whose ``match`` equals ``match`` (:func:`match_key`; None: ``{}``)."""
         ...
     async def reserve(self, room_id: str, reservation: Reservation) -> str | None:
         """Take a seat atomically. Returns None on success, else the refusal code
@@ -102,19 +127,24 @@ class MemoryDirectory:
         self._reservations: dict[str, Reservation] = {}
         self._passes: dict[str, tuple[str, float]] = {}  # spectator token -> (room, expiry)
         self._clock = clock
-        # Joinable public rooms per game, oldest first, so that matchmaking does not scan
-        # every room: a heap of (creation number, room id), cleaned lazily (a room in it
-        # may have filled up or gone since), and the set of room ids it holds.
+        # Joinable public rooms per game and match values, oldest first, so that
+        # matchmaking does not scan every room: a heap of (creation number, room id),
+        # cleaned lazily (a room in it may have filled up or gone since), and the set of
+        # room ids it holds. _index: each room's (game, match_key), its heap's key;
+        # _members: rooms per key, so that the heap of match values no room has any more
+        # goes (requests may bring any number of distinct values).
         self._count = itertools.count()
         self._number: dict[str, int] = {}
-        self._open: dict[str, list[tuple[int, str]]] = {}
+        self._index: dict[str, tuple[str, str]] = {}
+        self._members: Counter[tuple[str, str]] = Counter()
+        self._open: dict[tuple[str, str], list[tuple[int, str]]] = {}
         self._queued: set[str] = set()
 
     def _touch(self, listing: RoomListing) -> None:
         """A listing may have become joinable: queue it for matchmaking."""
         room_id = listing.room_id
         if listing.joinable and not listing.private and room_id not in self._queued:
-            heap = self._open.setdefault(listing.game, [])
+            heap = self._open.setdefault(self._index[room_id], [])
             heapq.heappush(heap, (self._number[room_id], room_id))
             self._queued.add(room_id)
 
@@ -131,12 +161,20 @@ class MemoryDirectory:
     async def add(self, listing: RoomListing) -> None:
         self._rooms[listing.room_id] = listing
         self._number[listing.room_id] = next(self._count)
+        index = self._index[listing.room_id] = (listing.game, match_key(listing.match))
+        self._members[index] += 1
         self._touch(listing)
 
     async def remove(self, room_id: str) -> None:
-        listing = self._rooms.pop(room_id, None)
+        self._rooms.pop(room_id, None)
         self._number.pop(room_id, None)
-        heap = self._open.get(listing.game, []) if listing is not None else []
+        index = self._index.pop(room_id, None)
+        heap = self._open.get(index, []) if index is not None else []
+        if index is not None:
+            self._members[index] -= 1
+            if self._members[index] <= 0:  # every room it names is gone
+                del self._members[index]
+                self._queued.difference_update(r for _, r in self._open.pop(index, []))
         if len(heap) > 2 * len(self._rooms) + 64:  # mostly gone rooms: compact it
             heap[:] = [(n, r) for n, r in heap if r in self._rooms]
             heapq.heapify(heap)
@@ -159,11 +197,14 @@ class MemoryDirectory:
 
     async def rooms(self, game: str | None = None) -> list[RoomListing]:
         # Copies, so that callers cannot change ours; shallow ones, as update() stores them.
-        return [replace(r, metadata=dict(r.metadata)) for r in self._rooms.values()
+        return [replace(r, metadata=dict(r.metadata), match=dict(r.match))
+                for r in self._rooms.values()
                 if not r.private and (game is None or r.game == game)]
 
-    async def first_joinable(self, game: str, skip: Collection[str] = ()) -> RoomListing | None:
-        heap = self._open.get(game)
+    async def first_joinable(self, game: str, skip: Collection[str] = (),
+                             match: Mapping[str, Any] | None = None) -> RoomListing | None:
+        key = match_key(match or {})
+        heap = self._open.get((game, key))
         while heap:
             number, room_id = heap[0]
             listing = self._rooms.get(room_id)
@@ -172,7 +213,8 @@ class MemoryDirectory:
                     return RoomListing(**asdict(listing))
                 # Rare (reserve here never loses a race): look past it, without the index.
                 found = next((r for r in await self.rooms(game)
-                              if r.joinable and r.room_id not in skip), None)
+                              if r.joinable and r.room_id not in skip
+                              and match_key(r.match) == key), None)
                 return found
             heapq.heappop(heap)
             self._queued.discard(room_id)

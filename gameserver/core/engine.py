@@ -287,7 +287,9 @@ class RoomEngine:
     def collect(self) -> bytes:
         """This update's shared delta tail (encoded once for everyone); marks it sent."""
         room = self.room
-        created, changed, removed = room.world.collect(self.seats)  # seats: for views
+        # Views are worked out for the players (the seats) and, with 0, for spectators.
+        viewers = self.seats if room.spectator_view == "public" else [*self.seats, 0]
+        created, changed, removed = room.world.collect(viewers)
         out = self.out
         events, out.events = out.events, []
         self._last_events = events

@@ -70,26 +70,35 @@ class Replica:
             self.tick = tick
             # Every removal, then every creation, then every change: an entity moving
             # between two parts the player sees is removed from one, created in the other.
+            gone: dict[int, ReplicaEntity] = {}
             for _, _, removed in parts:
                 for eid in removed:
-                    if self.entities.pop(eid, None) is None:
+                    entity = self.entities.pop(eid, None)
+                    if entity is None:
                         raise ReplicaError(f"removed unknown entity {eid}")
+                    gone[eid] = entity
             for created, _, _ in parts:
-                self._create(created)
+                self._create(created, gone)
             for _, changed, _ in parts:
                 self._change(changed)
         else:
             raise ReplicaError(f"not an update message: kind {kind}")
         self.events = events
 
-    def _create(self, records: list[Any]) -> None:
+    def _create(self, records: list[Any], gone: dict[int, ReplicaEntity] | None = None
+                ) -> None:
         i, n = 0, len(records)
         while i < n:
             eid, type_index = records[i], records[i + 1]
             name, fields, _ = self._types[type_index]
             end = i + 2 + len(fields)
             values = dict(zip(fields, records[i + 2:end], strict=True))
-            self.entities[eid] = ReplicaEntity(eid, name, values, type_index)
+            old = gone.get(eid) if gone else None
+            if old is not None and old.type_index == type_index:
+                old.values = values  # moved between two parts this player sees: the same one
+                self.entities[eid] = old
+            else:
+                self.entities[eid] = ReplicaEntity(eid, name, values, type_index)
             i = end
 
     def _change(self, records: list[Any]) -> None:

@@ -162,7 +162,18 @@ class Room:
     # -- set by the game ------------------------------------------------------
     game: ClassVar[str] = ""  # the name rooms are created and matched by
     max_players: ClassVar[int] = 8
+    # Creation options a room is matched by: ``join_or_create`` (and ``join`` without a
+    # room id) places a player only in a room created with equal values (as JSON) for
+    # these keys; a key the request leaves out matches only rooms created without it.
+    # E.g. ``("world",)``: a player asking for a large world never lands in a small one.
+    # A dict gives each key its default: with ``{"world": "small"}`` a request without
+    # "world" and one with "small" share rooms.
+    match_by: ClassVar[tuple[str, ...] | dict[str, Any]] = ()
     max_spectators: ClassVar[int | None] = None  # None: the server's --max-spectators
+    # What spectators see of a game that uses views: "public" (what everyone sees), or
+    # "nearby": that plus every interest cell, the whole map (never groups' or owners'
+    # entities, nor Private fields). "nearby" lets a spectator tab see the whole map.
+    spectator_view: ClassVar[str] = "public"
     record: ClassVar[bool] = True  # recorded when the server has --record; False: never
     tick_rate: ClassVar[float | None] = None  # None: the server's --tick-rate
     entity_types: ClassVar[tuple[type[Entity], ...]] = ()

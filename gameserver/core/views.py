@@ -4,7 +4,8 @@ Every entity is, at each update, in exactly one **unit**: the public one (``None
 a group's (``("g", name)``), a player's own (``("p", player_id)``, for entities only
 their owner sees; ``("p", 0)`` is seen by nobody), or an interest cell
 (``("c", cx, cy)``). A player subscribes to the public unit, their own, their
-groups' and the cells around the entity they follow. Each update then has:
+groups' and the cells around the entity they follow. Spectators (viewer 0) see the
+public unit, and every cell when the game allows it (``Room.spectator_view``). Each update then has:
 
 - per unit, one part ``[created, changed, removed]``: what changed in it since the
   last update, encoded once and sent to everyone subscribed to it before and now;
@@ -232,6 +233,11 @@ class Views:
         keys = self._sub_keys
         cell, reach, focus, groups = self.cell, self.reach, self.focus, self.groups
         for pid in viewers:
+            if not pid:  # spectators, when they may see the map: every cell there is
+                cells = frozenset(u for u in self.members if u is not None and u[0] == "c")
+                subs[0] = old[0] if old.get(0) == cells else cells
+                keys[0] = ()
+                continue
             followed = focus.get(pid)
             if followed is not None and followed.id and cell:
                 cx = followed.x // cell  # type: ignore[attr-defined]
@@ -276,7 +282,7 @@ class Views:
                 if piece:
                     pieces.append(piece)
             shared = self._composed[key] = (len(pieces), b"".join(pieces))
-        own = self._personal_part(pid, pid in self.prev_subs)
+        own = self._personal_part(pid, pid in self.prev_subs) if pid else b""
         if own:
             return shared[0] + 1, shared[1] + own
         return shared
@@ -288,6 +294,8 @@ class Views:
         if now is None:
             return 0, b""
         pieces = [p for p in (self._enter(u) for u in now) if p]
+        if not pid:  # spectators own nothing (("p", 0) is what nobody sees)
+            return len(pieces), b"".join(pieces)
         records = self._records(self.members.get(("p", pid), {}))
         secrets: list[Any] = []
         for eid, (holder, values) in self.overlay.items():

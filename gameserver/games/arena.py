@@ -66,6 +66,8 @@ def move(x: int, y: int, dx: int, dy: int, step: int, rules: dict[str, int]) -> 
 
 class Arena(Room):
     game = "arena"
+    match_by = {"world": "small"}  # one asking for a large world never lands in a small one
+    spectator_view = "nearby"  # spectators of a large world see the whole map
     max_players = 16
     entity_types = (Avatar, Orb)
 

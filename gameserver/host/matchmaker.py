@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gameserver.config import Settings
-from gameserver.core.directory import Directory, MemoryDirectory, Reservation, RoomListing
+from gameserver.core.directory import (
+    Directory,
+    MemoryDirectory,
+    Reservation,
+    RoomListing,
+    match_values,
+)
 from gameserver.core.limits import Limits
 from gameserver.core.names import clean_name
 from gameserver.core.room import InvalidOption, Player, Room
@@ -104,6 +110,9 @@ class RoomManager:
         # The token each seated player's seat was taken with, per room: what a shared
         # directory counts (seated() is what cluster.py reconciles into Redis).
         self.seats: dict[str, dict[int, str]] = {}
+        # What each room hosted here is matched by (Room.match_by), from its creation
+        # options as requested: a game that changes its options cannot change it.
+        self.matches: dict[str, dict[str, Any]] = {}
 
     def register(self, cls: type[Room]) -> None:
         if not cls.game:
@@ -225,19 +234,23 @@ class RoomManager:
             if listing is None or listing.game != game:
                 raise MatchmakingError("no_such_room", f"no {game} room {room_id!r}", 404)
             return await self._reserve(room_id, listing.node, *seat)
+        # Only rooms created with the same values of the game's match_by options.
+        match = match_values(cls.match_by, options)
         # One find-or-create at a time per game in this process, so a burst of requests
         # packs rooms instead of each creating its own.
         async with self._locks.setdefault(game, asyncio.Lock()):
             # Oldest joinable public room first; a lost race for its last seat (to another
             # node) moves on to the next.
             lost: list[str] = []
-            while len(lost) < 8 and (listing := await self.directory.first_joinable(game,
-                                                                                   lost)):
+            while len(lost) < 8 and (listing := await self.directory.first_joinable(
+                    game, lost, match)):
                 with contextlib.suppress(MatchmakingError):
                     return await self._reserve(listing.room_id, listing.node, *seat)
                 lost.append(listing.room_id)
             if mode == "join":
-                raise MatchmakingError("no_such_room", f"no {game} room has a free seat", 404)
+                raise MatchmakingError("no_such_room", f"no {game} room"
+                                       + (f" for {match}" if match else "")
+                                       + " has a free seat", 404)
             _check_create(may_create)
             return await self._reserve(*await self._create_anywhere(cls, private, options),
                                        *seat)
@@ -282,6 +295,7 @@ class RoomManager:
                                    f"this server hosts its limit of {self.limits.max_rooms} rooms",
                                    503)
         room_id = secrets.token_urlsafe(6)
+        match = match_values(cls.match_by, options)
         try:
             room = cls(room_id, cls.tick_rate or self.tick_rate, options, private)
             room.on_create(options)  # may lower max_players, e.g. from the options
@@ -297,12 +311,12 @@ class RoomManager:
                              on_listing=self._listing_changed, on_closed=self._closed,
                              record=record)
         self.room_hosts[room_id] = room_host
-        listing = RoomListing(room_id, cls.game, room.max_players, private=private,
-                              locked=room.locked, metadata=dict(room.metadata), node=self.node)
+        self.matches[room_id] = match
         try:
-            await self.directory.add(listing)
+            await self.directory.add(self.listing(room_host))
         except DirectoryUnavailable:
             del self.room_hosts[room_id]  # never started; a late add is pruned (cluster.py)
+            del self.matches[room_id]
             raise
         room_host.start()
         log.info("created %s room %s%s", cls.game, room_id, " (private)" if private else "",
@@ -370,6 +384,14 @@ class RoomManager:
             return None
         return room_host, player
 
+    def listing(self, room_host: RoomHost) -> RoomListing:
+        """A room hosted here as the directory lists it when it is added."""
+        room = room_host.room
+        return RoomListing(room_host.room_id, room.game, room.max_players,
+                           private=room.private, locked=room.locked,
+                           metadata=dict(room.metadata), node=self.node,
+                           match=dict(self.matches.get(room_host.room_id, {})))
+
     def _listing_changed(self, room_host: RoomHost) -> None:
         room = room_host.room
         self._spawn(self.directory.update(room_host.room_id, locked=room.locked,
@@ -382,6 +404,7 @@ class RoomManager:
         for player_id in list(room_host.room.players):
             self.tokens.forget(room_host.room_id, player_id)
         self.seats.pop(room_host.room_id, None)
+        self.matches.pop(room_host.room_id, None)
         self._spawn(self.directory.remove(room_host.room_id))
         if room_host.recorder is not None:  # stop() waits for the recording to be on disk
             self._spawn(room_host.wait_closed())

@@ -17,6 +17,7 @@ from gameserver.core import codec
 from gameserver.core.limits import AddressCounter, Limits
 from gameserver.core.room import Room
 from gameserver.games.arena import Arena
+from gameserver.games.cards import Cards
 from gameserver.games.connect_four import ConnectFour
 from gameserver.host import liveness
 from gameserver.host.matchmaker import RoomManager
@@ -35,7 +36,7 @@ from gameserver.web.keys import (
 )
 from gameserver.web.listing import ListingCache
 
-BUILTIN_GAMES: tuple[type[Room], ...] = (Arena, ConnectFour)
+BUILTIN_GAMES: tuple[type[Room], ...] = (Arena, ConnectFour, Cards)
 
 
 def static_dir() -> Path:
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None,
 
 
 # The built-in games' pages ship with the browser client (static/), not beside their modules.
-BUILTIN_PAGES: dict[str, str] = {"connect_four": "games/connect_four"}
+BUILTIN_PAGES: dict[str, str] = {"connect_four": "games/connect_four", "cards": "games/cards"}
 
 
 def game_pages(games: Iterable[type[Room]], static: Path) -> dict[str, Path]:

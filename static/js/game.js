@@ -5,10 +5,16 @@
 // avatar interpolated, no input, no chat; the field fits the window, or the camera
 // follows a player (click or tap an avatar, a scoreboard name, or keys 1-9; Esc,
 // a click on empty space or "Free camera" go back to the whole field).
+//
+// The large world (config.world "large": 8000 × 8000, each player sent only what is
+// near them): the camera follows our avatar showing about PLAYER_VIEW units, a minimap
+// shows the whole field with what we know of it and our interest area, and the
+// scoreboard lists the players we know of (those nearby).
 
 import { ownAvatar, step } from "./arena-rules.js";
 import { Controls } from "./input.js";
-import { FOLLOW_ZOOM, playerColor, Renderer } from "./render.js";
+import { interestArea } from "./minimap.js";
+import { FOLLOW_ZOOM, PLAYER_VIEW, playerColor, Renderer } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const CHAT_KEEP = 120;
@@ -110,11 +116,25 @@ export class GameView {
     $("follow-dot").style.background = following ? playerColor(this.follow) : "";
   }
 
-  /** The camera as last drawn, for tests: {follow, followName, x, y, zoom, scale, bounds}. */
+  /** Whether the room plays the large world (the camera follows us; a minimap). */
+  large() {
+    return this.room?.config?.world === "large";
+  }
+
+  /** The zoom a followed avatar is shown at: FOLLOW_ZOOM, or PLAYER_VIEW's in the large world. */
+  followZoom() {
+    return this.large() ? this.renderer.viewZoom(PLAYER_VIEW) : FOLLOW_ZOOM;
+  }
+
+  /**
+   * The camera as last drawn, for tests: {follow, followName, x, y, zoom, scale, bounds,
+   * world, large, ownFollowed, viewport, minimap}.
+   */
   cameraState() {
     const r = this.renderer;
     const cfg = this.room?.config;
     if (!r.camera || !cfg) return null;
+    const zoom = this.followZoom();
     return {
       follow: this.follow,
       followName: this.followName(),
@@ -122,8 +142,13 @@ export class GameView {
       y: r.camera.y,
       zoom: r.camera.zoom,
       scale: r.scale,
-      followZoom: FOLLOW_ZOOM,
-      bounds: r.bounds(cfg, FOLLOW_ZOOM),
+      followZoom: zoom,
+      bounds: r.bounds(cfg, zoom),
+      world: { width: cfg.width, height: cfg.height },
+      large: this.large(),
+      ownFollowed: r.cameraKey === "own", // the camera is on our own avatar
+      viewport: r.viewport ? { ...r.viewport } : null,
+      minimap: r.minimap ? { ...r.minimap } : null,
     };
   }
 
@@ -151,7 +176,16 @@ export class GameView {
     this.renderer.camera = null;
     $("camera-bar").hidden = !watching;
     this.updateCameraBar();
+    const large = this.large();
+    document.body.classList.toggle("large-world", large);
+    $("scores-title").textContent = large ? "Nearby players" : "Scoreboard";
+    $("hud-players-label").textContent = large ? "Nearby" : "Players";
     this.addChat(null, watching ? `You are watching room ${room.id}.` : `You joined room ${room.id} as ${room.name}.`);
+    if (large) {
+      this.addChat(null, watching
+        ? "A large world: players see only what is near them; as a spectator you see the whole map."
+        : "A large world: you see what is near you. The minimap shows what you know of the field.");
+    }
     cancelAnimationFrame(this.raf);
     clearInterval(this.timer);
     const frame = (t) => {
@@ -169,7 +203,9 @@ export class GameView {
     this.timer = null;
     this.controls.enabled = false;
     this.controls.release();
-    document.body.classList.remove("watching");
+    document.body.classList.remove("watching", "large-world");
+    $("scores-title").textContent = "Scoreboard";
+    $("hud-players-label").textContent = "Players";
     $("chat-input").disabled = false;
     $("chat-input").placeholder = "Press Enter to chat";
     $("camera-bar").hidden = true;
@@ -245,13 +281,20 @@ export class GameView {
         avatars.push({ pid: room.playerId, name: ownEntity.values.name, score: ownEntity.values.score,
           x: own.x, y: own.y, own: true });
       }
+      const large = this.large();
+      if (large && own && ownEntity) focus = { key: "own", x: own.x, y: own.y };
       this.rendered = { own: own ? { x: own.x, y: own.y } : null, others };
       const raw = this.showServer
         ? this.avatars().map((a) => ({ x: a.values.x, y: a.values.y,
           own: !room.spectator && a.values.pid === room.playerId }))
         : null;
       const orbs = room.state.ofType("Orb").map((o) => o.values);
-      this.renderer.draw({ world: cfg, orbs, avatars, raw, focus, now });
+      // The interest area is where the server has our avatar (it sends what is near that).
+      const minimap = large
+        ? { interest: ownEntity ? interestArea(ownEntity.values.x, ownEntity.values.y, cfg) : null }
+        : null;
+      this.renderer.draw({ world: cfg, orbs, avatars, raw, focus, now,
+        view: large ? PLAYER_VIEW : null, minimap });
     }
     if (now - this.lastPanels > 250) {
       this.lastPanels = now;

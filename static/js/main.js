@@ -11,6 +11,7 @@ import { GameView } from "./game.js";
 const $ = (id) => document.getElementById(id);
 const GAME = "arena";
 const NAME_KEY = "gameserver.name";
+const WORLD_KEY = "gameserver.arena.world"; // the lobby's last World choice
 const ROOMS_EVERY_MS = 2000;
 
 const client = new Client({ game: GAME }); // this page's server
@@ -35,6 +36,17 @@ function storedName() {
   } catch {
     return ""; // storage disabled
   }
+}
+
+/** The lobby's World choice ("small" or "large"), remembered for the next visit. */
+function currentWorld() {
+  const world = $("world").value === "large" ? "large" : "small";
+  try {
+    localStorage.setItem(WORLD_KEY, world);
+  } catch {
+    // not remembered, still used
+  }
+  return world;
 }
 
 function currentName() {
@@ -65,7 +77,9 @@ function setLobbyMessage(text, kind = "error") {
 
 function setBusy(busy) {
   app.busy = busy;
-  for (const el of document.querySelectorAll("#lobby button, #lobby input")) el.disabled = busy;
+  for (const el of document.querySelectorAll("#lobby button, #lobby input, #lobby select")) {
+    el.disabled = busy;
+  }
 }
 
 function showLobby(message, kind = "error") {
@@ -164,7 +178,8 @@ async function refreshRooms() {
     id.textContent = room.room_id;
     const mode = document.createElement("span");
     mode.className = "mode";
-    const kind = room.game === GAME ? room.metadata?.mode || room.game : room.game;
+    let kind = room.game === GAME ? room.metadata?.mode || room.game : room.game;
+    if (room.game === GAME && room.metadata?.world === "large") kind += " · large";
     mode.textContent = room.locked ? "locked" : full ? "full" : kind;
     const count = document.createElement("span");
     count.className = "count";
@@ -203,12 +218,17 @@ async function refreshRooms() {
 
 // -- playing -----------------------------------------------------------------------
 
-/** Matchmake (`request`: {mode, room_id?, private?}) and enter the game, or back to the lobby. */
+/**
+ * Matchmake (`request`: {mode, room_id?, private?, world?}) and enter the game, or back to
+ * the lobby. `world` "large" asks for (or creates) a room of the large world; the small
+ * world is the default (no option sent, so it matches rooms created by any client).
+ */
 async function join(request) {
   if (app.busy || app.room) return;
   setBusy(true);
   setLobbyMessage(request.room_id ? `Joining room ${request.room_id}…` : "Finding a room…", "info");
   const options = { name: currentName() };
+  if (request.world === "large" && !request.room_id) options.options = { world: "large" };
   let room;
   try {
     if (request.mode === "create") room = await client.create(GAME, { ...options, private: request.private });
@@ -317,9 +337,16 @@ function leaveRoom() {
 function init() {
   $("name").value = storedName();
   $("name").addEventListener("change", () => currentName());
-  $("quick-play").addEventListener("click", () => join({ mode: "join_or_create" }));
+  try {
+    if (localStorage.getItem(WORLD_KEY) === "large") $("world").value = "large";
+  } catch {
+    // storage disabled: the default world
+  }
+  $("world").addEventListener("change", () => currentWorld());
+  $("quick-play").addEventListener("click", () =>
+    join({ mode: "join_or_create", world: currentWorld() }));
   $("create-room").addEventListener("click", () =>
-    join({ mode: "create", private: $("create-private").checked }));
+    join({ mode: "create", private: $("create-private").checked, world: currentWorld() }));
   $("join-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const id = $("join-id").value.trim();
@@ -389,6 +416,8 @@ window.__game = {
       ownServer: ownEntity ? { x: ownEntity.values.x, y: ownEntity.values.y } : null,
       others: view.rendered.others.map((o) => ({ ...o })),
       avatars: view.avatars().map((a) => ({ ...a.values })),
+      orbs: s?.state ? s.state.ofType("Orb").length : 0,
+      world: s?.config?.world ?? null,
       seq: p?.seq ?? 0,
       ack: p?.ack ?? 0,
       maxCorrection: p?.maxCorrection ?? 0,

@@ -2,9 +2,15 @@
 // aspect ratio (letterboxed) and the device's pixel ratio. Text is sized in
 // screen pixels so names stay legible at any zoom. The camera shows the whole
 // field, or (a spectator following a player: scene.focus) a point at FOLLOW_ZOOM,
-// kept inside the field; it eases between the two in EASE_MS.
+// kept inside the field; it eases between the two in EASE_MS. In the large world
+// (scene.view) the camera follows the player's own avatar, showing about PLAYER_VIEW
+// world units, with a minimap of the whole field in a corner (minimap.js).
+
+import { drawMinimap, minimapBox } from "./minimap.js";
 
 export const FOLLOW_ZOOM = 2;
+/** The large world's camera: about this much of the field is shown around the player. */
+export const PLAYER_VIEW = Object.freeze({ width: 1600, height: 900 });
 const EASE_MS = 250;
 const PAD = 16;
 
@@ -26,6 +32,14 @@ export class Renderer {
     this.easeStart = 0;
     this.hits = []; // the avatars as last drawn: [{pid, x, y}] in CSS pixels
     this.hitR = 0;
+    this.viewport = null; // the part of the field in view, in world units {x0, y0, x1, y1}
+    this.minimap = null; // what the minimap showed last frame (minimap.js), or null
+  }
+
+  /** The camera zoom (1 = the whole field) that shows `view` {width, height} units. */
+  viewZoom(view) {
+    const scale = Math.min((this.cssW - 2 * PAD) / view.width, (this.cssH - 2 * PAD) / view.height);
+    return Math.max(1, scale / this.fitScale);
   }
 
   _fit(world) {
@@ -69,14 +83,14 @@ export class Renderer {
   }
 
   /** Place the camera for this frame: the whole field, or `focus` {key, x, y} followed. */
-  _aim(world, focus, now) {
+  _aim(world, focus, now, zoom = FOLLOW_ZOOM) {
     const fit = { x: (this.cssW / 2 - this.ox) / this.fitScale,
       y: (this.cssH / 2 - this.oy) / this.fitScale, zoom: 1 };
     let target = fit;
     if (focus) {
-      const b = this.bounds(world, FOLLOW_ZOOM);
+      const b = this.bounds(world, zoom);
       target = { x: Math.min(Math.max(focus.x, b.minX), b.maxX),
-        y: Math.min(Math.max(focus.y, b.minY), b.maxY), zoom: FOLLOW_ZOOM };
+        y: Math.min(Math.max(focus.y, b.minY), b.maxY), zoom };
     }
     const key = focus ? focus.key : null;
     if (key !== this.cameraKey) {
@@ -118,20 +132,29 @@ export class Renderer {
   }
 
   /**
-   * scene: {world: {width, height, player_radius, orb_radius}, orbs: [{x, y}],
+   * scene: {world: {width, height, player_radius, orb_radius, interest_cell?}, orbs: [{x, y}],
    *   avatars: [{pid, name, score, x, y, own, followed}], raw: [{x, y, own}] | null,
-   *   focus: {key, x, y} | null (the point followed, else the whole field), now (ms)}
+   *   focus: {key, x, y} | null (the point followed, else the whole field), now (ms),
+   *   view: {width, height} | null (follow the focus showing that many units, else
+   *   FOLLOW_ZOOM), minimap: {interest} | null (draw the minimap, with that interest area)}
    */
   draw(scene) {
     const { world } = scene;
     this._fit(world);
-    this._aim(world, scene.focus ?? null, scene.now ?? performance.now());
+    const zoom = scene.view ? this.viewZoom(scene.view) : FOLLOW_ZOOM;
+    this._aim(world, scene.focus ?? null, scene.now ?? performance.now(), zoom);
     const ctx = this.ctx;
     const s = this.scale;
     const X = (x) => this.ox + x * s;
     const Y = (y) => this.oy + y * s;
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.clearRect(0, 0, this.cssW, this.cssH);
+    const view = { // the part of the field on the canvas
+      x0: Math.max(0, -this.ox / s), y0: Math.max(0, -this.oy / s),
+      x1: Math.min(world.width, (this.cssW - this.ox) / s),
+      y1: Math.min(world.height, (this.cssH - this.oy) / s),
+    };
+    this.viewport = view;
 
     // The field.
     ctx.fillStyle = "#0f1626";
@@ -143,18 +166,24 @@ export class Renderer {
     ctx.save();
     roundRect(ctx, X(0), Y(0), world.width * s, world.height * s, 10);
     ctx.clip();
-    ctx.strokeStyle = "rgba(120, 150, 200, 0.07)";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    for (let gx = 100; gx < world.width; gx += 100) {
-      ctx.moveTo(Math.round(X(gx)) + 0.5, Y(0));
-      ctx.lineTo(Math.round(X(gx)) + 0.5, Y(world.height));
-    }
-    for (let gy = 100; gy < world.height; gy += 100) {
-      ctx.moveTo(X(0), Math.round(Y(gy)) + 0.5);
-      ctx.lineTo(X(world.width), Math.round(Y(gy)) + 0.5);
-    }
-    ctx.stroke();
+    // The grid (the lines in view only: the large field has hundreds), and in the large
+    // world the interest cells' edges a little brighter, so that motion shows.
+    const grid = (step, style) => {
+      ctx.strokeStyle = style;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let gx = Math.max(step, Math.ceil(view.x0 / step) * step); gx <= view.x1 && gx < world.width; gx += step) {
+        ctx.moveTo(Math.round(X(gx)) + 0.5, Y(view.y0));
+        ctx.lineTo(Math.round(X(gx)) + 0.5, Y(view.y1));
+      }
+      for (let gy = Math.max(step, Math.ceil(view.y0 / step) * step); gy <= view.y1 && gy < world.height; gy += step) {
+        ctx.moveTo(X(view.x0), Math.round(Y(gy)) + 0.5);
+        ctx.lineTo(X(view.x1), Math.round(Y(gy)) + 0.5);
+      }
+      ctx.stroke();
+    };
+    grid(100, "rgba(120, 150, 200, 0.07)");
+    if (world.interest_cell) grid(world.interest_cell, "rgba(120, 150, 200, 0.2)");
 
     // Orbs.
     const orbR = Math.max(2.5, world.orb_radius * s);
@@ -243,6 +272,18 @@ export class Renderer {
       ctx.strokeText(label, tx, ty);
       ctx.fillStyle = a.followed ? FOLLOWED : a.own ? "#ffffff" : "#dbe4f3";
       ctx.fillText(label, tx, ty);
+    }
+
+    // The minimap, over everything.
+    this.minimap = null;
+    if (scene.minimap) {
+      ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+      this.minimap = drawMinimap(ctx, minimapBox(this.cssW, this.cssH, world), world, {
+        orbs: scene.orbs,
+        avatars: scene.avatars,
+        interest: scene.minimap.interest ?? null,
+        viewport: view,
+      }, playerColor);
     }
   }
 }

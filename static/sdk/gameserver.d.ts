@@ -1,7 +1,7 @@
 // Types of the gameserver JavaScript SDK (gameserver.js, served next to this file at
 // /sdk/). The wire protocol is docs/PROTOCOL.md.
 
-export declare const PROTOCOL_VERSION: 1;
+export declare const PROTOCOL_VERSION: 2;
 export declare const C_INPUT: 1;
 export declare const C_MESSAGE: 2;
 export declare const C_PING: 3;
@@ -60,6 +60,14 @@ export interface Entity<V = Record<string, any>> {
 /** A broadcast event: [kind, body]. */
 export type GameEvent = [string, unknown];
 
+/**
+ * One view part of an update (protocol 2): entity records created, change records,
+ * ids removed, in the same flat formats as the DELTA's own. SNAPSHOT
+ * `[11, ack, tick, entities, events, parts?]`, DELTA
+ * `[12, ack, tick, base_tick, created, changed, removed, events, parts?]`.
+ */
+export type ViewPart = [created: unknown[], changed: unknown[], removed: number[]];
+
 export declare class ReplicaError extends Error {}
 
 /** The room's state as this client sees it: entities by id and by type name. */
@@ -75,12 +83,21 @@ export declare class Replica {
   byType: Map<string, Map<number, Entity>>;
   /** The events of the last update. */
   events: GameEvent[];
-  /** What the last update added, changed (with field names) and removed. */
+  /**
+   * What the last update added, changed (with field names, one entry per entity) and
+   * removed: its net effect. An entity removed and created again in one update (with
+   * per-player views: moving between two interest cells the player sees) with the same
+   * type is the same entity continuing: same object and uid, reported as changed.
+   */
   added: Entity[];
   changed: Array<[Entity, string[]]>;
   removed: Entity[];
   reset(schema: Schema): void;
-  /** Apply one decoded SNAPSHOT or DELTA; throws ReplicaError on a protocol violation. */
+  /**
+   * Apply one decoded SNAPSHOT or DELTA, with its optional view parts (protocol 2: the
+   * last element, a list of [created, changed, removed]); throws ReplicaError on a
+   * protocol violation. A private field the player does not own is null.
+   */
   apply(message: unknown[]): void;
   get(id: number): Entity | undefined;
   ofType<V = Record<string, any>>(name: string): Entity<V>[];
@@ -232,6 +249,8 @@ export interface RoomListing {
   /** Connected spectators (servers with spectator support). */
   spectators?: number;
   metadata: Record<string, unknown>;
+  /** The creation options the room is matched by (Room.match_by), when it has any. */
+  match?: Record<string, unknown>;
 }
 
 export declare class Client {
@@ -318,6 +337,12 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   pending: Array<{ seq: number; input: I }>;
   predictor: Predictor<any, I, C> | null;
 
+  /**
+   * Entity callbacks, once per update in this order: removals, additions, changes. With
+   * per-player views an entity is added when it comes into this player's view (its
+   * interest area, a group joined) and removed when it leaves it, not only when spawned
+   * or destroyed; one moving between two cells the player sees only changes.
+   */
   onAdd(type: string, fn: (entity: Entity) => void): Unsubscribe;
   onAdd(fn: (entity: Entity) => void): Unsubscribe;
   onChange(type: string, fn: (entity: Entity, fields: string[]) => void): Unsubscribe;

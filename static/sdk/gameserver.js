@@ -15,7 +15,7 @@
 // Wire constants (gameserver/core/codec.py, docs/PROTOCOL.md; tests/test_protocol_doc.py
 // checks they agree) and the words a player sees for every error the server can report.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 // Client -> server.
 export const C_INPUT = 1; // [1, seq, input]
@@ -25,8 +25,8 @@ export const C_LEAVE = 4; // [4]
 
 // Server -> client.
 export const S_WELCOME = 10; // [10, version, room_id, game, player_id, tick_rate, schema, config, reconnect_token]
-export const S_SNAPSHOT = 11; // [11, ack, tick, entities, events]
-export const S_DELTA = 12; // [12, ack, tick, base_tick, created, changed, removed, events]
+export const S_SNAPSHOT = 11; // [11, ack, tick, entities, events(, parts)]
+export const S_DELTA = 12; // [12, ack, tick, base_tick, created, changed, removed, events(, parts)]
 export const S_PONG = 13; // [13, client_time, tick]
 export const S_MESSAGE = 14; // [14, kind, body]
 export const S_ERROR = 15; // [15, code, message] or [15, code, message, seq] (a refused INPUT)
@@ -180,17 +180,52 @@ async function findCodec() {
 // gameserver/core/replica.py, the reference decoder; keep the two the same algorithm.
 //
 //   SNAPSHOT [11, ack, tick, entities_flat, events]
+//            [11, ack, tick, entities_flat, events, parts]
 //   DELTA    [12, ack, tick, base_tick, created_flat, changed_flat, removed_ids, events]
+//            [12, ack, tick, base_tick, created_flat, changed_flat, removed_ids, events, parts]
 //
 // entity record (snapshot, created): id, type_index, v0..vn (absolute values)
 // change record: id, mask, one value per set bit; "i" fields are differences.
 //
+// Per-player views (protocol 2): a player who sees more than the public view gets
+// `parts`, a list of [created, changed, removed] triples in the same flat formats
+// (a group's entities, an interest cell's, entities entering or leaving the player's
+// area, and last the player's private part: owner-only fields as change records, a
+// null clearing one the player no longer owns). Applying an update:
+//   snapshot: clear; create `entities`, then each part's created; then each part's changed.
+//   delta:    every removal (removed, then each part's), then every creation (created,
+//             then each part's), then every change (changed, then each part's), in order.
+// An id may be removed and created again in one update: an entity moving between two
+// cells the player sees. Same id and same type: that is the same entity continuing, so
+// it keeps its object and uid (interpolation does not snap) and is reported as changed
+// (the fields that differ), never as removed and added.
+//
 // Entity ids are reused by the server once freed, so every entity created here also
 // gets a `uid` unique within this replica: interpolation keys on it, so a removed
 // player's id reused by a new orb is never blended into it. Each apply() also
-// records what it added, changed and removed, for the Room's callbacks.
+// records what it added, changed and removed (the net effect of the whole update),
+// for the Room's callbacks.
 
 export class ReplicaError extends Error {}
+
+// Two field values are the same (msgpack arrays and maps compared by content).
+function sameValue(a, b) {
+  if (Object.is(a, b)) return true;
+  return typeof a === "object" && typeof b === "object" && a !== null && b !== null
+    && JSON.stringify(a) === JSON.stringify(b);
+}
+
+// The parts of an update (its optional last element): a list of [created, changed, removed].
+function partsOf(parts) {
+  if (parts === undefined || parts === null) return [];
+  if (!Array.isArray(parts)) throw new ReplicaError("parts is not a list");
+  for (const part of parts) {
+    if (!Array.isArray(part) || part.length !== 3 || !part.every(Array.isArray)) {
+      throw new ReplicaError("a part is not [created, changed, removed]");
+    }
+  }
+  return parts;
+}
 
 export class Replica {
   /** @param {Array} schema [[type_name, [[field, kind], ...]], ...] from WELCOME */
@@ -215,35 +250,28 @@ export class Replica {
     this.byType = new Map(this.types.map((t) => [t.name, new Map()]));
     this.events = [];
     this.added = []; // entities created by the last apply()
-    this.changed = []; // [entity, [field, ...]] changed by the last apply()
+    this.changed = []; // [entity, [field, ...]] changed by the last apply(), once per entity
     this.removed = []; // entities gone since the last apply()
   }
 
-  /** Apply one decoded snapshot or delta message (an array). */
+  /** Apply one decoded snapshot or delta message (an array), with its view parts if any. */
   apply(message) {
     const kind = message[0];
     this.added = [];
     this.changed = [];
     this.removed = [];
     if (kind === S_SNAPSHOT) {
-      const [, ack, tick, records, events] = message;
-      this._snapshot(records);
+      const [, ack, tick, records, events, parts] = message;
+      this._snapshot(records, partsOf(parts));
       this.ack = ack;
       this.tick = tick;
       this.events = events;
     } else if (kind === S_DELTA) {
-      const [, ack, tick, base, created, changed, removed, events] = message;
+      const [, ack, tick, base, created, changed, removed, events, parts] = message;
       if (base !== this.tick) {
         throw new ReplicaError(`delta from tick ${base} applied to tick ${this.tick}`);
       }
-      for (const id of removed) {
-        const entity = this.entities.get(id);
-        if (entity === undefined) throw new ReplicaError(`removed unknown entity ${id}`);
-        this._delete(entity);
-        this.removed.push(entity);
-      }
-      this._create(created);
-      this._change(changed);
+      this._delta(created, changed, removed, partsOf(parts));
       this.ack = ack;
       this.tick = tick;
       this.events = events;
@@ -296,43 +324,83 @@ export class Replica {
   // A snapshot replaces the world. An entity with the same id and type as before is
   // taken to be the same one (it keeps its uid; its differing fields are "changed"),
   // so a resync or a reconnection does not look like everything left and came back.
-  _snapshot(records) {
+  _snapshot(records, parts) {
     const old = this.entities;
     this.entities = new Map();
     for (const map of this.byType.values()) map.clear();
+    const before = new Map(); // entity kept from before -> its values before
+    this._create(records, old, before);
+    for (const part of parts) this._create(part[0], old, before);
+    for (const part of parts) this._change(part[1], null);
+    for (const entity of old.values()) this.removed.push(entity);
+    this._reportKept(before, null);
+  }
+
+  // Removals, creations, changes: each of them public first, then the parts in order.
+  _delta(created, changed, removed, parts) {
+    const gone = new Map(); // id -> entity removed by this update (until created again)
+    this._remove(removed, gone);
+    for (const part of parts) this._remove(part[2], gone);
+    const before = new Map(); // entity removed and created again -> its values before
+    this._create(created, gone, before);
+    for (const part of parts) this._create(part[0], gone, before);
+    const touched = new Map(); // entity -> Set of the fields its change records set
+    this._change(changed, touched);
+    for (const part of parts) this._change(part[1], touched);
+    for (const entity of gone.values()) this.removed.push(entity);
+    this._reportKept(before, touched);
+  }
+
+  _remove(ids, gone) {
+    for (const id of ids) {
+      const entity = this.entities.get(id);
+      if (entity === undefined) throw new ReplicaError(`removed unknown entity ${id}`);
+      this._delete(entity);
+      gone.set(id, entity);
+    }
+  }
+
+  // Create the entities of `records`. One in `old` (removed by this update, or the world
+  // before a snapshot) with the same id and type continues: same object and uid, its
+  // values before kept in `before`. Creating an id that is live (created twice) replaces
+  // it: the same type continues, another type is a new entity.
+  _create(records, old, before) {
     let i = 0;
     while (i < records.length) {
       const [id, typeIndex, type, values, end] = this._readRecord(records, i);
       i = end;
-      const prev = old.get(id);
+      let prev = old.get(id);
+      const live = this.entities.get(id);
+      if (live !== undefined) {
+        if (live.typeIndex === typeIndex) {
+          if (!before.has(live) && !this.added.includes(live)) before.set(live, { ...live.values });
+          Object.assign(live.values, values);
+          continue;
+        }
+        this._delete(live);
+        const k = this.added.indexOf(live);
+        if (k >= 0) this.added.splice(k, 1);
+        else {
+          before.delete(live);
+          this.removed.push(live);
+        }
+        prev = undefined;
+      }
       if (prev !== undefined && prev.typeIndex === typeIndex) {
         old.delete(id);
-        const fields = type.fields.filter((f) => !Object.is(prev.values[f], values[f])
-          && !(typeof values[f] === "object" && JSON.stringify(prev.values[f]) === JSON.stringify(values[f])));
+        before.set(prev, { ...prev.values });
         Object.assign(prev.values, values);
         this._insert(prev);
-        if (fields.length) this.changed.push([prev, fields]);
       } else {
         const entity = { id, type: type.name, typeIndex, uid: ++this._uid, values };
         this._insert(entity);
         this.added.push(entity);
       }
     }
-    for (const entity of old.values()) this.removed.push(entity);
   }
 
-  _create(records) {
-    let i = 0;
-    while (i < records.length) {
-      const [id, typeIndex, type, values, end] = this._readRecord(records, i);
-      i = end;
-      const entity = { id, type: type.name, typeIndex, uid: ++this._uid, values };
-      this._insert(entity);
-      this.added.push(entity);
-    }
-  }
-
-  _change(records) {
+  // Apply change records; `touched` (entity -> Set of field names) collects what they set.
+  _change(records, touched) {
     const n = records.length;
     let i = 0;
     while (i < n) {
@@ -342,7 +410,8 @@ export class Replica {
       const entity = this.entities.get(id);
       if (entity === undefined) throw new ReplicaError(`changed unknown entity ${id}`);
       const { fields, kinds } = this.types[entity.typeIndex];
-      const names = [];
+      let names = touched?.get(entity);
+      if (touched && names === undefined) touched.set(entity, names = new Set());
       let bit = 0;
       while (mask) {
         if (mask & 1) {
@@ -350,12 +419,32 @@ export class Replica {
           const name = fields[bit];
           const value = records[i++];
           entity.values[name] = kinds[bit] === "i" ? entity.values[name] + value : value;
-          names.push(name);
+          names?.add(name);
         }
         mask = Math.floor(mask / 2); // not >>: masks of 32+ fields stay exact
         bit++;
       }
-      this.changed.push([entity, names]);
+    }
+  }
+
+  // The changed list: an entity that continued (`before`) reports the fields that differ
+  // from before; others the fields their change records set (`touched`, none for a
+  // snapshot). Entities added by this update are not also reported as changed.
+  _reportKept(before, touched) {
+    const added = new Set(this.added);
+    const order = touched ? [...touched.keys()] : [];
+    for (const entity of before.keys()) if (!touched?.has(entity)) order.push(entity);
+    for (const entity of order) {
+      if (added.has(entity) || this.entities.get(entity.id) !== entity) continue;
+      let fields;
+      const was = before.get(entity);
+      if (was !== undefined) {
+        const { fields: all } = this.types[entity.typeIndex];
+        fields = all.filter((f) => !sameValue(was[f], entity.values[f]));
+      } else {
+        fields = [...touched.get(entity)];
+      }
+      if (fields.length) this.changed.push([entity, fields]);
     }
   }
 }
@@ -923,6 +1012,10 @@ export class Room {
   }
 
   // -- callbacks: each returns a function that removes it --------------------------------
+
+  // Per update: removals, then additions, then changes. With per-player views an entity
+  // also appears when it comes into this player's view (its interest area, a group) and
+  // goes when it leaves it; one moving between two cells the player sees only changes.
 
   /** An entity appeared (of `type`, or any type when only `fn` is given): fn(entity). */
   onAdd(type, fn) { return this._on("add", type, fn); }

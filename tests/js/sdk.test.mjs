@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 
 import {
   C_INPUT, C_LEAVE, C_MESSAGE, C_PING, CLOSE, Client, ConnectError, Interpolator, MatchmakeError,
-  Predictor, Replica, ReplicaError, loadCodec,
+  PROTOCOL_VERSION, Predictor, Replica, ReplicaError, loadCodec,
 } from "../../static/sdk/gameserver.js";
 
 const codec = await loadCodec();
@@ -220,7 +220,7 @@ function fakeServer() {
 }
 
 const welcome = (pid, token, config = { step: 1 }) =>
-  [10, 1, "R1", "dots", pid, 20.0, SCHEMA, config, token];
+  [10, PROTOCOL_VERSION, "R1", "dots", pid, 20.0, SCHEMA, config, token];
 
 /** Join with the fake server; returns the room and the socket the server plays. */
 async function joined(options = {}) {
@@ -296,6 +296,33 @@ describe("Room", () => {
     assert.equal(room.stats().updatesPerSec, 2);
     room.send("chat", "hello");
     assert.deepEqual(ws.sent.at(-1), [C_MESSAGE, "chat", "hello"]);
+    room.leave();
+  });
+
+  test("view parts: a dot moving between two cells we see stays the same dot for callbacks "
+    + "and interpolation", async () => {
+    const { room, ws } = await joined();
+    const seen = [];
+    room.onAdd((e) => seen.push(["add", e.id]));
+    room.onChange((e, fields) => seen.push(["change", e.id, fields]));
+    room.onRemove((e) => seen.push(["remove", e.id]));
+    const interp = room.interpolate({ delayMs: 0 });
+    // Snapshot with a part: dot 2 (someone else's) is in a cell near us.
+    ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], [], [[[2, 0, 700, 20, 2, "bob"], [], []]]]);
+    const uid = room.state.get(2).uid;
+    // Bob crosses into the next cell: its old cell's part removes him, the new one creates him.
+    ws.frame([12, 0, 6, 5, [], [], [], [], [[[], [], [2]], [[2, 0, 810, 20, 2, "bob"], [], []]]]);
+    // He leaves our area (removed by a part), and someone new enters it (created by one).
+    ws.frame([12, 0, 7, 6, [], [], [], [], [[[3, 0, 50, 50, 3, "cy"], [], [2]]]]);
+    assert.deepEqual(seen, [
+      ["add", 1], ["add", 2],
+      ["change", 2, ["x"]],
+      ["remove", 2], ["add", 3],
+    ]);
+    assert.deepEqual(interp.states.map((s) => [s.tick, [...s.entities.keys()]]),
+      [[5, [room.state.get(1).uid, uid]], [6, [room.state.get(1).uid, uid]],
+        [7, [room.state.get(1).uid, room.state.get(3).uid]]]);
+    assert.equal(interp.states[1].entities.get(uid).x, 810, "one key: blended from 700 to 810");
     room.leave();
   });
 
