@@ -78,6 +78,13 @@ class Views(Room):
             change()
 
 
+class MapViews(Views):
+    """Spectators see the map too: every nearby entity (Room.spectator_view)."""
+
+    game = "map-views"
+    spectator_view = "nearby"
+
+
 class LateViews(Views):
     """No Private fields, and no view feature until the game first asks for one: the
     world starts without views (``world.views is None``) and gets them mid-game."""
@@ -99,6 +106,7 @@ class Model:
     follows: dict[int, Entity] = field(default_factory=dict)  # player id -> entity
     cell: int = CELL
     reach: int = REACH
+    spectators_see_map: bool = False  # spectator_view "nearby"
 
 
 def cell(entity: Entity, size: int) -> tuple[int, int]:
@@ -108,12 +116,12 @@ def cell(entity: Entity, size: int) -> tuple[int, int]:
 def sees(model: Model, pid: int, entity: Entity) -> bool:
     """The spec: everyone-entities; owner-only ones to their owner; a group's to its
     members; nearby ones to players whose area holds their cell. Spectators (id 0) see
-    only everyone-entities."""
+    only everyone-entities, plus, with ``spectator_view = "nearby"``, every nearby one."""
     how, group = model.shown[entity.id]
     if how == "everyone":
         return True
     if pid == 0:
-        return False
+        return how == "nearby" and model.spectators_see_map
     if how == "owner":
         return entity.owner == pid  # type: ignore[attr-defined,no-any-return]
     if how == "group":
@@ -185,8 +193,9 @@ PLAYER_STEPS = ("join", "leave", "drop", "reconnect", "slow", "watch", "unwatch"
 class Game:
     """The room, its players and spectator, and the test's record of its views."""
 
-    def __init__(self, grid: tuple[int, int] = (CELL, REACH), late: bool = False) -> None:
-        game = LateViews if late else Views
+    def __init__(self, grid: tuple[int, int] = (CELL, REACH), late: bool = False,
+                 spectators_see_map: bool = False) -> None:
+        game = LateViews if late else MapViews if spectators_see_map else Views
         self.harness = RoomHarness(game, {"cell": grid[0], "reach": grid[1], "late": late})
         self.late = late
         self.views_on = not late  # a late world has no views until a step needs them
@@ -194,7 +203,7 @@ class Game:
         assert isinstance(room, Views)
         self.room = room
         self.world = room.world
-        self.model = Model(cell=grid[0], reach=grid[1])
+        self.model = Model(cell=grid[0], reach=grid[1], spectators_see_map=spectators_see_map)
         for name in ("ann", "bob", "cat"):
             self.harness.join(name)
         self.harness.watch()
@@ -356,8 +365,8 @@ class Game:
             last = player.received[-1]
             assert last[0] in (codec.S_SNAPSHOT, codec.S_DELTA) and last[2] == tick
             classic = 5 if last[0] == codec.S_SNAPSHOT else 8
-            if player.spectator:  # never more than the public view: the classic layout
-                assert len(last) == classic, last
+            if player.spectator and not self.model.spectators_see_map:
+                assert len(last) == classic, last  # only the public view: the classic layout
             elif len(last) > classic:  # parts: a non-empty list of [created, changed, removed]
                 assert len(last) == classic + 1 and last[-1], last
                 assert all(len(part) == 3 for part in last[-1]), last
@@ -415,6 +424,17 @@ def test_every_player_holds_the_world_as_its_view_shows_it(
     """Each tick: some steps (the game's made from outside, or from the room's update
     hook), then an update, then every connected player's replica is checked."""
     play(Game(grid), population, ticks)
+
+
+@settings(max_examples=700, deadline=None)
+@given(st.sampled_from(GRIDS), st.lists(spawn, max_size=20),
+       st.lists(st.tuples(st.lists(step, max_size=12), st.booleans()), min_size=1, max_size=40))
+def test_spectators_who_may_see_the_map_hold_every_nearby_entity(
+        grid: tuple[int, int], population: list[Any], ticks: list[tuple[list[Any], bool]]
+) -> None:
+    """``Room.spectator_view = "nearby"``: spectators also see every nearby entity,
+    never a group's or an owner's, nor a concealed Private field; players as before."""
+    play(Game(grid, spectators_see_map=True), population, ticks)
 
 
 @settings(max_examples=500, deadline=None)
@@ -576,6 +596,21 @@ def test_a_resync_carries_the_view() -> None:
     harness.tick()
     assert seen(bob, flag) == {"x": 0, "y": 0, "value": 2}
     assert value_of(bob, card, "secret") is None
+
+
+def test_a_map_spectator_sees_an_entity_entering_a_cell_nobody_was_in() -> None:
+    """``spectator_view = "nearby"``: every nearby entity, at every update, including one
+    spawned in, or moving into, a cell no entity was in before."""
+    harness = RoomHarness(MapViews)
+    eye = harness.watch()
+    world = harness.room.world
+    orb = world.spawn(Orb(x=5, y=5))
+    world.show_nearby(orb)
+    harness.tick()
+    assert seen(eye, orb) == {"x": 5, "y": 5, "value": 0}
+    orb.x = 45  # into a cell no entity was ever in
+    harness.tick()
+    assert seen(eye, orb) == {"x": 45, "y": 5, "value": 0}
 
 
 def test_following_an_entity_that_is_removed_shows_nothing_nearby() -> None:
