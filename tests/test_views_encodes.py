@@ -151,6 +151,25 @@ def test_a_steady_tick_encodes_per_interest_area_not_per_player() -> None:
         assert len(mine) == 1
 
 
+class SpreadMap(Spread):
+    game = "spread-map"
+    spectator_view = "nearby"
+
+
+def test_spectators_who_see_the_map_share_the_cells_parts() -> None:
+    harness = RoomHarness(SpreadMap)
+    for i in range(PLAYERS):
+        harness.join(f"p{i}")
+    watchers = [harness.watch() for _ in range(10)]
+    harness.tick(3)
+    world = harness.room.world
+    assert world.views is not None
+    assert 1 <= world.views.encodes <= len(Spread.corners), world.views.encodes
+    for eye in watchers:
+        assert len(eye.entities("Avatar")) == PLAYERS
+        assert len(eye.received[-1]) == 9 and len(eye.received[-1][8]) == len(Spread.corners)
+
+
 class Mixed(Spread):
     """40 players: two groups crossed with two far-apart interest areas (four distinct
     views), a flag per group moving every tick, and a revealed card per group whose
