@@ -37,24 +37,28 @@ from gameserver.core.engine import RoomCrashed, RoomEngine, Seat
 from gameserver.core.limits import Limits
 from gameserver.core.replica import Replica, ReplicaEntity
 from gameserver.core.room import JoinRefused, Room
-from gameserver.host.room_host import Broadcaster, Connection
+from gameserver.host.room_host import Broadcaster, Connection, Watcher
 from gameserver.host.tokens import ReconnectTokens
 
 __all__ = ["HarnessPlayer", "JoinRefused", "RoomCrashed", "RoomHarness", "run_ticks"]
 
 
 class _MemorySocket:
-    """A transport that keeps what is written: one server frame per write."""
+    """A transport that keeps what is written: one server frame per write.
+
+    It is read at once, so it claims no backlog unless a test makes it ``backlog``
+    bytes behind (``HarnessPlayer.slow``): then the slow-client rules apply."""
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.closing = False
+        self.backlog = 0
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
     def get_write_buffer_size(self) -> int:
-        return 0  # always read at once: the slow-client rules never trigger here
+        return self.backlog
 
     def is_closing(self) -> bool:
         return self.closing
@@ -90,6 +94,7 @@ class HarnessPlayer:
         self.received: list[list[Any]] = []  # every server message, decoded, in order
         self.closed: tuple[int, str] | None = None  # (close code, reason) once closed
         self.seq = 0  # the last input seq sent
+        self.spectator = False  # watching (RoomHarness.watch): player id 0, no seat
         self.seat: Seat | None = None
         self._socket: _MemorySocket | None = None
         self._conn: Connection | None = None
@@ -114,6 +119,8 @@ class HarnessPlayer:
         They reach the room's engine as a binary message: the WebSocket layer's own
         rules (1009 for an oversized frame, text frames, per-connection budgets) are
         the server's, not the room's, and are not run here."""
+        if self.spectator:
+            raise RuntimeError(f"{self.name} is a spectator: it sends nothing here")
         if self._conn is None or self.seat is None:
             raise RuntimeError(f"{self.name} is not connected")
         self.harness._receive(self, data)
@@ -125,6 +132,21 @@ class HarnessPlayer:
     def drop(self) -> None:
         """Lose the connection without leaving: the seat waits for :meth:`reconnect`."""
         self.harness._disconnect(self, consented=False)
+
+    @property
+    def slow(self) -> bool:
+        """Whether this player's socket claims to be behind (more than the send high
+        water mark buffered). While slow, the server skips its updates (and best-effort
+        messages); once it is not, the next update is a snapshot. Slow for longer than
+        ``stall_timeout``, the server cuts the socket: the player is dropped. A new
+        socket (after :meth:`reconnect`) is not slow."""
+        return self._socket is not None and self._socket.backlog > 0
+
+    @slow.setter
+    def slow(self, value: bool) -> None:
+        if self._conn is None or self._socket is None:
+            raise RuntimeError(f"{self.name} is not connected")
+        self._socket.backlog = self.harness.limits.send_high_water + 1 if value else 0
 
     def reconnect(self) -> None:
         """Come back after :meth:`drop` with the last welcome's reconnection token.
@@ -201,8 +223,8 @@ class RoomHarness:
     Time is simulated: each tick advances ``now`` by one step, :meth:`advance` by any
     amount; either ends the grace of dropped players, as the server's sweep does.
     ``listing`` is what matchmaking would show of the room (``locked``, ``metadata``),
-    republished when a hook changes it. Sockets never fall behind here (no slow-client
-    skips), and there is no heartbeat.
+    republished when a hook changes it. Sockets fall behind only when a test says so
+    (``player.slow = True``), and there is no heartbeat. :meth:`watch` adds a spectator.
     """
 
     def __init__(self, game: type[Room], options: dict[str, Any] | None = None, *,
@@ -227,8 +249,10 @@ class RoomHarness:
         self.listing: dict[str, Any] = self._listing()
         self.now = 0.0
         self.players: list[HarnessPlayer] = []
+        self.spectators: list[HarnessPlayer] = []
         self.closed = False
         self._connections: dict[int, Connection] = {}
+        self._watching: dict[HarnessPlayer, Connection] = {}
         self._tokens = ReconnectTokens(self.limits.reconnect_grace)
 
     # -- driving the room -----------------------------------------------------------
@@ -259,6 +283,23 @@ class RoomHarness:
         self._attach(player, seat)
         return player
 
+    def watch(self, name: str = "spectator") -> HarnessPlayer:
+        """A spectator: welcomed with player id 0, then sent every update (its snapshot
+        with the next :meth:`tick`). It sends nothing; :meth:`HarnessPlayer.drop` ends
+        it. The server's cap on spectators is not applied here."""
+        self._check_open()
+        watcher = HarnessPlayer(self, name)
+        watcher.spectator = True
+        socket = _MemorySocket()
+        conn = Connection(socket, Watcher(),
+                          lambda code, reason: self._watch_closed(watcher, code, reason))
+        watcher._socket, watcher._conn = socket, conn
+        self.spectators.append(watcher)
+        self._watching[watcher] = conn
+        conn.send_now(self.engine.spectator_welcome())
+        watcher._read()
+        return watcher
+
     def tick(self, n: int = 1) -> None:
         """Run ``n`` ticks, each followed by an update to every connected player."""
         engine = self.engine
@@ -268,9 +309,11 @@ class RoomHarness:
             self._expire()
             engine.tick()
             self._drain()
-            self.broadcaster.send(list(self._connections.values()), engine.collect(),
-                                  engine.snapshot_tail, self.now, self.room.world.views)
+            self.broadcaster.send([*self._connections.values(), *self._watching.values()],
+                                  engine.collect(), engine.snapshot_tail, self.now,
+                                  self.room.world.views)
             self._read_all()
+            self._cut_stalled()
 
     def advance(self, seconds: float) -> None:
         """Let time pass without ticking: dropped players whose grace is over leave."""
@@ -301,7 +344,26 @@ class RoomHarness:
         self.engine.receive(player.seat, data, self.now)
         self._drain()
 
+    def _cut_stalled(self) -> None:
+        """Sockets the send path cut (behind for too long) are lost connections."""
+        for player in [*self.players, *self.spectators]:
+            if player._conn is not None and player._socket is not None \
+                    and player._socket.closing:
+                player.drop()
+
+    def _unwatch(self, watcher: HarnessPlayer) -> None:
+        self._watching.pop(watcher, None)
+        watcher._conn = None
+
+    def _watch_closed(self, watcher: HarnessPlayer, code: int, reason: str) -> None:
+        watcher._read()
+        watcher.closed = (code, reason)
+        self._unwatch(watcher)
+
     def _disconnect(self, player: HarnessPlayer, consented: bool) -> None:
+        if player.spectator:
+            self._unwatch(player)
+            return
         conn = player._conn
         if conn is None or player.seat is None:
             raise RuntimeError(f"{player.name} is not connected")
@@ -317,6 +379,8 @@ class RoomHarness:
     def _reconnect(self, player: HarnessPlayer) -> None:
         self._check_open()
         seat = player.seat
+        if player.spectator:
+            raise RuntimeError(f"{player.name} is a spectator: watch() again")
         if player._conn is not None or seat is None:
             raise RuntimeError(f"{player.name} is connected or never joined")
         token = player._token
@@ -371,8 +435,9 @@ class RoomHarness:
         self.closed = True
         # As the host does: let go of every socket first, so that their closing runs no
         # hook (no on_drop) on the crashed room and every player gets its 1011.
-        connections = list(self._connections.values())
+        connections = [*self._connections.values(), *self._watching.values()]
         self._connections.clear()
+        self._watching.clear()
         for conn in connections:
             conn.detached = True
             conn.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
@@ -381,6 +446,8 @@ class RoomHarness:
     def _read_all(self) -> None:
         for player in self.players:
             player._read()
+        for watcher in self.spectators:
+            watcher._read()
 
     def _check_open(self) -> None:
         if self.closed:

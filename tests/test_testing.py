@@ -503,6 +503,68 @@ def test_without_a_grace_a_drop_is_a_leave() -> None:
     assert probe(room).log[-1] == ("leave", ann.id, False)
 
 
+def test_a_slow_socket_skips_updates_then_gets_a_snapshot() -> None:
+    room = RoomHarness(Probe)
+    ann = room.join("ann")
+    bob = room.join("bob")
+    room.tick()
+    ann.slow = True
+    assert ann.slow and not bob.slow
+    bob.input(3)
+    room.tick(2)
+    assert ann.updates == 1 and ann.replica is not None and ann.replica.tick == 1
+    ann.slow = False
+    room.tick()
+    assert ann.received[-1][0] == codec.S_SNAPSHOT and ann.replica.tick == 4
+    assert dot(ann, of=bob)["x"] == 3
+    room.tick()
+    assert ann.received[-1][0] == codec.S_DELTA
+    assert room.broadcaster.stats.skipped == 2
+
+
+def test_a_socket_slow_for_longer_than_the_stall_timeout_is_cut_and_dropped() -> None:
+    limits = Limits.from_settings(Settings(stall_timeout=1.0))
+    room = RoomHarness(Probe, tick_rate=10, limits=limits)
+    ann = room.join("ann")
+    room.tick()
+    ann.slow = True
+    room.tick(12)
+    assert not ann.connected and probe(room).log[-1] == ("drop", ann.id)
+    ann.reconnect()
+    assert not ann.slow  # a new socket
+    room.tick()
+    assert ann.received[-1][0] == codec.S_SNAPSHOT and ann.replica is not None
+    assert ann.replica.tick == room.room.tick
+
+
+def test_a_spectator_is_welcomed_as_player_0_and_gets_every_update() -> None:
+    room = RoomHarness(Probe)
+    ann = room.join("ann")
+    eye = room.watch()
+    assert eye.spectator and eye.id == 0 and eye.welcome[8] is None
+    assert room.players == [ann] and room.spectators == [eye]
+    assert ann.id in room.room.players and len(room.room.players) == 1
+    ann.input(2)
+    room.tick()
+    assert eye.received[-1][0] == codec.S_SNAPSHOT and dot(eye, of=ann)["x"] == 2
+    ann.input(3)
+    room.tick()
+    assert eye.received[-1][:2] == [codec.S_DELTA, 0] and dot(eye, of=ann)["x"] == 5
+    with pytest.raises(RuntimeError, match="spectator"):
+        eye.input(1)
+    with pytest.raises(RuntimeError, match="spectator"):
+        eye.reconnect()
+    eye.drop()
+    updates = eye.updates
+    room.tick()
+    assert not eye.connected and eye.updates == updates
+    late = room.watch()
+    ann.input("boom")  # a crash closes spectators too
+    with pytest.raises(RoomCrashed):
+        room.tick()
+    assert late.closed == (codec.CLOSE_ROOM_CRASHED, "room crashed") and not late.connected
+
+
 # -- hostile clients -----------------------------------------------------------------
 
 
