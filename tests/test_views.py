@@ -235,3 +235,22 @@ async def test_spectators_of_a_large_world_see_the_whole_map(aiohttp_client: Any
         assert seen == {ann.player_id, bob.player_id}
         orbs = len(watcher.entities("Orb"))
         assert orbs >= len(ann.entities("Orb")) and orbs >= len(bob.entities("Orb"))
+
+
+def test_map_spectators_never_see_what_nobody_owns() -> None:
+    """An owner-only entity without an owner is seen by nobody, map spectators included
+    (found by the view property test: spectators are viewer 0, like "owner 0")."""
+
+    class MapCards(Views):
+        game = "map-cards"
+        spectator_view = "nearby"
+
+    room = RoomHarness(MapCards)
+    ann = room.join("ann")
+    eye = room.watch()
+    hidden = room.room.cards[0]
+    room.room.world.show_to_owner(hidden)  # owner 0: the draw pile, say
+    room.tick(2)
+    assert hidden.id not in faces(ann)
+    assert hidden.id not in {e.id for e in eye.entities("Card")}
+    assert {e.id for e in eye.entities("Card")} == {c.id for c in room.room.cards[1:]}

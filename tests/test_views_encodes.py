@@ -4,7 +4,6 @@ uses no views is sent exactly the bytes it was sent before (protocol: 8-element 
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import msgpack
@@ -253,22 +252,21 @@ def test_more_than_15_parts_in_one_update() -> None:
     assert bob.entities() == [] and len(bob.received[-1]) == 8
 
 
-def test_the_engine_gives_each_players_parts_as_the_host_contract_says() -> None:
-    """spec14, "Host contract": ``engine.view_parts(pid)`` / ``view_snapshot_parts(pid)``
-    are ``(count, concatenated parts)``, count 0 meaning the classic message."""
+def test_views_give_each_player_the_parts_the_host_sends() -> None:
+    """The host contract (core/views.py): ``delta_parts(pid)`` / ``snapshot_parts(pid)``
+    are the update's last element, one msgpack array, or b"" for the classic message."""
     harness = RoomHarness(Grouped)
     ann = harness.join("ann")
     eye = harness.watch()
     harness.tick(2)
-    engine = harness.engine
-    count, data = engine.view_parts(ann.id)  # type: ignore[attr-defined]
+    views = harness.room.world.views
+    assert views is not None
     last = ann.received[-1]
-    assert last[0] == codec.S_DELTA and count == len(last[8])
-    assert list(msgpack.Unpacker(io.BytesIO(data))) == last[8]
-    assert engine.view_parts(eye.id) == (0, b"")  # type: ignore[attr-defined]
-    count, data = engine.view_snapshot_parts(ann.id)  # type: ignore[attr-defined]
-    assert count >= 2  # her group's flags, her card (and its private rank)
-    assert engine.view_snapshot_parts(0) == (0, b"")  # type: ignore[attr-defined]
+    assert last[0] == codec.S_DELTA and msgpack.unpackb(views.delta_parts(ann.id)) == last[8]
+    assert views.delta_parts(eye.id) == b""  # a spectator of a public-view game
+    parts = msgpack.unpackb(views.snapshot_parts(ann.id))
+    assert len(parts) >= 2  # her group's flags, her card (and its private rank)
+    assert views.snapshot_parts(0) == b""
 
 
 # -- a game without views: the wire of protocol 1 -----------------------------------------

@@ -187,6 +187,9 @@ class Room:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.spectator_view not in ("public", "nearby"):
+            raise TypeError(f"{cls.__name__}.spectator_view is 'public' or 'nearby', "
+                            f"not {cls.spectator_view!r}")
         handlers = dict(cls.message_handlers)
         for name, value in vars(cls).items():
             declared = getattr(value, "__gameserver_message__", None)

@@ -86,7 +86,7 @@ class Views:
         self.encodes = 0  # view parts msgpack-encoded for the last update (tests, metrics)
         self._kind_changed: set[int] = set()
         self._sub_keys: dict[int, tuple[Any, ...]] = {}  # player id -> what subs came from
-        self.groups_version = 0  # bumped by every group change
+        self.groups_version = 0  # bumped by every group (or grid) change: areas are redone
         self._parts: dict[Unit, _Part] = {}
         self._personal: dict[int, list[Any]] = {}  # player id -> private change records
         self._encoded: dict[Any, bytes] = {}  # this update's encoded enter/leave parts
@@ -210,12 +210,18 @@ class Views:
 
         for eid in world._removed:
             sent.pop(eid, None)
+        if 0 in self.subs:  # map spectators: every cell holding an entity now
+            cells = frozenset(u for u, held in members.items()
+                              if held and u is not None and u[0] == "c")
+            if cells != self.subs[0]:
+                self.subs[0] = cells
         # Who has a part of their own this update: private values, their own unit's
         # changes, or (new viewers) their own unit whole.
         own = self._own = set(personal)
         own.update(u[1] for u in parts if u is not None and u[0] == "p")
         prev = self.prev_subs
         own.update(p for p in self.subs if p not in prev)
+        own.discard(0)  # spectators own nothing: ("p", 0) is what nobody sees
         removed = public.removed
         world._free_ids.extend(world._removed)  # reusable from the next update on
         world._removed = []
@@ -265,9 +271,8 @@ class Views:
         cell, reach, focus, groups = self.cell, self.reach, self.focus, self.groups
         version = self.groups_version
         for pid in viewers:
-            if not pid:  # spectators, when they may see the map: every cell there is
-                cells = frozenset(u for u in self.members if u is not None and u[0] == "c")
-                subs[0] = old[0] if old.get(0) == cells else cells
+            if not pid:  # spectators who may see the map: their cells once entities moved
+                subs[0] = old.get(0, _EMPTY)
                 keys[0] = ()
                 continue
             followed = focus.get(pid)

@@ -247,6 +247,8 @@ class World:
 
     def reveal(self, entity: Entity) -> None:
         """The entity's Private fields become visible to everyone who sees it."""
+        if not entity.id:
+            raise ValueError(f"spawn {entity!r} before revealing it")
         self._views().revealed.add(entity.id)
 
     def conceal(self, entity: Entity) -> None:
@@ -274,6 +276,7 @@ class World:
             raise ValueError("interest needs a positive int cell and an int reach >= 0")
         views = self._views()
         views.cell, views.reach = cell, reach
+        views.groups_version += 1  # every player's area is worked out again
 
     def follow(self, player_id: int, entity: Entity | None) -> None:
         """The player's interest area follows ``entity`` (their avatar); None: no area."""
