@@ -92,7 +92,9 @@ class Views:
         self._encoded: dict[Any, bytes] = {}  # this update's encoded enter/leave parts
         self._delta_bytes: dict[Unit, bytes] = {}  # this update's encoded unit changes
         self._composed: dict[Any, tuple[bytes, int, bytes]] = {}
-        self._own: set[int] = set()
+        self._own: set[int] = set()  # viewers with a part of their own this update
+        self._new_viewers: list[int] = []
+        self._interned: dict[frozenset[Any], frozenset[Any]] = {}
 
     # -- game side (through World) ------------------------------------------------
 
@@ -219,8 +221,7 @@ class Views:
         # changes, or (new viewers) their own unit whole.
         own = self._own = set(personal)
         own.update(u[1] for u in parts if u is not None and u[0] == "p")
-        prev = self.prev_subs
-        own.update(p for p in self.subs if p not in prev)
+        own.update(self._new_viewers)
         own.discard(0)  # spectators own nothing: ("p", 0) is what nobody sees
         removed = public.removed
         world._free_ids.extend(world._removed)  # reusable from the next update on
@@ -270,6 +271,10 @@ class Views:
         keys = self._sub_keys
         cell, reach, focus, groups = self.cell, self.reach, self.focus, self.groups
         version = self.groups_version
+        new = self._new_viewers = []
+        interned = self._interned
+        if len(interned) > 4096:  # views come and go: forget the old ones now and then
+            interned.clear()
         for pid in viewers:
             if not pid:  # spectators who may see the map: their cells once entities moved
                 subs[0] = old.get(0, _EMPTY)
@@ -285,13 +290,18 @@ class Views:
             if key and key[0] == cx and key[1] == cy and key[2] == version and pid in old:
                 subs[pid] = old[pid]
                 continue
+            if pid not in old:
+                new.append(pid)
             keys[pid] = (cx, cy, version)
             units: set[Any] = {("g", g) for g in groups.get(pid, ())}  # own unit: implied
             if cx is not None:
                 units.update(("c", x, y) for x in range(cx - reach, cx + reach + 1)
                              for y in range(cy - reach, cy + reach + 1))  # type: ignore[operator]
             units_now = frozenset(units)
-            subs[pid] = old[pid] if old.get(pid) == units_now else units_now
+            # One object per distinct view: players who see alike then share their parts
+            # by identity (a dict hit without comparing the sets).
+            units_now = interned.setdefault(units_now, units_now)
+            subs[pid] = units_now
         for pid in [p for p in keys if p not in subs]:  # players gone: forget them
             del keys[pid]
             self.groups.pop(pid, None)
@@ -316,6 +326,22 @@ class Views:
             if own:
                 return array_header(shared[1] + 1) + shared[2] + own
         return shared[0]
+
+    def all_delta_parts(self) -> dict[int, bytes]:
+        """:meth:`delta_parts` of every viewer at once (what the host's send loop reads:
+        one pass, no call per player)."""
+        subs, before_of, composed, own = self.subs, self.prev_subs, self._composed, self._own
+        out: dict[int, bytes] = {}
+        for pid, now in subs.items():
+            before = before_of.get(pid, _EMPTY)
+            shared = composed.get(now if now is before else (before, now))
+            if shared is None:
+                shared = self._compose(now, before)
+            if pid in own:
+                out[pid] = self.delta_parts(pid)
+            elif shared[1]:
+                out[pid] = shared[0]
+        return out
 
     def _compose(self, now: frozenset[Any], before: frozenset[Any]
                  ) -> tuple[bytes, int, bytes]:

@@ -157,10 +157,13 @@ class Arena(Room):
             return
         reach = self.rules["player_radius"] + self.rules["orb_radius"]
         x, y = avatar.x, avatar.y
+        orbs = self.orbs
         # Only the grid cells the player's reach overlaps: one to four of them.
-        for gx in range((x - reach) // CELL, (x + reach) // CELL + 1):
-            for gy in range((y - reach) // CELL, (y + reach) // CELL + 1):
-                cell = self.orbs.get((gx, gy))
+        gx0, gx1 = (x - reach) // CELL, (x + reach) // CELL
+        gy0, gy1 = (y - reach) // CELL, (y + reach) // CELL
+        for gx in (gx0, gx1) if gx1 != gx0 else (gx0,):
+            for gy in (gy0, gy1) if gy1 != gy0 else (gy0,):
+                cell = orbs.get((gx, gy))
                 if not cell:
                     continue
                 hits = [o for o in cell if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach]

@@ -146,6 +146,8 @@ class Broadcaster:
         delta_prefix: dict[int, bytes] = {}  # by length of the ack: at most 5 variants
         snapshot: bytes | None = None
         snapshot_prefix: dict[int, bytes] = {}
+        headers: dict[int, bytes] = {}  # frame headers by payload length (views: they vary)
+        parts = views.all_delta_parts() if views is not None else None
         sent = deltas = 0
         for conn in connections:
             t = conn.transport
@@ -170,9 +172,9 @@ class Broadcaster:
             ack = conn.player.ack
             ack = _ACKS[ack] if ack < 4096 else _packb(ack)
             n = len(ack)
-            if views is not None:  # this player's parts, if they see more than everyone
-                suffix = (views.delta_parts(conn.player.id) if conn.synced
-                          else views.snapshot_parts(conn.player.id))
+            if parts is not None:  # this player's parts, if they see more than everyone
+                suffix = (parts.get(conn.player.id, b"") if conn.synced
+                          else views.snapshot_parts(conn.player.id))  # type: ignore[union-attr]
                 if suffix:
                     if conn.synced:
                         head, tail = DELTA_PARTS_HEADER, delta_tail
@@ -183,8 +185,11 @@ class Broadcaster:
                         head, tail = SNAPSHOT_PARTS_HEADER, snapshot
                         conn.synced = True
                         stats.snapshots += 1
-                    data = b"".join((frame_header(2 + n + len(tail) + len(suffix)), head, ack,
-                                     tail, suffix))
+                    length = 2 + n + len(tail) + len(suffix)
+                    header = headers.get(length)
+                    if header is None:
+                        header = headers[length] = frame_header(length)
+                    data = b"".join((header, head, ack, tail, suffix))
                     t.write(data)
                     sent += len(data)
                     continue
