@@ -36,7 +36,8 @@ async def test_matchmake_and_join(session: aiohttp.ClientSession, base: str) -> 
         rooms = (await resp.json())["rooms"]
     assert rooms == [{"room_id": ann.room_id, "game": "arena", "players": 1, "reserved": 0,
                       "max_players": 16, "locked": False, "joinable": True,
-                      "metadata": {"mode": "ffa", "world": "small"}, "spectators": 0}]
+                      "metadata": {"mode": "ffa", "world": "small"}, "spectators": 0,
+                      "match": {"world": "small"}}]
 
 
 async def test_two_players_see_each_other_move(session: aiohttp.ClientSession,
