@@ -254,3 +254,35 @@ def test_map_spectators_never_see_what_nobody_owns() -> None:
     assert hidden.id not in faces(ann)
     assert hidden.id not in {e.id for e in eye.entities("Card")}
     assert {e.id for e in eye.entities("Card")} == {c.id for c in room.room.cards[1:]}
+
+
+def test_frozen_entities_refuse_changes_and_are_sent_once() -> None:
+    """``frozen=True``: set before spawn, never after; created once, then never looked at."""
+
+    class Wall(Entity, frozen=True):
+        x: int = 0
+        y: int = 0
+
+    class Walls(Room):
+        game = "walls"
+        entity_types = (Wall, Dot)
+
+        def on_create(self, options: dict[str, Any]) -> None:
+            self.wall = self.world.spawn(Wall(x=3, y=4))
+
+    room = RoomHarness(Walls)
+    ann = room.join("ann")
+    room.tick()
+    assert ann.entity("Wall").values == {"x": 3, "y": 4}
+    with pytest.raises(AttributeError, match="frozen"):
+        room.room.wall.x = 5
+    world = room.room.world
+    assert room.room.wall.id not in world._live  # never compared again
+    world.remove(room.room.wall)
+    room.tick()
+    assert ann.entities("Wall") == []
+    with pytest.raises(TypeError, match="frozen"):
+        class Secret(Entity, frozen=True):
+            owner_field = "owner"
+            owner: int = 0
+            code: Private[int] = 0
