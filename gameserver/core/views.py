@@ -120,7 +120,6 @@ class Views:
         """Diff the world by unit; returns the public unit's ``(created, changed, removed)``
         and keeps the other parts for :meth:`delta_parts` until the next call."""
         world = self.world
-        self._subscribe(viewers)
         self._parts = parts = {}
         self._personal = personal = {}
         self._encoded = {}
@@ -142,6 +141,7 @@ class Views:
             overlay.pop(eid, None)
 
         entities = world.entities
+        secrets: list[tuple[int, Entity, tuple[Any, ...], Unit, bool]] = []
         again = [(eid, e) for eid in kind_changed  # frozen ones shown differently
                  if (e := entities.get(eid)) is not None and type(e)._frozen]
         for eid, entity in chain(world._live.items(), world.take_fresh(), again):
@@ -159,7 +159,11 @@ class Views:
             if kind is None:
                 unit = None
             elif kind == "nearby":
-                unit = ("c", entity.x // cell, entity.y // cell)  # type: ignore[attr-defined]
+                cx = entity.x // cell  # type: ignore[attr-defined]
+                cy = entity.y // cell  # type: ignore[attr-defined]
+                unit = unit_of.get(eid)
+                if unit is None or unit[0] != "c" or unit[1] != cx or unit[2] != cy:
+                    unit = ("c", cx, cy)  # a new cell: a new key (else the same object)
             elif kind == "owner":
                 unit = ("p", cls._owner_getter(entity))
             else:
@@ -206,9 +210,12 @@ class Views:
                 record[at] = mask
                 touched = bool(mask & cls._private_mask)
                 sent[eid] = current
-            if private:
-                self._private(eid, entity, full if eid not in revealed else current,
-                              unit, touched, personal)
+            if private:  # once every viewer's area is known (below)
+                secrets.append((eid, entity, full if eid not in revealed else current,
+                                unit, touched))
+        self._subscribe(viewers)
+        for eid, entity, values, unit, touched in secrets:
+            self._private(eid, entity, values, unit, touched, personal)
 
         for eid in world._removed:
             sent.pop(eid, None)
@@ -270,6 +277,7 @@ class Views:
         subs: dict[int, frozenset[Any]] = {}
         keys = self._sub_keys
         cell, reach, focus, groups = self.cell, self.reach, self.focus, self.groups
+        unit_of = self.unit_of
         version = self.groups_version
         new = self._new_viewers = []
         interned = self._interned
@@ -281,22 +289,24 @@ class Views:
                 keys[0] = ()
                 continue
             followed = focus.get(pid)
-            if followed is not None and cell and followed.id:
-                cx = followed.x // cell  # type: ignore[attr-defined]
-                cy = followed.y // cell  # type: ignore[attr-defined]
-            else:
-                cx = cy = None
+            if followed is None or not followed.id or not cell:
+                where: Unit = None
+            else:  # the cell it is in: its unit when shown nearby (the same object while
+                where = unit_of.get(followed.id)  # it stays in that cell), else its position
+                if where is None or where[0] != "c":
+                    where = ("c", followed.x // cell, followed.y // cell)  # type: ignore
             key = keys.get(pid)
-            if key and key[0] == cx and key[1] == cy and key[2] == version and pid in old:
+            if key is not None and key[0] == where and key[1] == version and pid in old:
                 subs[pid] = old[pid]
                 continue
             if pid not in old:
                 new.append(pid)
-            keys[pid] = (cx, cy, version)
+            keys[pid] = (where, version)
             units: set[Any] = {("g", g) for g in groups.get(pid, ())}  # own unit: implied
-            if cx is not None:
+            if where is not None:
+                _, cx, cy = where
                 units.update(("c", x, y) for x in range(cx - reach, cx + reach + 1)
-                             for y in range(cy - reach, cy + reach + 1))  # type: ignore[operator]
+                             for y in range(cy - reach, cy + reach + 1))
             units_now = frozenset(units)
             # One object per distinct view: players who see alike then share their parts
             # by identity (a dict hit without comparing the sets).
