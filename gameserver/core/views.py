@@ -29,6 +29,7 @@ was re-created, or was concealed again), changed, or changed hands.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from gameserver.core.codec import array_header
-from gameserver.core.world import INT
+from gameserver.core.world import append_change
 
 if TYPE_CHECKING:
     from gameserver.core.world import Entity, World  # world.py imports this module lazily
@@ -87,7 +88,7 @@ class Views:
         self._kind_changed: set[int] = set()
         self._sub_keys: dict[int, tuple[Any, ...]] = {}  # player id -> what subs came from
         self.groups_version = 0  # bumped by every group (or grid) change: areas are redone
-        self._parts: dict[Unit, _Part] = {}
+        self._parts: defaultdict[Unit, _Part] = defaultdict(_Part)
         self._personal: dict[int, list[Any]] = {}  # player id -> private change records
         self._encoded: dict[Any, bytes] = {}  # this update's encoded enter/leave parts
         self._delta_bytes: dict[Unit, bytes] = {}  # this update's encoded unit changes
@@ -120,7 +121,7 @@ class Views:
         """Diff the world by unit; returns the public unit's ``(created, changed, removed)``
         and keeps the other parts for :meth:`delta_parts` until the next call."""
         world = self.world
-        self._parts = parts = {}
+        self._parts = parts = defaultdict(_Part)
         self._personal = personal = {}
         self._encoded = {}
         self._delta_bytes = {}
@@ -134,7 +135,7 @@ class Views:
 
         for eid in world._removed:  # removed since the last update: from their unit
             unit = unit_of.pop(eid, None)
-            part = parts.get(unit) or parts.setdefault(unit, _Part())
+            part = parts[unit]
             part.removed.append(eid)
             if unit is not None:
                 members[unit].pop(eid, None)
@@ -172,11 +173,11 @@ class Views:
             touched = False  # did this update send a record that hides Private fields?
             if previous is None or unit != old_unit:
                 if previous is not None:  # moved: gone from the old unit, new in this one
-                    part = parts.get(old_unit) or parts.setdefault(old_unit, _Part())
+                    part = parts[old_unit]
                     part.removed.append(eid)
                     if old_unit is not None:
                         members[old_unit].pop(eid, None)
-                part = parts.get(unit) or parts.setdefault(unit, _Part())
+                part = parts[unit]
                 part.created.append(eid)
                 part.created.append(type_index[cls])
                 part.created.extend(current)
@@ -189,25 +190,7 @@ class Views:
                 touched = True
                 sent[eid] = current
             elif current != previous:
-                part = parts.get(unit) or parts.setdefault(unit, _Part())
-                record = part.changed
-                record.append(eid)
-                at = len(record)
-                record.append(0)
-                mask = 0
-                kinds_of = cls._kinds
-                for i, new in enumerate(current):  # as World.collect: ints as differences
-                    old = previous[i]
-                    if new != old:
-                        mask |= 1 << i
-                        if kinds_of[i] is INT:
-                            if type(new) is not int:
-                                raise TypeError(f"{cls.__name__}.{cls._fields[i]} is an int "
-                                                f"field, got {new!r}")
-                            record.append(new - old)
-                        else:
-                            record.append(new)
-                record[at] = mask
+                mask = append_change(parts[unit].changed, eid, cls, current, previous)
                 touched = bool(mask & cls._private_mask)
                 sent[eid] = current
             if private:  # once every viewer's area is known (below)
@@ -286,7 +269,6 @@ class Views:
         for pid in viewers:
             if not pid:  # spectators who may see the map: their cells once entities moved
                 subs[0] = old.get(0, _EMPTY)
-                keys[0] = ()
                 continue
             followed = focus.get(pid)
             if followed is None or not followed.id or not cell:
@@ -325,39 +307,31 @@ class Views:
         (the update's last element), or ``b""`` when they see only the public view.
         Players whose views are equal (same cells, same groups) share the same bytes."""
         now = self.subs.get(pid)
-        if now is None:  # not a viewer: the public view
-            return b""
-        before = self.prev_subs.get(pid, _EMPTY)
-        shared = self._composed.get(now if now is before else (before, now))
+        return b"" if now is None else self._suffix(pid, now)
+
+    def all_delta_parts(self) -> dict[int, bytes]:
+        """:meth:`delta_parts` of every viewer who gets any (the host's send loop reads
+        them all at once)."""
+        suffix = self._suffix
+        return {pid: data for pid, now in self.subs.items() if (data := suffix(pid, now))}
+
+    def _suffix(self, pid: int, now: frozenset[Any]) -> bytes:
+        before = self.prev_subs.get(pid)
+        key = now if now is before else (before, now)
+        shared = self._composed.get(key)
         if shared is None:
-            shared = self._compose(now, before)
+            shared = self._composed[key] = self._compose(now, before or _EMPTY)
         if pid in self._own:
-            own = self._personal_part(pid, pid in self.prev_subs)
+            own = self._personal_part(pid, before is not None)
             if own:
                 return array_header(shared[1] + 1) + shared[2] + own
         return shared[0]
 
-    def all_delta_parts(self) -> dict[int, bytes]:
-        """:meth:`delta_parts` of every viewer at once (what the host's send loop reads:
-        one pass, no call per player)."""
-        subs, before_of, composed, own = self.subs, self.prev_subs, self._composed, self._own
-        out: dict[int, bytes] = {}
-        for pid, now in subs.items():
-            before = before_of.get(pid, _EMPTY)
-            shared = composed.get(now if now is before else (before, now))
-            if shared is None:
-                shared = self._compose(now, before)
-            if pid in own:
-                out[pid] = self.delta_parts(pid)
-            elif shared[1]:
-                out[pid] = shared[0]
-        return out
-
     def _compose(self, now: frozenset[Any], before: frozenset[Any]
                  ) -> tuple[bytes, int, bytes]:
         """``(suffix, count, parts)`` for a view that was ``before`` and is ``now``."""
-        encoded = self._delta_bytes
         if now is before:  # the common case: the same units as last time, their changes
+            encoded = self._delta_bytes
             pieces = []
             for unit in now:
                 piece = encoded.get(unit)
@@ -369,10 +343,7 @@ class Views:
             pieces = [p for p in (self._part(u) if u in before else self._enter(u)
                                   for u in now) if p]
             pieces.extend(p for p in (self._leave(u) for u in before - now) if p)
-        parts = b"".join(pieces)
-        shared = (array_header(len(pieces)) + parts if pieces else b"", len(pieces), parts)
-        self._composed[now if now is before else (before, now)] = shared
-        return shared
+        return _listed(pieces), len(pieces), b"".join(pieces)
 
     def snapshot_parts(self, pid: int) -> bytes:
         """The parts player ``pid`` gets with a snapshot (everything they see beyond the
@@ -382,15 +353,15 @@ class Views:
             return b""
         pieces = [p for p in (self._enter(u) for u in now) if p]
         if not pid:  # spectators own nothing (("p", 0) is what nobody sees)
-            return array_header(len(pieces)) + b"".join(pieces) if pieces else b""
+            return _listed(pieces)
         records = self._records(self.members.get(("p", pid), {}))
         secrets: list[Any] = []
         for eid, (holder, values) in self.overlay.items():
             if holder == pid:
                 secrets.extend((eid, type(self.world.entities[eid])._private_mask, *values))
         if records or secrets:
-            pieces.append(self._encode(None, [records, secrets, []]))
-        return array_header(len(pieces)) + b"".join(pieces) if pieces else b""
+            pieces.append(self._encode([records, secrets, []]))
+        return _listed(pieces)
 
     def public_snapshot(self) -> list[Any]:
         """Every public entity as last collected, in wire format."""
@@ -404,7 +375,7 @@ class Views:
         if data is None:
             part = self._parts.get(unit)
             data = b"" if part is None else self._encode(
-                None, [part.created, part.changed, part.removed])
+                [part.created, part.changed, part.removed])
             self._delta_bytes[unit] = data
         return data
 
@@ -413,7 +384,7 @@ class Views:
         data = self._encoded.get(key)
         if data is None:
             records = self._records(self.members.get(unit, {}))
-            data = self._encoded[key] = self._encode(None, [records, [], []]) if records else b""
+            data = self._encoded[key] = self._encode([records, [], []]) if records else b""
         return data
 
     def _leave(self, unit: Unit) -> bytes:
@@ -427,7 +398,7 @@ class Views:
                     held.pop(eid, None)
                 for eid in part.removed:
                     held[eid] = None
-            data = self._encoded[key] = self._encode(None, [[], [], list(held)]) if held else b""
+            data = self._encoded[key] = self._encode([[], [], list(held)]) if held else b""
         return data
 
     def _personal_part(self, pid: int, had_own: bool) -> bytes:
@@ -447,9 +418,9 @@ class Views:
             changed = [*changed, *secrets]
         if not (created or changed or removed):
             return b""
-        return self._encode(None, [created, changed, removed])
+        return self._encode([created, changed, removed])
 
-    def _encode(self, _key: Any, value: Any) -> bytes:
+    def _encode(self, value: Any) -> bytes:
         self.encodes += 1
         return _packb(value)
 
@@ -465,3 +436,8 @@ class Views:
             out.append(type_index[type(entities[eid])])
             out.extend(values)
         return out
+
+
+def _listed(pieces: list[bytes]) -> bytes:
+    """Encoded parts as the msgpack array that ends an update; b"" for none."""
+    return array_header(len(pieces)) + b"".join(pieces) if pieces else b""

@@ -45,6 +45,30 @@ class _PrivateMark:
 Private = Annotated[T, _PrivateMark]
 
 
+def append_change(record: list[Any], eid: int, cls: type[Entity], current: tuple[Any, ...],
+                  previous: tuple[Any, ...]) -> int:
+    """Append the change record ``eid, mask, values...`` of an entity whose fields went
+    from ``previous`` to ``current`` (int fields as differences); returns the mask."""
+    record.append(eid)
+    at = len(record)
+    record.append(0)
+    mask = 0
+    kinds = cls._kinds
+    for i, new in enumerate(current):
+        old = previous[i]
+        if new != old:
+            mask |= 1 << i
+            if kinds[i] is INT:
+                if type(new) is not int:
+                    raise TypeError(f"{cls.__name__}.{cls._fields[i]} is an int field, "
+                                    f"got {new!r}")
+                record.append(new - old)
+            else:
+                record.append(new)
+    record[at] = mask
+    return mask
+
+
 class _EntityMeta(type):
     """Turns annotated class attributes into slotted, synced fields."""
 
@@ -322,24 +346,7 @@ class World:
                 created.append(type_index[cls])
                 created.extend(current)
             elif current != previous:
-                mask = 0
-                values = []
-                kinds = cls._kinds
-                for i, new in enumerate(current):
-                    old = previous[i]
-                    if new != old:
-                        mask |= 1 << i
-                        if kinds[i] is INT:
-                            if type(new) is not int:
-                                raise TypeError(
-                                    f"{cls.__name__}.{cls._fields[i]} is an int field, "
-                                    f"got {new!r}")
-                            values.append(new - old)
-                        else:
-                            values.append(new)
-                changed.append(eid)
-                changed.append(mask)
-                changed.extend(values)
+                append_change(changed, eid, cls, current, previous)
             else:
                 continue
             sent[eid] = current
