@@ -143,10 +143,8 @@ class Broadcaster:
         when the world has ``views``, each player's own parts (encoded once per view)."""
         stats = self.stats
         high, low = self.high_water, self.low_water
-        delta_prefix: dict[int, bytes] = {}  # by length of the ack: at most 5 variants
         snapshot: bytes | None = None
-        snapshot_prefix: dict[int, bytes] = {}
-        headers: dict[int, bytes] = {}  # frame headers by payload length (views: they vary)
+        headers: dict[int, bytes] = {}  # frame headers by payload length: a few variants
         parts = views.all_delta_parts() if views is not None else None
         sent = deltas = 0
         for conn in connections:
@@ -171,45 +169,25 @@ class Broadcaster:
                 continue
             ack = conn.player.ack
             ack = _ACKS[ack] if ack < 4096 else _packb(ack)
-            n = len(ack)
-            if parts is not None:  # this player's parts, if they see more than everyone
-                suffix = (parts.get(conn.player.id, b"") if conn.synced
-                          else views.snapshot_parts(conn.player.id))  # type: ignore[union-attr]
-                if suffix:
-                    if conn.synced:
-                        head, tail = DELTA_PARTS_HEADER, delta_tail
-                        deltas += 1
-                    else:
-                        if snapshot is None:
-                            snapshot = snapshot_tail()
-                        head, tail = SNAPSHOT_PARTS_HEADER, snapshot
-                        conn.synced = True
-                        stats.snapshots += 1
-                    length = 2 + n + len(tail) + len(suffix)
-                    header = headers.get(length)
-                    if header is None:
-                        header = headers[length] = frame_header(length)
-                    data = b"".join((header, head, ack, tail, suffix))
-                    t.write(data)
-                    sent += len(data)
-                    continue
+            # This player's parts, if the world has views and they see more than everyone.
             if conn.synced:
-                prefix = delta_prefix.get(n)
-                if prefix is None:
-                    prefix = delta_prefix[n] = (
-                        frame_header(2 + n + len(delta_tail)) + DELTA_HEADER)
-                data = b"".join((prefix, ack, delta_tail))
+                suffix = parts.get(conn.player.id, b"") if parts is not None else b""
+                head = DELTA_PARTS_HEADER if suffix else DELTA_HEADER
+                tail = delta_tail
                 deltas += 1
             else:
+                suffix = views.snapshot_parts(conn.player.id) if views is not None else b""
+                head = SNAPSHOT_PARTS_HEADER if suffix else SNAPSHOT_HEADER
                 if snapshot is None:
                     snapshot = snapshot_tail()
-                prefix = snapshot_prefix.get(n)
-                if prefix is None:
-                    prefix = snapshot_prefix[n] = (
-                        frame_header(2 + n + len(snapshot)) + SNAPSHOT_HEADER)
-                data = b"".join((prefix, ack, snapshot))
+                tail = snapshot
                 conn.synced = True
                 stats.snapshots += 1
+            length = 2 + len(ack) + len(tail) + len(suffix)
+            header = headers.get(length)
+            if header is None:
+                header = headers[length] = frame_header(length)
+            data = b"".join((header, head, ack, tail, suffix))
             t.write(data)
             sent += len(data)
         stats.deltas += deltas
