@@ -103,9 +103,10 @@ class HarnessPlayer:
     # -- what a client does -------------------------------------------------------
 
     def input(self, data: Any, seq: int | None = None) -> int:
-        """Send one input, numbered like a real client (the next seq) or with ``seq``
-        (to test a stale or out-of-order one); its seq."""
-        self.seq = self.seq + 1 if seq is None else seq
+        """Send one input, numbered like a real client (after both its last seq and the
+        ``ack``, which a stood-in input can take past it) or with ``seq`` (to test a stale
+        or out-of-order one); its seq. ``input(None)``: nothing held (the stream ends)."""
+        self.seq = max(self.seq, self.ack) + 1 if seq is None else seq
         self.send_raw(codec.encode(codec.C_INPUT, self.seq, data))
         return self.seq
 

@@ -75,7 +75,7 @@ class Player:
         return None
 
     async def send_input(self, dx: int, dy: int) -> int:
-        self.seq += 1
+        self.seq = max(self.seq, self.replica.ack) + 1  # a stood-in seq is taken
         await self.ws.send_bytes(msgpack.packb([codec.C_INPUT, self.seq, [dx, dy]]))
         return self.seq
 

@@ -29,34 +29,72 @@ def test_inputs_apply_in_order_one_per_tick_and_are_acknowledged() -> None:
     room = RoomHarness(Arena, {"seed": 1})
     ann = room.join("ann")
     step = ann.config["step"]
-    # Where on_join put the avatar: no tick yet (an idle tick would bank a credit).
     spawned = room.room.players[ann.id].data["avatar"]
     where = {"x": spawned.x, "y": spawned.y}
     moves = ([100, 0], [0, 100], [-100, 0])
     for dx_dy in moves:
         ann.input(dx_dy)
+    ann.input(None)  # let go: the stream ends
     assert ann.errors == []
     for seq, (dx, dy) in enumerate(moves, start=1):
         room.tick()
-        # A player earns one input credit per tick: one input applied, in seq order.
+        # One input per tick, in seq order, each acknowledged.
         assert ann.ack == seq
         x, y = move(where["x"], where["y"], dx, dy, step, RULES)
         assert (avatar(ann)["x"], avatar(ann)["y"]) == (x, y)
         where = dict(avatar(ann))
+    room.tick(3)
+    assert ann.ack == 4 and avatar(ann) == where  # the None: acknowledged, nothing moved
+
+
+def test_a_late_input_is_stood_in_for_by_the_last_one_then_dropped() -> None:
+    room = RoomHarness(Arena, {"seed": 1})
+    ann = room.join("ann")
     room.tick()
-    assert ann.ack == 3 and avatar(ann) == where  # nothing left to apply
+    start = dict(avatar(ann))
+    ann.input([100, 0])
+    ann.input([100, 0])
+    room.tick(2)
+    assert ann.ack == 2
+    x = avatar(ann)["x"]
+    room.tick()  # seq 3 is late: the held direction is repeated, as seq 3
+    assert ann.ack == 3 and avatar(ann)["x"] == x + ann.config["step"]
+    ann.input([0, 100], seq=3)  # seq 3 arrives after all: dropped, no error
+    ann.input([100, 0], seq=4)
+    room.tick()
+    assert ann.errors == [] and ann.ack == 4
+    assert avatar(ann)["x"] == x + 2 * ann.config["step"] and avatar(ann)["y"] == start["y"]
+    # Standing in stops after Room.input_repeat ticks; then the ticks are owed.
+    room.tick(Arena.input_repeat + 3)
+    assert ann.ack == 4 + Arena.input_repeat
+    assert avatar(ann)["x"] == x + (2 + Arena.input_repeat) * ann.config["step"]
 
 
-def test_banked_credits_let_late_inputs_catch_up_but_not_speed_up() -> None:
+def test_after_a_stall_the_backlog_catches_up_but_sending_faster_never_moves_faster() -> None:
     room = RoomHarness(Arena)
     ann = room.join("ann")
-    room.tick(10)  # ten idle ticks bank at most input_burst credits
-    for _ in range(10):
+    room.tick()
+    ann.input([0, 100])
+    ann.input([0, 100])
+    room.tick(2)  # a stream: a missing input is now late
+    room.tick(Arena.input_repeat + 4)  # a stall: 2 ticks stood in, 4 owed
+    assert ann.ack == 2 + Arena.input_repeat
+    for _ in range(12):  # the backlog arrives at once (the stood-in seqs are dropped)
         ann.input([0, 100])
-    room.tick()
-    assert ann.ack == Arena.input_burst
-    room.tick()
-    assert ann.ack == Arena.input_burst + 1  # the bank is spent: one per tick again
+    acks = []
+    for _ in range(8):
+        room.tick()
+        acks.append(ann.ack)
+    steps = [b - a for a, b in zip([2 + Arena.input_repeat, *acks], acks, strict=False)]
+    # Two inputs in some ticks, never more, and only the 4 owed extra: 12 in 8 ticks.
+    assert set(steps) == {1, 2} and steps.count(2) == 4 and sum(steps) == 12, steps
+    # Without owed ticks, a burst is applied one per tick: no faster than the clock.
+    bob = room.join("bob")
+    for _ in range(10):
+        bob.input([0, 100])
+    before = bob.ack
+    room.tick(5)
+    assert bob.ack - before == 5
 
 
 def test_stale_and_overflowing_inputs_are_refused_with_their_seq() -> None:
@@ -70,13 +108,13 @@ def test_stale_and_overflowing_inputs_are_refused_with_their_seq() -> None:
     assert len(ann.errors) == 1
     ann.input([1, 1], seq=1000)
     assert ann.errors[-1] == ["input_overflow", "more than 32 inputs are pending", 1000]
-    room.tick(Arena.max_pending_inputs + 2)
-    # Every queued input was applied, once; the refused ones never were.
+    room.tick(Arena.max_pending_inputs)
+    # Every queued input was applied, once, one a tick; the refused ones never were.
     assert ann.ack == 5 + Arena.max_pending_inputs - 1
     assert len(ann.errors) == 2
 
 
-@pytest.mark.parametrize("raw", [None, [1], [1, 2, 3], ["a", 1], [1.5, 0], {"dx": 1}])
+@pytest.mark.parametrize("raw", [[1], [1, 2, 3], ["a", 1], [1.5, 0], {"dx": 1}])
 def test_arena_refuses_malformed_inputs(raw: Any) -> None:
     room = RoomHarness(Arena)
     ann = room.join("ann")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gameserver.core import codec
 from gameserver.core.engine import Seat
+from gameserver.core.inputs import InputBuffer
 from gameserver.core.replica import Replica
 from gameserver.core.room import Player
 from gameserver.core.world import Entity, World
@@ -71,8 +72,8 @@ def test_deltas_and_resyncs_reproduce_the_world(ticks: list[Any]) -> None:
     world = World((Ship, Rock))
     broadcaster = Broadcaster(high_water=100, low_water=50, stall_timeout=1e9)
     transports = [FakeTransport() for _ in range(3)]
-    conns = [Connection(t, Seat(Player(i + 1, f"p{i}")), lambda code, reason: None)
-             for i, t in enumerate(transports)]
+    conns = [Connection(t, Seat(Player(i + 1, f"p{i}"), InputBuffer(20.0)),
+                        lambda code, reason: None) for i, t in enumerate(transports)]
     replicas = [Replica(world.schema()) for _ in conns]
     for n, (operations, backed_up) in enumerate(ticks, start=1):
         for operation in operations:

@@ -295,12 +295,14 @@ class Room:
         covers it or the server refuses it (an entry in ``errors`` with this seq), and
         sent again after a reconnection if the new snapshot's ``ack`` does not cover it.
         While disconnected it is only kept, and sent after the reconnection.
+        Send ``None`` once when a held control is let go: it ends the input stream, so
+        the server stops standing in for late inputs (docs/PROTOCOL.md §2, *Inputs*).
         A spectator raises :class:`SpectatorError`."""
         self._refuse_spectator("inputs")
         if self.closed or self._leaving:
             raise RoomClosed(self.close_code or CLOSE_ABNORMAL, self.close_reason)
-        self._seq += 1
-        seq = self._seq
+        # After the ack too: the server may have stood in for a seq we never sent (§2, Inputs).
+        seq = self._seq = max(self._seq, self.state.ack) + 1
         self._pending[seq] = data
         if self.connected and not self._resync:
             await self._send((codec.C_INPUT, seq, data))

@@ -17,11 +17,11 @@ server runs.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any
 
 from gameserver.core import codec
 from gameserver.core.codec import Input, Message, Ping, ProtocolError
+from gameserver.core.inputs import InputBuffer
 from gameserver.core.limits import RateLimiter, Verdict
 from gameserver.core.room import (
     InvalidInput,
@@ -42,24 +42,20 @@ class RoomCrashed(Exception):
 
 
 class Seat:
-    """The engine's side of one player: their input queue and budgets."""
+    """The engine's side of one player: their input buffer and budgets."""
 
-    __slots__ = ("budget", "credit", "dropped_at", "inputs", "kicked", "last_seq", "player")
+    __slots__ = ("budget", "dropped_at", "inputs", "kicked", "player")
 
-    def __init__(self, player: Player) -> None:
+    def __init__(self, player: Player, inputs: InputBuffer) -> None:
         self.player = player
-        self.inputs: deque[tuple[int, Any]] = deque()  # (seq, validated input)
-        self.last_seq = 0  # the last seq queued (or, after a drop, applied)
-        self.credit = 0
+        self.inputs = inputs  # queued inputs, taken one per tick (core/inputs.py)
         self.dropped_at: float | None = None  # monotonic seconds, while awaiting a rejoin
         self.budget: RateLimiter | None = None  # room messages, made at the first one
         self.kicked: tuple[int, str] | None = None  # (code, reason) of a kick while away
 
     def forget_inputs(self) -> None:
         """Discard queued, unapplied inputs: the next snapshot's ack is then final."""
-        self.inputs.clear()
-        self.last_seq = self.player.ack
-        self.credit = 0
+        self.inputs.clear(self.player.ack)
 
 
 class RoomEngine:
@@ -106,7 +102,7 @@ class RoomEngine:
         except Exception as exc:
             self._join_failed(exc)
         self._next_player_id += 1
-        seat = self.seats[player.id] = Seat(player)
+        seat = self.seats[player.id] = Seat(player, InputBuffer(room.rate, room.input_buffer))
         room.players[player.id] = player
         self.out.frame(player.id, self._welcome(player.id, reconnect_token))
         try:
@@ -200,25 +196,36 @@ class RoomEngine:
     def receive(self, seat: Seat, data: bytes, now: float) -> None:
         """One binary message from a player. Bad input gets an ERROR to the sender only.
 
-        An input is validated and queued for the next tick (the hot path: one per
-        player per tick, so it is written out here rather than in a helper)."""
+        An input is validated and queued in the player's buffer (the hot path: one per
+        player per tick, so it is written out here rather than in a helper). An input
+        of ``None`` ends the player's stream (nothing held) and is not validated. One
+        whose tick the game already filled in (``on_input_missing``: its seq is
+        acknowledged) is dropped without an error: it came too late to be used."""
         try:
             msg = _decode(data, self.max_message_size)
             if type(msg) is Input:
                 seq = msg.seq
-                if seq <= seat.last_seq:
+                buffer = seat.inputs
+                if seq <= buffer.last_seq:
                     raise ProtocolError(
-                        "stale_seq", f"input seq {seq} is not after {seat.last_seq}", seq)
+                        "stale_seq", f"input seq {seq} is not after {buffer.last_seq}", seq)
                 room = self.room
-                if len(seat.inputs) >= room.max_pending_inputs:
+                if seq <= seat.player.ack:  # stood in for at its tick: too late to apply
+                    buffer.last_seq = seq
+                    if msg.data is None:
+                        buffer.stop()
+                    return
+                if len(buffer.queue) >= room.max_pending_inputs:
                     raise ProtocolError("input_overflow", f"more than {room.max_pending_inputs}"
                                         " inputs are pending", seq)
-                try:
-                    valid = room.validate_input(msg.data)
-                except InvalidInput as exc:
-                    raise ProtocolError("invalid_input", str(exc), seq) from None
-                seat.last_seq = seq
-                seat.inputs.append((seq, valid))
+                valid = msg.data
+                if valid is not None:
+                    try:
+                        valid = room.validate_input(valid)
+                    except InvalidInput as exc:
+                        raise ProtocolError("invalid_input", str(exc), seq) from None
+                buffer.last_seq = seq
+                buffer.queue.append((seq, valid))
             elif type(msg) is Ping:
                 self.out.frame(seat.player.id,
                                codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
@@ -259,25 +266,38 @@ class RoomEngine:
     # -- the tick ----------------------------------------------------------------
 
     def tick(self) -> None:
-        """One fixed step: apply queued inputs (one per earned credit), then ``update``."""
+        """One fixed step: each player's input for this tick (core/inputs.py), then ``update``."""
         room = self.room
-        burst = room.input_burst
         on_input = room.on_input
         for seat in list(self.seats.values()):
+            buffer = seat.inputs
+            if not buffer.queue and not buffer.streaming:
+                continue  # idle
             player = seat.player
-            credit = min(seat.credit + 1, burst)
-            inputs = seat.inputs
-            while inputs and credit:
-                seq, data = inputs.popleft()
-                credit -= 1
-                player.ack = seq  # first: an input that fails is not applied again
-                try:
-                    on_input(player, data)
-                except Exception as exc:
-                    self._failed(exc)
-                    if self.crashed is not None:
-                        return
-            seat.credit = credit
+            due = buffer.due()
+            try:
+                if due > 0:
+                    queue = buffer.queue
+                    for _ in range(due):
+                        seq, data = queue.popleft()
+                        player.ack = seq  # first: an input that fails is not applied again
+                        if data is None:
+                            buffer.stop()
+                        else:
+                            buffer.last = data
+                            on_input(player, data)
+                elif due < 0:  # late or lost: the game says what this tick does
+                    data = room.on_input_missing(player, buffer.last, buffer.missed)
+                    if data is None:
+                        buffer.stood()
+                    else:  # it stands in for the next seq: that input is dropped if it comes
+                        player.ack += 1
+                        buffer.last = data
+                        on_input(player, data)
+            except Exception as exc:
+                self._failed(exc)
+                if self.crashed is not None:
+                    return
         try:
             room.update(room.dt)
         except Exception as exc:

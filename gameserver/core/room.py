@@ -178,7 +178,10 @@ class Room:
     tick_rate: ClassVar[float | None] = None  # None: the server's --tick-rate
     entity_types: ClassVar[tuple[type[Entity], ...]] = ()
     max_pending_inputs: ClassVar[int] = 32  # queued inputs per player before refusing more
-    input_burst: ClassVar[int] = 3  # inputs a player may bank to catch up after jitter
+    # A player's inputs are applied one per tick from a buffer whose depth (1 to this
+    # many ticks) is learned from how unevenly they arrive (core/inputs.py).
+    input_buffer: ClassVar[int] = 3
+    input_repeat: ClassVar[int] = 2  # ticks on_input_missing repeats a late input, by default
     # The game's own browser page: a directory with an index.html (and its scripts), served
     # at /play/<game>/ next to /sdk/gameserver.js. Relative to the module defining the class.
     page: ClassVar[str | None] = None
@@ -231,6 +234,18 @@ class Room:
 
     def on_input(self, player: Player, data: Any) -> None:
         """Apply one validated input of ``player``; called in seq order during a tick."""
+
+    def on_input_missing(self, player: Player, last: Any, missed: int) -> Any:
+        """A tick came while ``player`` was sending inputs, and theirs has not arrived.
+
+        ``last`` is the input applied at the tick before (or stood in for it), ``missed``
+        counts the ticks in a row it was missing (1, 2, ...). Return an input to apply in
+        its place: it is acknowledged as the missing one, which is dropped when it comes.
+        Return None to let the tick pass without one: the player catches up afterwards.
+        The default repeats ``last`` for ``input_repeat`` ticks, which is right for held
+        controls (a steering direction); a game of discrete commands returns None.
+        """
+        return last if missed <= self.input_repeat else None
 
     def on_message(self, player: Player, kind: str, body: Any) -> None:
         """A room message no ``@message`` handler takes; raise :class:`InvalidInput` to

@@ -363,8 +363,9 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   /** A typed room message (chat, ...); false when not connected. Throws for a spectator. */
   send(kind: string, body: unknown): boolean;
   /** One numbered input (predicted when predict() was called); its seq, or 0 if not sent. Throws for a spectator. */
-  sendInput(input: I): number;
-  /** Input clock for held controls: one input per tick while `input` is not null. */
+  sendInput(input: I | null): number;
+  /** Input clock for held controls: one input per tick while `input` is not null, and one
+   * null input when it becomes null (let go: the server's input stream for us ends). */
   pumpInput(input: I | null, nowMs?: number): number;
   leave(): void;
 

@@ -600,6 +600,7 @@ export class Predictor {
   }
 
   _step(state, input) {
+    if (input === null) return { ...state }; // "nothing held": the server applies nothing
     const next = this.step({ ...state }, input, this.config);
     if (next === null || typeof next !== "object") {
       throw new TypeError("Predictor: step() must return the entity state (an object)");
@@ -1067,7 +1068,8 @@ export class Room {
   sendInput(input) {
     this._noSpectator("sendInput()");
     if (this.status !== "playing" || this._resync || this.pending.length >= this.maxPending) return 0;
-    let seq = this.seq + 1;
+    // After the ack too: the server may have stood in for a seq not sent yet (PROTOCOL §2).
+    let seq = Math.max(this.seq, this.state?.ack ?? 0) + 1;
     if (this.predictor) {
       seq = this.predictor.applyInput(input, seq);
       if (!seq) return 0;
@@ -1081,8 +1083,10 @@ export class Room {
   /**
    * An input clock for held controls: call often (every frame and from a timer)
    * with the current input, or null when idle. Sends one input per server tick
-   * while active, the first one at once on a fresh press, and tells the
-   * predictor when a tick passes idle. Returns how many inputs it sent.
+   * while active, the first one at once on a fresh press, and a null input when
+   * the control is let go (the server then stops standing in for late inputs:
+   * docs/PROTOCOL.md §2, *Inputs*); tells the predictor when a tick passes idle.
+   * Returns how many inputs it sent.
    */
   pumpInput(input, at = now()) {
     this._noSpectator("pumpInput()");
@@ -1103,6 +1107,8 @@ export class Room {
       const steps = this._clock.advance(at);
       if (active) {
         for (let i = 0; i < steps; i++) send();
+      } else if (this._wasActive) {
+        send(); // null: let go, the stream of inputs ends here
       } else if (steps) {
         this.predictor?.hold(); // a step without input: stand still
       }

@@ -52,7 +52,8 @@ while (Date.now() - held < 500) {
   ann.pumpInput([direction, 0]);
   await sleep(8);
 }
-ann.pumpInput(null);
+const moves = ann.seq;
+ann.pumpInput(null); // let go: one null input ends the stream
 const sent = ann.seq;
 await until(() => ann.pending.length === 0 && ann.state.ack === sent, "every input acknowledged");
 const annServerX = avatarOf(ann, ann.playerId).values.x;
@@ -68,7 +69,7 @@ const stats = ann.stats();
 ann.leave();
 
 console.log(JSON.stringify({
-  room: ann.id, annId: ann.playerId, bobId: bob.playerId, inputs: sent, step: ann.config.step,
+  room: ann.id, annId: ann.playerId, bobId: bob.playerId, inputs: moves, sent, step: ann.config.step,
   startX, direction, predictedX: ann.predictor.state.x, annServerX, corrections: ann.predictor.corrections,
   bobSawXs: bobSaw.annXs, bobJoined: bobSaw.joined, bobDrawnX: drawn?.x ?? null,
   annAdded: annSaw.added, annRemoved: annSaw.removed, chat: annSaw.chat,

@@ -64,6 +64,7 @@ for (let i = 0; i < 6; i++) {
   ann.sendInput([100, 0]);
   await sleep(50);
 }
+ann.sendInput(null); // let go (else the server repeats the last move for a late one)
 ann.send("chat", "hello vic");
 await until(() => seen.vic.chat.length === 1, "the chat");
 await until(() => avatarOf(vic, ann.playerId).values.x === avatarOf(ann, ann.playerId).values.x

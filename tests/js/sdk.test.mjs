@@ -360,8 +360,11 @@ describe("Room", () => {
     assert.equal(room.pumpInput([1, 0], 1030), 0);
     assert.equal(room.pumpInput([1, 0], 1051), 1, "then one per 50 ms tick");
     assert.equal(room.pumpInput([1, 0], 1400), 3, "at most 3 to catch up");
-    assert.equal(room.pumpInput(null, 1460), 0);
-    assert.equal(ws.inputs().length, 5);
+    assert.equal(room.pumpInput(null, 1460), 1, "let go: one null input ends the stream");
+    assert.equal(room.pumpInput(null, 1520), 0);
+    const sent = ws.inputs();
+    assert.equal(sent.length, 6);
+    assert.deepEqual(sent.at(-1), [C_INPUT, 6, null]);
     room.leave();
   });
 
