@@ -37,6 +37,7 @@ from gameserver.core.replica import Replica
 from gameserver.games.arena import RULES, move
 
 from .browsing import RECORD_SENT, Console, missing, sent_kinds, shot, state, until
+from .netproxy import LatencyProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_TESTS = ROOT / "tests" / "js"
@@ -272,88 +273,6 @@ async def record_session(base: str, seconds: float, options: dict[str, Any] | No
 
 
 # -- the browser ------------------------------------------------------------------------
-
-
-class LatencyProxy:
-    """A TCP proxy in front of the server: adds ``delay`` seconds each way, and
-    ``cut()`` aborts every connection through it (a dropped network).
-
-    The server builds WebSocket URLs from the Host header, so a page loaded
-    through the proxy also plays through it.
-    """
-
-    def __init__(self, host: str, port: int, delay: float = 0.0) -> None:
-        self.host, self.port, self.delay = host, port, delay
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def cut(self) -> None:
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.writers.add(up_writer)
-        pumps = [asyncio.create_task(self._pump(reader, up_writer)),
-                 asyncio.create_task(self._pump(up_reader, writer))]
-        self.tasks.update(pumps)
-        try:
-            await asyncio.gather(*pumps, return_exceptions=True)
-        finally:
-            self.tasks.difference_update(pumps)
-            for w in (writer, up_writer):
-                self.writers.discard(w)
-                w.transport.abort()
-
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def deliver() -> None:
-            while True:
-                due, data = await queue.get()
-                if not data:
-                    return
-                await asyncio.sleep(max(0.0, due - loop.time()))
-                dst.write(data)
-                await dst.drain()
-
-        sender = asyncio.create_task(deliver())
-        try:
-            while True:
-                data = await src.read(65536)
-                queue.put_nowait((loop.time() + self.delay, data))
-                if not data:
-                    break
-            await sender
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(BaseException):
-                await sender
-            dst.transport.abort()
 
 
 async def new_page(context: Any, console: Console, url: str, label: str,
