@@ -309,13 +309,13 @@ async def test_upstream_stall_drains_to_target(start_server: StartServer,
     async with arena(start_server, browser, seed=2) as g:
         loop = asyncio.get_running_loop()
         seat = g.seat_a()
-        has_target = hasattr(seat, "target")
+        has_target = hasattr(seat.inputs, "target")
         samples: list[tuple[float, int, int]] = []
         stop = asyncio.Event()
 
         async def sample() -> None:
             while not stop.is_set():
-                samples.append((loop.time(), len(seat.inputs), getattr(seat, "target", 1)))
+                samples.append((loop.time(), len(seat.inputs), getattr(seat.inputs, "target", 1)))
                 await asyncio.sleep(0.01)
 
         sampler = asyncio.create_task(sample())

@@ -27,7 +27,7 @@ def test_every_hook_and_input_attribute_is_in_the_tables() -> None:
     hooks |= {"validate_input", "update", "client_config"}
     rows = re.findall(r"^\| `(\w+)\(", README, re.M)
     assert hooks <= set(rows), hooks - set(rows)
-    for attribute in ("max_pending_inputs", "input_burst"):
+    for attribute in ("max_pending_inputs", "input_buffer", "input_repeat"):
         assert re.search(rf"^\| `{attribute}` \| `{getattr(Room, attribute)}` \|", README, re.M)
     assert "`JoinRefused` and `InvalidInput` are all imported from `gameserver`" in README
     assert {"Room", "Entity", "JoinRefused", "InvalidInput"} <= set(gameserver.__all__)

@@ -15,7 +15,7 @@ from typing import Any, Final, NamedTuple
 
 import msgpack
 
-PROTOCOL_VERSION: Final = 2  # 2: updates may carry view parts (docs/PROTOCOL.md, Views)
+PROTOCOL_VERSION: Final = 3  # 2: view parts (Views); 3: nil inputs, the input buffer (Inputs)
 
 # Client -> server.
 C_INPUT: Final = 1  # [1, seq, input]

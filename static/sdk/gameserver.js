@@ -15,7 +15,7 @@
 // Wire constants (gameserver/core/codec.py, docs/PROTOCOL.md; tests/test_protocol_doc.py
 // checks they agree) and the words a player sees for every error the server can report.
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 // Client -> server.
 export const C_INPUT = 1; // [1, seq, input]
