@@ -1,5 +1,5 @@
 """The arena page on phones: Chromium emulating a touch phone (``is_mobile``, ``has_touch``)
-at 320 × 640 (portrait) and 640 × 320 (landscape). The lobby fits (no horizontal scroll,
+at 320x640 (portrait) and 640x320 (landscape). The lobby fits (no horizontal scroll,
 every control inside the viewport), the touch stick sits beside (landscape) or below
 (portrait) the field and never over the canvas, touch help replaces keyboard help, and
 avatars are drawn at least MIN_AVATAR_R CSS px however small the field. A desktop page

@@ -432,7 +432,6 @@ export class GameView {
     if ($("reconnect-text").textContent !== text) $("reconnect-text").textContent = text;
     const why = `${info.text ?? ""} Attempt ${info.attempt ?? 1}.`.trim();
     if ($("reconnect-why").textContent !== why) $("reconnect-why").textContent = why;
-    $("retry-now").disabled = left <= 50;
   }
 
   setOverlay(text, busy = true) {

@@ -1048,6 +1048,8 @@ export class Room {
     this._lastInputAt = -Infinity;
     this._wasActive = false;
     this._wake = null; // ends the current wait between reconnection attempts
+    this._cancelAttempt = null; // abandons the reconnection attempt under way
+    this._retryAtOnce = false;
   }
 
   // -- callbacks: each returns a function that removes it --------------------------------
@@ -1272,9 +1274,9 @@ export class Room {
       let welcomed = false;
       let lastError = null;
       let closeOverride = 0;
-      // No WELCOME in time: give up on this socket now (a black-holed one may not even
-      // report its close for a long while); as a drop, so a reconnection token is kept.
-      const timeout = setTimeout(() => {
+      // No WELCOME in time (or retryNow()): give up on this socket now (a black-holed one
+      // may not even report its close for a long while); as a drop, so a token is kept.
+      const abandon = (why) => {
         if (welcomed || ws !== this._ws) return;
         this._ws = null;
         try {
@@ -1282,8 +1284,10 @@ export class Room {
         } catch {
           // gone anyway
         }
-        reject(new ConnectError(CLOSE.ABNORMAL, "no welcome in time", lastError));
-      }, handshakeMs);
+        reject(new ConnectError(CLOSE.ABNORMAL, why, lastError));
+      };
+      const timeout = setTimeout(() => abandon("no welcome in time"), handshakeMs);
+      if (resume) this._cancelAttempt = () => abandon("tried again");
       ws.onmessage = (ev) => {
         if (ws !== this._ws) return;
         const at = now();
@@ -1463,8 +1467,15 @@ export class Room {
    * browser coming back online). True if an attempt was started; a no-op otherwise.
    */
   retryNow() {
-    if (this.status !== "reconnecting" || !this._wake) return false;
-    this._wake();
+    if (this.status !== "reconnecting") return false;
+    if (this._wake) {
+      this._wake();
+    } else if (this._cancelAttempt) {
+      this._retryAtOnce = true; // an attempt still waiting on the network: start afresh
+      this._cancelAttempt();
+    } else {
+      return false;
+    }
     return true;
   }
 
@@ -1491,7 +1502,8 @@ export class Room {
         if (this._stopped) return;
         const tried = now();
         const early = tried - started < EARLY_RECONNECT_MS;
-        const result = await this._attempt(why, code, early ? EARLY_HANDSHAKE_MS : WELCOME_TIMEOUT_MS);
+        const result = await this._attempt(why, code, early ? EARLY_HANDSHAKE_MS : WELCOME_TIMEOUT_MS)
+          .finally(() => { this._cancelAttempt = null; });
         if (result === "ok" || result === "ended") return;
         if (result === "lost") break;
         fast = result === "unreached" && now() - tried < FAST_FAIL_MS;
@@ -1504,6 +1516,8 @@ export class Room {
 
   /** Sleep `ms`, or less if retryNow() wakes us. */
   _wait(ms) {
+    if (this._retryAtOnce) ms = 0; // retryNow() during the last attempt
+    this._retryAtOnce = false;
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -1540,6 +1554,7 @@ export class Room {
     if (!this.game) return "lost"; // resumed by token alone: we do not know what to rejoin
     const abort = typeof AbortController === "function" ? new AbortController() : null;
     const timer = abort && setTimeout(() => abort.abort(), handshakeMs);
+    if (abort) this._cancelAttempt = () => abort.abort();
     try {
       // A spectator has no token: it always comes back with a new pass to the same room.
       const mode = this.spectator ? "spectate" : "join";

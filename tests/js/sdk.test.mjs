@@ -773,16 +773,20 @@ describe("Reconnection schedule", () => {
       room.leave();
     });
 
-  test("retryNow() ends the wait at once; a no-op unless reconnecting", async () => {
+  test("retryNow() ends the wait or a hung attempt at once; a no-op unless reconnecting", async () => {
     const { room, ws } = await joined({ reconnect: { delays: [60000] } });
     assert.equal(room.retryNow(), false, "playing: nothing to retry");
     ws.drop(CLOSE.ABNORMAL);
     assert.ok(room.statusInfo.retryInMs > 40000);
     assert.equal(room.retryNow(), true);
     await until(() => FakeSocket.all.length === 2, "an attempt at once", 200);
-    assert.equal(room.retryNow(), false, "an attempt is under way");
+    // An attempt that hangs (no WELCOME): retrying abandons it for a new one at once.
+    assert.equal(room.retryNow(), true);
+    await until(() => FakeSocket.all.length === 3, "another attempt at once", 200);
+    assert.ok(FakeSocket.all[1].closed, "the hung one is closed");
+    assert.match(FakeSocket.all[2].url, /reconnect=R1.first$/, "its token was never used");
     await tick();
-    FakeSocket.all[1].frame(welcome(1, "R1.second"));
+    FakeSocket.all[2].frame(welcome(1, "R1.second"));
     assert.equal(room.status, "playing");
     assert.equal(room.reconnects, 1);
     room.leave();
