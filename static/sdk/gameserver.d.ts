@@ -142,6 +142,8 @@ export declare class Predictor<S extends Record<string, any> = Record<string, an
   blendMs: number;
   /** The last renderState(), where a reseed blends from. */
   drawn: S | null;
+  /** A reconnection's blend under way (eased over blendMs), or null. */
+  blend: { from: Record<string, number>; ms: number } | null;
   reset(): void;
   /** After a reconnection: the next reconcile() blends from where it was drawn over
    * blendMs, whatever the distance, also after reset() (a new seat). */
