@@ -61,7 +61,9 @@ class NetProxy:
         self.traffic = {d: Traffic() for d in DIRECTIONS}
         self.events = Events()
         self.held_until = dict.fromkeys(DIRECTIONS, 0.0)  # loop time a stall lasts until
-        self.refusing = False
+        # None: connections pass; a number: new ones are aborted after that many seconds
+        # without reaching the server (0: at once; more: a network that hangs).
+        self.refusing: float | None = None
         self._opened: dict[str, int] = {}  # connections per first request line (see _key)
         self.down_at: tuple[float, float] | None = None  # (loop time, wall time)
         self.restored_at: tuple[float, float] | None = None  # (loop time, wall time)
@@ -75,6 +77,11 @@ class NetProxy:
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 
+    @property
+    def refused(self) -> int:
+        """Connections refused so far."""
+        return self.events.refused
+
     def cut(self) -> None:
         """Abort every connection through the proxy, both sides (a dropped network)."""
         self.events.cuts += 1
@@ -86,13 +93,13 @@ class NetProxy:
     def down(self) -> None:
         """Cut every connection and refuse new ones until :meth:`up`."""
         loop = asyncio.get_running_loop()
-        self.refusing = True
+        self.refusing = 0.0
         self.down_at = (loop.time(), time.time())
         self.cut()
 
     def up(self) -> None:
         loop = asyncio.get_running_loop()
-        self.refusing = False
+        self.refusing = None
         self.restored_at = (loop.time(), time.time())
 
     async def outage(self, seconds: float) -> None:
@@ -138,8 +145,10 @@ class NetProxy:
     # -- the path -----------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
+        if self.refusing is not None:
             self.events.refused += 1
+            if self.refusing:
+                await asyncio.sleep(self.refusing)
             writer.transport.abort()
             return
         self.events.connections += 1

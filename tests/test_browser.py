@@ -35,6 +35,7 @@ import msgpack
 
 from gameserver.core.replica import Replica
 from gameserver.games.arena import RULES, move
+from gameserver.web.keys import MANAGER
 
 from .browsing import RECORD_SENT, Console, missing, sent_kinds, shot, state, until
 from .netproxy import LatencyProxy
@@ -742,12 +743,12 @@ async def test_latency_prediction_and_reconnect(start_server: StartServer, brows
         await asyncio.sleep(0.3)
         proxy.cut()
         await until(page, "s.status === 'reconnecting'", timeout=3)
-        assert await page.is_visible("#overlay")
-        assert "Reconnecting" in (await page.text_content("#overlay-text") or "")
+        assert await page.is_visible("#reconnect-banner")
+        assert "Reconnecting" in (await page.text_content("#reconnect-text") or "")
         await until(page, "s.status === 'playing' && s.reconnects === 1", timeout=10)
         s2 = await state(page)
         assert s2["roomId"] == s1["roomId"]
-        assert not await page.is_visible("#overlay")
+        assert not await page.is_visible("#reconnect-banner")
         print(f"reconnected: token={s1['canResume']} player {s1['playerId']} -> {s2['playerId']}")
         await asyncio.sleep(0.4)
         await page.keyboard.up(key)
@@ -771,8 +772,109 @@ async def test_latency_prediction_and_reconnect(start_server: StartServer, brows
         await server.close()
         await until(page, "s.status === 'reconnecting' && s.statusInfo.text.includes('going away')",
                     timeout=5)
-        assert "going away" in (await page.text_content("#overlay-text") or "")
+        assert "going away" in (await page.text_content("#reconnect-why") or "")
         await shot(page, artifacts, "game-server-going-away")
+        console.check()
+    finally:
+        await context.close()
+        await proxy.close()
+
+
+# Every animation frame, where page A drew its own avatar (checks that a reconnection blends).
+TRACK_OWN = """() => {
+  window.__track = [];
+  const frame = () => {
+    const s = window.__game.state();
+    window.__track.push([performance.now(), s.ownRendered, s.status]);
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+}"""
+
+
+async def test_reconnecting_banner_retry_now_and_away_players(start_server: StartServer,
+                                                              browser: Any,
+                                                              artifacts: Path) -> None:
+    """Page A plays through a proxy, page B directly, in one room. A's network drops and
+    stays down: A shows a banner counting down to its next attempt; B shows A dimmed and
+    "reconnecting" on the field and in the scoreboard. Meanwhile the server moves A's avatar
+    farther than the snap distance. The network comes back during a long wait: "Retry now"
+    reconnects A at once, to the same seat and score; A's own avatar glides to the server's
+    position over a few frames instead of jumping; B no longer marks A."""
+    server = await start_server()
+    proxy = LatencyProxy(server.host, server.port)
+    base_a = await proxy.start()
+    base = str(server.make_url("")).rstrip("/")
+    console = Console()
+    console.allowed.append(lambda text: "WebSocket connection to" in text
+                           or "ERR_CONNECTION" in text or "Failed to load resource" in text)
+    context = await browser.new_context(viewport=VIEWPORT)
+    loop = asyncio.get_running_loop()
+    try:
+        a = await new_page(context, console, base_a + "/", "A", "Alice")
+        await a.click("#create-room")
+        await until(a, "s.screen === 'game' && s.own !== null")
+        sa = await settle(a)
+        pid = sa["playerId"]
+        b = await new_page(context, console, f"{base}/?room={sa['roomId']}", "B")
+        await until(b, f"s.screen === 'game' && s.others.some(o => o.pid === {pid} && !o.away)")
+        room = server.app[MANAGER].room_hosts[sa["roomId"]].room
+        avatar = room.players[pid].data["avatar"]
+        avatar.score = 7  # a score to keep
+        await until(a, f"s.avatars.some(v => v.pid === {pid} && v.score === 7)")
+        await a.evaluate(TRACK_OWN)
+
+        # Down: every attempt fails after 0.6 s without reaching the server (not at once).
+        proxy.refusing = 0.6
+        proxy.cut()
+        await until(a, "s.status === 'reconnecting' && s.reconnectBanner !== null", timeout=3)
+        assert await a.is_visible("#retry-now")
+        assert re.fullmatch(r"Reconnecting… (next try in \d+\.\d s|trying now)",
+                            (await state(a))["reconnectBanner"]["text"])
+        await until(b, f"s.others.some(o => o.pid === {pid} && o.away)", timeout=3)
+        assert "reconnecting" in (await b.text_content("#scores li.away") or "")
+        await shot(b, artifacts, "arena-player-away")
+        # The server moves A's avatar meanwhile, by more than the prediction's snapDistance.
+        x0 = avatar.x
+        avatar.x = x0 + 300 if x0 + 300 <= RULES["width"] - RULES["player_radius"] else x0 - 300
+
+        # Past the quick attempts, a longer wait: the banner counts it down.
+        await until(a, "s.status === 'reconnecting' "
+                       "&& s.statusInfo.retryAt - performance.now() > 700", timeout=30)
+        first = (await state(a))["reconnectBanner"]["text"]
+        await asyncio.sleep(0.2)
+        second = (await state(a))["reconnectBanner"]["text"]
+        assert first != second and "next try in" in first, (first, second)
+        await shot(a, artifacts, "arena-reconnecting-banner")
+        assert proxy.refused >= 3
+
+        # The network is back: "Retry now" reconnects before the planned attempt.
+        proxy.refusing = None
+        left = await a.evaluate(
+            "() => window.__game.state().statusInfo.retryAt - performance.now()")
+        clicked = loop.time()
+        await a.click("#retry-now")
+        await until(a, "s.status === 'playing' && s.reconnects === 1", timeout=5)
+        took = loop.time() - clicked
+        assert took * 1000 < left, f"back in {took:.2f} s; the next try was {left:.0f} ms away"
+        s2 = await state(a)
+        assert s2["playerId"] == pid and s2["roomId"] == sa["roomId"]
+        assert not await a.is_visible("#reconnect-banner")
+        assert [v["score"] for v in s2["avatars"] if v["pid"] == pid] == [7]
+        await until(b, f"s.others.some(o => o.pid === {pid} && !o.away) "
+                       "&& !document.querySelector('#scores li.away')", timeout=3)
+
+        # A's own avatar glided from where it was drawn to the server's new position.
+        await until(a, f"s.ownRendered.x === {avatar.x} && !s.blending", timeout=3)
+        track = await a.evaluate("() => window.__track")
+        xs = [(t, own["x"]) for t, own, _ in track if own]
+        steps = [abs(x2 - x1) for (_, x1), (_, x2) in itertools.pairwise(xs)]
+        moving = [t for (t, x1), (_, x2) in itertools.pairwise(xs) if x1 != x2]
+        print(f"own avatar: largest move in one frame {max(steps):.1f} units, "
+              f"moving for {moving[-1] - moving[0]:.0f} ms over {len(moving)} frames")
+        assert xs[0][1] == x0 and xs[-1][1] == avatar.x
+        assert max(steps) <= 120, "no jump: blended over several frames"
+        assert len(moving) >= 4 and 100 <= moving[-1] - moving[0] <= 400
         console.check()
     finally:
         await context.close()

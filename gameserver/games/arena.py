@@ -40,6 +40,7 @@ class Avatar(Entity):
     y: int = 0
     score: int = 0
     name: str = ""
+    away: bool = False  # dropped, its seat kept for a reconnection: pages mark it
 
 
 class Orb(Entity, frozen=True):  # never changes: updates skip it once sent
@@ -113,6 +114,12 @@ class Arena(Room):
             self.world.show_nearby(avatar)
             self.world.follow(player.id, avatar)
         self.broadcast("joined", [player.id, player.name])
+
+    def on_drop(self, player: Player) -> None:
+        player.data["avatar"].away = True
+
+    def on_rejoin(self, player: Player) -> None:
+        player.data["avatar"].away = False
 
     def on_leave(self, player: Player, consented: bool) -> None:
         self.world.remove(player.data.pop("avatar"))

@@ -19,6 +19,12 @@ import { FOLLOW_ZOOM, PLAYER_VIEW, playerColor, Renderer } from "./render.js";
 const $ = (id) => document.getElementById(id);
 const CHAT_KEEP = 120;
 
+/** A phone or tablet: its main pointer is a finger (or it cannot hover). */
+export function isTouchDevice() {
+  const media = (q) => window.matchMedia?.(q).matches ?? false;
+  return media("(pointer: coarse)") || media("(hover: none)") || navigator.maxTouchPoints > 0;
+}
+
 export class GameView {
   constructor() {
     this.renderer = new Renderer($("view"));
@@ -48,6 +54,7 @@ export class GameView {
       canvas.style.cursor = over ? "pointer" : "";
     });
     $("free-camera").addEventListener("click", () => this.setFollow(null));
+    $("retry-now").addEventListener("click", () => this.room?.retryNow());
     $("scores").addEventListener("click", (e) => {
       const button = e.target.closest?.("button.who");
       if (!button || !this.room?.spectator) return;
@@ -84,7 +91,8 @@ export class GameView {
         }
       }
     });
-    if (window.matchMedia?.("(pointer: coarse)").matches) document.body.classList.add("touch");
+    // A touch device gets the stick and touch help instead of keyboard help.
+    if (isTouchDevice()) document.body.classList.add("touch");
     window.addEventListener("touchstart", () => document.body.classList.add("touch"),
       { once: true, passive: true });
   }
@@ -170,7 +178,8 @@ export class GameView {
     this.controls.enabled = !watching;
     document.body.classList.toggle("watching", watching);
     $("chat-input").disabled = watching;
-    $("chat-input").placeholder = watching ? "Spectators can't chat" : "Press Enter to chat";
+    $("chat-input").placeholder = watching ? "Spectators can't chat"
+      : document.body.classList.contains("touch") ? "Tap to chat" : "Press Enter to chat";
     this.follow = null;
     this.scoresKey = "";
     this.renderer.camera = null;
@@ -209,6 +218,7 @@ export class GameView {
     $("chat-input").disabled = false;
     $("chat-input").placeholder = "Press Enter to chat";
     $("camera-bar").hidden = true;
+    $("reconnect-banner").hidden = true;
     $("view").style.cursor = "";
     this.follow = null;
     this.room = null;
@@ -264,9 +274,10 @@ export class GameView {
       let focus = null;
       for (const o of this.others.sample(now).values()) {
         const followed = o.pid === this.follow;
+        const away = Boolean(o.away);
         avatars.push({ pid: o.pid, name: o.name, score: o.score, x: o.x, y: o.y, own: false,
-          followed });
-        others.push({ pid: o.pid, name: o.name, x: o.x, y: o.y });
+          followed, away });
+        others.push({ pid: o.pid, name: o.name, x: o.x, y: o.y, away });
         if (followed) focus = { key: o.pid, x: o.x, y: o.y };
       }
       if (this.follow !== null && !focus) {
@@ -296,6 +307,7 @@ export class GameView {
       this.renderer.draw({ world: cfg, orbs, avatars, raw, focus, now,
         view: large ? PLAYER_VIEW : null, minimap });
     }
+    this.updateReconnecting(now);
     if (now - this.lastPanels > 250) {
       this.lastPanels = now;
       this.updatePanels(now);
@@ -317,7 +329,7 @@ export class GameView {
     const watching = room.spectator;
     // Rebuilt only when it changes, keeping the keyboard focus on the same name.
     const key = JSON.stringify([room.playerId, this.follow,
-      avatars.map((a) => [a.pid, a.name, a.score])]);
+      avatars.map((a) => [a.pid, a.name, a.score, Boolean(a.away)])]);
     if (key === this.scoresKey) return;
     this.scoresKey = key;
     const focused = list.contains(document.activeElement) ? document.activeElement.dataset.pid : null;
@@ -326,6 +338,7 @@ export class GameView {
       if (a.pid === room.playerId) li.className = "me";
       const followed = watching && a.pid === this.follow;
       if (followed) li.className = "following";
+      if (a.away) li.classList.add("away");
       const rank = document.createElement("span");
       rank.className = "rank";
       rank.textContent = `${i + 1}`;
@@ -342,6 +355,13 @@ export class GameView {
         name.setAttribute("aria-pressed", String(followed));
         name.title = followed ? "Following: press again for the whole field"
           : i < 9 ? `Follow ${a.name} (${i + 1})` : `Follow ${a.name}`;
+      }
+      if (a.away) {
+        const tag = document.createElement("small");
+        tag.className = "away-tag";
+        tag.textContent = "reconnecting";
+        tag.title = `${a.name} lost the connection; the seat is kept for a while`;
+        name.append(" ", tag);
       }
       const score = document.createElement("span");
       score.className = "score";
@@ -393,6 +413,25 @@ export class GameView {
     } else if (kind === "left") {
       this.addChat(null, `${body[1]} left.`);
     }
+  }
+
+  /**
+   * The reconnection banner over the field, with a live countdown to the next attempt
+   * (the SDK's statusInfo.retryAt) and "Retry now"; hidden unless reconnecting.
+   */
+  updateReconnecting(now) {
+    const room = this.room;
+    const banner = $("reconnect-banner");
+    const on = room?.status === "reconnecting";
+    if (banner.hidden === on) banner.hidden = !on;
+    if (!on) return;
+    const info = room.statusInfo;
+    const left = Math.max(0, (info.retryAt ?? now) - now);
+    const text = left > 50 ? `Reconnecting… next try in ${(left / 1000).toFixed(1)} s`
+      : "Reconnecting… trying now";
+    if ($("reconnect-text").textContent !== text) $("reconnect-text").textContent = text;
+    const why = `${info.text ?? ""} Attempt ${info.attempt ?? 1}.`.trim();
+    if ($("reconnect-why").textContent !== why) $("reconnect-why").textContent = why;
   }
 
   setOverlay(text, busy = true) {

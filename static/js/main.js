@@ -265,10 +265,10 @@ async function watch(roomId) {
 function wire(room) {
   room.onStatus((status, info) => {
     if (app.room !== room) return;
-    if (status === "reconnecting") {
-      view.setOverlay(`Reconnecting… (attempt ${info.attempt})\n${info.text}`);
-    } else if (status === "playing") {
+    // The banner over the field (game.js) counts down to the next attempt every frame.
+    if (status === "reconnecting" || status === "playing") {
       view.setOverlay(null);
+      view.updateReconnecting(performance.now());
     }
   });
   room.onReconnect(() => {
@@ -412,6 +412,13 @@ window.__game = {
       reconnects: s?.reconnects ?? 0,
       canResume: Boolean(s?.reconnectToken),
       own: p?.ready ? { x: p.state.x, y: p.state.y } : null,
+      // A reconnection's correction being blended in (the SDK's Predictor), and its offset.
+      blending: Boolean(p?.blend),
+      ownOffset: p ? { ...p.offset } : null,
+      reconnectBanner: $("reconnect-banner").hidden ? null : {
+        text: $("reconnect-text").textContent, why: $("reconnect-why").textContent },
+      touch: document.body.classList.contains("touch"),
+      avatarRadius: view.renderer.avatarR,
       ownRendered: view.rendered.own,
       ownServer: ownEntity ? { x: ownEntity.values.x, y: ownEntity.values.y } : null,
       others: view.rendered.others.map((o) => ({ ...o })),

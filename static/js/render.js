@@ -13,6 +13,8 @@ export const FOLLOW_ZOOM = 2;
 export const PLAYER_VIEW = Object.freeze({ width: 1600, height: 900 });
 const EASE_MS = 250;
 const PAD = 16;
+/** Avatars are never drawn smaller than this radius (CSS px): a phone shows the whole field small. */
+export const MIN_AVATAR_R = 6;
 
 export function playerColor(pid) {
   const hue = (pid * 137.508 + 190) % 360;
@@ -34,6 +36,7 @@ export class Renderer {
     this.hitR = 0;
     this.viewport = null; // the part of the field in view, in world units {x0, y0, x1, y1}
     this.minimap = null; // what the minimap showed last frame (minimap.js), or null
+    this.avatarR = 0; // the avatars' radius as last drawn, CSS px
   }
 
   /** The camera zoom (1 = the whole field) that shows `view` {width, height} units. */
@@ -203,7 +206,8 @@ export class Renderer {
     ctx.fill();
 
     // Raw server positions (the H toggle): hollow dashed rings.
-    const pr = Math.max(5, world.player_radius * s);
+    const pr = Math.max(MIN_AVATAR_R, world.player_radius * s);
+    this.avatarR = pr;
     if (scene.raw) {
       ctx.setLineDash([4, 4]);
       ctx.lineWidth = 1.5;
@@ -231,13 +235,20 @@ export class Renderer {
         ctx.strokeStyle = FOLLOWED;
         ctx.stroke();
       }
+      // A dropped player (its seat kept for a reconnection) is drawn dimmed, dashed.
+      ctx.globalAlpha = a.away ? 0.35 : 1;
       ctx.beginPath();
       ctx.arc(cx, cy, pr, 0, Math.PI * 2);
       ctx.fillStyle = playerColor(a.pid);
       ctx.fill();
       ctx.lineWidth = a.own ? 3 : 2;
       ctx.strokeStyle = a.own ? "#ffffff" : "rgba(8, 12, 22, 0.75)";
+      if (a.away) {
+        ctx.setLineDash([3, 3]);
+        ctx.strokeStyle = "#e2e8f0";
+      }
       ctx.stroke();
+      ctx.setLineDash([]);
       if (pr >= 9) {
         ctx.fillStyle = "#0b1020";
         ctx.font = `700 ${Math.round(Math.min(16, pr * 0.9))}px ${FONT}`;
@@ -245,6 +256,7 @@ export class Renderer {
         ctx.textBaseline = "middle";
         ctx.fillText(String(a.score), cx, cy + 0.5);
       }
+      ctx.globalAlpha = 1;
     }
     ctx.restore();
 
@@ -272,6 +284,15 @@ export class Renderer {
       ctx.strokeText(label, tx, ty);
       ctx.fillStyle = a.followed ? FOLLOWED : a.own ? "#ffffff" : "#dbe4f3";
       ctx.fillText(label, tx, ty);
+      if (a.away) {
+        ctx.font = `italic 600 11px ${FONT}`;
+        ctx.textBaseline = "top";
+        const by = Y(a.y) + pr + 4;
+        ctx.strokeText("reconnecting…", tx, by);
+        ctx.fillStyle = "#fbbf24";
+        ctx.fillText("reconnecting…", tx, by);
+        ctx.textBaseline = "bottom";
+      }
     }
 
     // The minimap, over everything.

@@ -138,7 +138,16 @@ export declare class Predictor<S extends Record<string, any> = Record<string, an
   lastCorrection: number;
   maxCorrection: number;
   corrections: number;
+  /** How long a reconnection's correction takes to blend out, ms (default 180). */
+  blendMs: number;
+  /** The last renderState(), where a reseed blends from. */
+  drawn: S | null;
+  /** A reconnection's blend under way (eased over blendMs), or null. */
+  blend: { from: Record<string, number>; ms: number } | null;
   reset(): void;
+  /** After a reconnection: the next reconcile() blends from where it was drawn over
+   * blendMs, whatever the distance, also after reset() (a new seat). */
+  reseed(): void;
   canInput(): boolean;
   /** Predict an input; its seq, or 0 when it must not be sent. */
   applyInput(input: I, seq?: number): number;
@@ -210,7 +219,7 @@ export interface ClientOptions {
   codec?: Codec;
   /** The game of join(roomId) when its options do not say. */
   game?: string;
-  /** Reconnection back-off in ms per attempt, or false for none. */
+  /** Reconnection back-off in ms per attempt (default RECONNECT_DELAYS_MS), or false for none. */
   reconnect?: false | { delays: number[] };
 }
 
@@ -276,7 +285,7 @@ export declare class Client {
   reconnect<I = unknown, C = Record<string, any>>(token: string, options?: JoinOptions): Promise<Room<I, C>>;
   listRooms(game?: string): Promise<RoomListing[]>;
   games(): Promise<string[]>;
-  matchmake(body: Record<string, unknown>): Promise<Record<string, any>>;
+  matchmake(body: Record<string, unknown>, options?: { signal?: AbortSignal }): Promise<Record<string, any>>;
   /**
    * Download a recording and open it: a URL, or a name from GET /admin/recordings
    * (then `adminToken` is required; it is sent as `Authorization: Bearer`).
@@ -290,10 +299,17 @@ export type RoomStatus = "idle" | "connecting" | "playing" | "reconnecting" | "e
 export interface StatusInfo {
   text?: string;
   code?: number;
+  /** reconnecting: this attempt's number (1, 2, ...). */
   attempt?: number;
+  /** reconnecting: when the attempt starts, in performance.now() milliseconds. */
+  retryAt?: number;
+  /** reconnecting: the wait before the attempt, ms, as planned when the status was set. */
   retryInMs?: number;
   resumed?: boolean;
 }
+
+/** The default reconnection delays, ms: 250 ms for about 3 s, then back-off, ~32 s in all. */
+export declare const RECONNECT_DELAYS_MS: number[];
 
 export interface RoomStats {
   rttMs: number | null;
@@ -368,6 +384,8 @@ export declare class Room<I = unknown, C = Record<string, any>> {
    * null input when it becomes null (let go: the server's input stream for us ends). */
   pumpInput(input: I | null, nowMs?: number): number;
   leave(): void;
+  /** While reconnecting and waiting: try at once (true); otherwise a no-op (false). */
+  retryNow(): boolean;
 
   predict<S extends Record<string, any>>(step: StepFunction<S, I, C>,
     options: PredictorOptions<C> & { own: (room: Room<I, C>) => Entity | undefined | null }): Predictor<S, I, C>;

@@ -480,7 +480,18 @@ export class Predictor {
     this.maxPending = maxPending; // never more unacked inputs than the server queues (32)
     this.smoothMs = smoothMs;
     this.snapDistance = snapDistance; // corrections beyond this (teleports) are not blended
+    this.blendMs = 180; // how long a reconnection's correction takes to blend out
+    this.drawn = null; // the last renderState(): where a reseed blends from
     this.reset();
+  }
+
+  /**
+   * After a reconnection: the next reconcile() blends from where the entity was drawn
+   * over `blendMs`, whatever the distance (a reconnection is not a teleport), also
+   * when reset() dropped the prediction (a new seat).
+   */
+  reseed() {
+    this._reseed = true;
   }
 
   reset() {
@@ -495,6 +506,8 @@ export class Predictor {
     this.lastCorrection = 0; // size of the last correction (distance over the smoothed fields)
     this.maxCorrection = 0;
     this.corrections = 0; // how many updates changed the prediction
+    this.blend = null; // a reconnection's blend: {from: offset, ms: elapsed}, until blendMs
+    this._reseed = false;
   }
 
   /** Whether another input may be predicted now (a state is known, the queue is not full). */
@@ -535,12 +548,19 @@ export class Predictor {
    */
   reconcile(serverState, ack) {
     this.server = { ...serverState };
+    const reseed = this._reseed;
+    this._reseed = false;
     if (!this.ready) {
       this.ready = true;
       this.ack = ack;
       this.seq = Math.max(this.seq, ack);
       this.pending = [];
       this.state = this.prev = { ...serverState };
+      if (reseed && this.drawn) {
+        // A new seat after a reconnection: start where we were drawn and blend in.
+        for (const f of this.smooth) this.offset[f] = this.drawn[f] - serverState[f];
+        this.blend = { from: { ...this.offset }, ms: 0 };
+      }
       return 0;
     }
     if (ack > this.ack) this.ack = ack;
@@ -565,16 +585,30 @@ export class Predictor {
     if (size === 0) return 0;
     this.corrections++;
     if (size > this.maxCorrection) this.maxCorrection = size;
+    const snap = size > this.snapDistance && !reseed;
     for (const f of this.smooth) {
       // Keep the drawn state where it was and let decay() remove the offset; a
-      // teleport is not blended (it would only smear it).
-      this.offset[f] = size > this.snapDistance ? 0 : this.offset[f] - delta[f];
+      // teleport is not blended (it would only smear it), a reconnection is.
+      this.offset[f] = snap ? 0 : this.offset[f] - delta[f];
     }
+    // A reconnection's blend takes a fixed time (eased); a later correction during it
+    // joins the ordinary decay.
+    this.blend = reseed ? { from: { ...this.offset }, ms: 0 } : null;
     return size;
   }
 
   /** Blend the visual offset out: call once per rendered frame with the frame's dt. */
   decay(dtMs) {
+    const blend = this.blend;
+    if (blend) {
+      // Eased (smoothstep) over blendMs: no first-frame lurch, there on time.
+      blend.ms += Math.max(0, dtMs);
+      const t = Math.min(1, blend.ms / this.blendMs);
+      const k = 1 - t * t * (3 - 2 * t);
+      for (const f of this.smooth) this.offset[f] = blend.from[f] * k;
+      if (t >= 1) this.blend = null;
+      return;
+    }
     const k = Math.exp(-Math.max(0, dtMs) / (this.smoothMs / 3)); // ~95% gone after smoothMs
     let left = false;
     for (const f of this.smooth) {
@@ -596,6 +630,7 @@ export class Predictor {
     for (const f of this.smooth) {
       out[f] = this.prev[f] + (this.state[f] - this.prev[f]) * a + this.offset[f];
     }
+    this.drawn = { ...out };
     return out;
   }
 
@@ -775,14 +810,18 @@ export class StepClock {
 
 // -- Client and Room --------------------------------------------------------------------
 
-const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]; // ~32 s in all
+// Reconnection: most drops are blips (a Wi-Fi hand-over, a tunnel), so try every 250 ms
+// for about 3 s, then back off; ~32 s in all, longer than the server's 20 s grace.
+export const RECONNECT_DELAYS_MS = [...Array(12).fill(250), 500, 1000, 2000, 4000, 8000, 8000, 6000];
+const EARLY_RECONNECT_MS = 5000; // attempts this soon after the drop are "early" ...
+const EARLY_HANDSHAKE_MS = 1500; // ... and give up on a WELCOME after this (a black hole)
+const FAST_FAIL_MS = 500; // an attempt that failed this fast did not wait on the network
 const PING_EVERY_MS = 1000;
 const WELCOME_TIMEOUT_MS = 10000; // a socket that opens but never welcomes us is given up
 const OPEN = 1; // WebSocket readyState values (the same in every implementation)
 const CONNECTING = 0;
 
 const now = () => globalThis.performance.now();
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A refused POST /matchmake or /reconnect (or a network failure: code "network"). */
 export class MatchmakeError extends Error {
@@ -911,8 +950,8 @@ export class Client {
   }
 
   /** POST /matchmake; resolves to the seat reservation, rejects with MatchmakeError. */
-  matchmake(body) {
-    return this._post("/matchmake", body);
+  matchmake(body, { signal } = {}) {
+    return this._post("/matchmake", body, signal);
   }
 
   async _join(game, request, options) {
@@ -922,14 +961,13 @@ export class Client {
     return room;
   }
 
-  async _post(path, body) {
+  async _post(path, body, signal) {
     let resp;
     try {
-      resp = await this.fetch(`${this.baseUrl}${path}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
+      const init = { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body) };
+      if (signal) init.signal = signal;
+      resp = await this.fetch(`${this.baseUrl}${path}`, init);
     } catch (err) {
       throw new MatchmakeError("network", String(err));
     }
@@ -1010,6 +1048,9 @@ export class Room {
     this._clock = null;
     this._lastInputAt = -Infinity;
     this._wasActive = false;
+    this._wake = null; // ends the current wait between reconnection attempts
+    this._cancelAttempt = null; // abandons the reconnection attempt under way
+    this._retryAtOnce = false;
   }
 
   // -- callbacks: each returns a function that removes it --------------------------------
@@ -1121,6 +1162,7 @@ export class Room {
   leave() {
     if (this._stopped) return;
     this._stopped = true;
+    this._wake?.(); // a reconnection waiting to try again stops now
     const ws = this._ws;
     try {
       if (ws && ws.readyState === OPEN) {
@@ -1223,7 +1265,7 @@ export class Room {
     return body;
   }
 
-  _connect(url, resume = false) {
+  _connect(url, resume = false, handshakeMs = WELCOME_TIMEOUT_MS) {
     return new Promise((resolve, reject) => {
       let ws;
       try {
@@ -1238,9 +1280,20 @@ export class Room {
       let welcomed = false;
       let lastError = null;
       let closeOverride = 0;
-      const timeout = setTimeout(() => {
-        if (!welcomed && ws === this._ws) ws.close();
-      }, WELCOME_TIMEOUT_MS);
+      // No WELCOME in time (or retryNow()): give up on this socket now (a black-holed one
+      // may not even report its close for a long while); as a drop, so a token is kept.
+      const abandon = (why) => {
+        if (welcomed || ws !== this._ws) return;
+        this._ws = null;
+        try {
+          ws.close();
+        } catch {
+          // gone anyway
+        }
+        reject(new ConnectError(CLOSE.ABNORMAL, why, lastError));
+      };
+      const timeout = setTimeout(() => abandon("no welcome in time"), handshakeMs);
+      if (resume) this._cancelAttempt = () => abandon("tried again");
       ws.onmessage = (ev) => {
         if (ws !== this._ws) return;
         const at = now();
@@ -1340,6 +1393,7 @@ export class Room {
       // Same seat: keep the prediction and the unacknowledged inputs (the server
       // forgot the ones in flight); they are resent after the next update's ack.
       this._resync = true;
+      this.predictor?.reseed();
     } else {
       // A new seat (first join, or a rejoin after the old one was refused).
       this._resync = false;
@@ -1349,6 +1403,7 @@ export class Room {
       this._clock = null;
       this._lastInputAt = -Infinity;
       this._wasActive = false;
+      if (resume) this.predictor?.reseed(); // blend from where we were drawn
     }
     const info = { resumed: sameSeat };
     this._setStatus("playing", info);
@@ -1381,6 +1436,7 @@ export class Room {
       } else {
         this.pending = []; // no entity of ours: start over with the next one seen
         this.predictor?.reset();
+        this.predictor?.reseed();
       }
     }
     for (const { interp, filter } of this.interpolators) {
@@ -1412,52 +1468,123 @@ export class Room {
     this._reconnect(code, reason);
   }
 
+  /**
+   * While reconnecting, stop waiting and try at once (a "Retry now" button; the
+   * browser coming back online). True if an attempt was started; a no-op otherwise.
+   */
+  retryNow() {
+    if (this.status !== "reconnecting") return false;
+    if (this._wake) {
+      this._wake();
+    } else if (this._cancelAttempt) {
+      this._retryAtOnce = true; // an attempt still waiting on the network: start afresh
+      this._cancelAttempt();
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   async _reconnect(code, reason) {
     const why = closeText(code, reason);
     const delays = this.reconnectDelays;
-    for (let attempt = 1; attempt <= delays.length; attempt++) {
-      const delay = delays[attempt - 1] * (0.8 + 0.4 * Math.random());
-      this._setStatus("reconnecting", { attempt, text: why, retryInMs: delay, code });
-      await sleep(delay);
-      if (this._stopped) return;
-      const token = this.reconnectToken;
-      if (token) {
-        // First choice: our own seat back, with the single-use token from WELCOME.
-        this.reconnectToken = null;
-        try {
-          await this._connect(resumeUrl(this._wsUrl, token), true);
-          return;
-        } catch (err) {
-          if (this._stopped) return;
-          // Never reached the server: the token is still good for the next attempt.
-          if (err instanceof ConnectError && err.code === CLOSE.ABNORMAL) {
-            this.reconnectToken = token;
-            continue;
-          }
-          // Refused (the seat is gone): fall through to a new seat in the same room.
-        }
+    const started = now();
+    const total = delays.reduce((a, b) => a + b, 0);
+    const win = typeof window === "undefined" ? null : window;
+    const online = () => this.retryNow();
+    win?.addEventListener?.("online", online);
+    try {
+      let fast = false; // the last attempt failed at once: the next waits the short delay
+      // Every delay is tried; fast failures (offline) go on at the short delay until
+      // the schedule's time is spent, so being offline does not use up the attempts.
+      let attempt = 0;
+      while (attempt < delays.length || now() - started < 0.8 * total) {
+        attempt++;
+        const planned = fast ? delays[0] : delays[Math.min(attempt, delays.length) - 1];
+        const delay = planned * (0.8 + 0.4 * Math.random());
+        this._setStatus("reconnecting",
+          { attempt, retryAt: now() + delay, retryInMs: delay, text: why, code });
+        await this._wait(delay);
+        if (this._stopped) return;
+        const tried = now();
+        const early = tried - started < EARLY_RECONNECT_MS;
+        const result = await this._attempt(why, code, early ? EARLY_HANDSHAKE_MS : WELCOME_TIMEOUT_MS)
+          .finally(() => { this._cancelAttempt = null; });
+        if (result === "ok" || result === "ended") return;
+        if (result === "lost") break;
+        fast = result === "unreached" && now() - tried < FAST_FAIL_MS;
       }
-      if (!this.game) break; // resumed by token alone: we do not know what to rejoin
+      this._end(`${why} Gave up reconnecting after ${attempt} attempts.`, code);
+    } finally {
+      win?.removeEventListener?.("online", online);
+    }
+  }
+
+  /** Sleep `ms`, or less if retryNow() wakes us. */
+  _wait(ms) {
+    if (this._retryAtOnce) ms = 0; // retryNow() during the last attempt
+    this._retryAtOnce = false;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this._wake === done) this._wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this._wake = done;
+    });
+  }
+
+  /**
+   * One reconnection attempt: "ok", "ended" (final), "lost" (nothing to rejoin),
+   * "unreached" (never reached the server) or "failed".
+   */
+  async _attempt(why, code, handshakeMs) {
+    const token = this.reconnectToken;
+    if (token) {
+      // First choice: our own seat back, with the single-use token from WELCOME.
+      this.reconnectToken = null;
       try {
-        // A spectator has no token: it always comes back with a new pass to the same room.
-        const mode = this.spectator ? "spectate" : "join";
-        const reservation = await this.client.matchmake(this._matchBody({ mode, room_id: this.id }));
-        if (this._stopped) return;
-        await this._connect(reservation.ws_url, true);
-        return;
+        await this._connect(resumeUrl(this._wsUrl, token), true, handshakeMs);
+        return "ok";
       } catch (err) {
-        if (this._stopped) return;
-        if (err instanceof MatchmakeError && isFinalMatchmakeError(err.code)) {
-          this._end(`${why} Couldn't rejoin: ${err.message}`, code);
-          return;
+        if (this._stopped) return "ended";
+        // Never reached the server: the token is still good for the next attempt.
+        if (err instanceof ConnectError && err.code === CLOSE.ABNORMAL) {
+          this.reconnectToken = token;
+          return "unreached";
         }
-        if (err instanceof ConnectError && !shouldReconnect(err.code)) {
-          this._end(`${why} Couldn't rejoin: ${err.message}`, err.code);
-          return;
-        }
+        // Refused (the seat is gone): fall through to a new seat in the same room.
       }
     }
-    this._end(`${why} Gave up reconnecting after ${delays.length} attempts.`, code);
+    if (!this.game) return "lost"; // resumed by token alone: we do not know what to rejoin
+    const abort = typeof AbortController === "function" ? new AbortController() : null;
+    const timer = abort && setTimeout(() => abort.abort(), handshakeMs);
+    if (abort) this._cancelAttempt = () => abort.abort();
+    try {
+      // A spectator has no token: it always comes back with a new pass to the same room.
+      const mode = this.spectator ? "spectate" : "join";
+      const reservation = await this.client.matchmake(this._matchBody({ mode, room_id: this.id }),
+        { signal: abort?.signal });
+      clearTimeout(timer);
+      if (this._stopped) return "ended";
+      await this._connect(reservation.ws_url, true, handshakeMs);
+      return "ok";
+    } catch (err) {
+      clearTimeout(timer);
+      if (this._stopped) return "ended";
+      if (err instanceof MatchmakeError && isFinalMatchmakeError(err.code)) {
+        this._end(`${why} Couldn't rejoin: ${err.message}`, code);
+        return "ended";
+      }
+      if (err instanceof ConnectError && !shouldReconnect(err.code)) {
+        this._end(`${why} Couldn't rejoin: ${err.message}`, err.code);
+        return "ended";
+      }
+      const unreached = (err instanceof MatchmakeError && err.code === "network")
+        || (err instanceof ConnectError && err.code === CLOSE.ABNORMAL);
+      return unreached ? "unreached" : "failed";
+    }
   }
 
   _noSpectator(what) {

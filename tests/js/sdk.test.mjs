@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 
 import {
   C_INPUT, C_LEAVE, C_MESSAGE, C_PING, CLOSE, Client, ConnectError, Interpolator, MatchmakeError,
-  PROTOCOL_VERSION, Predictor, Replica, ReplicaError, loadCodec,
+  PROTOCOL_VERSION, Predictor, RECONNECT_DELAYS_MS, Replica, ReplicaError, loadCodec,
 } from "../../static/sdk/gameserver.js";
 
 const codec = await loadCodec();
@@ -698,4 +698,161 @@ test("the ping carries the client's clock", async () => {
   const { room, ws } = await joined();
   assert.equal(typeof ws.sent.find((m) => m[0] === C_PING)[1], "number");
   room.leave();
+});
+
+// -- fast reconnection ----------------------------------------------------------------------
+
+describe("Reconnection schedule", () => {
+  test("the default: every ~250 ms for about 3 s, then back-off, ~30 s in all", () => {
+    const d = RECONNECT_DELAYS_MS;
+    const early = d.filter((ms) => ms === 250).length;
+    assert.ok(early * 250 >= 2500 && early * 250 <= 3500, `${early} quick attempts`);
+    assert.deepEqual(d.slice(0, early), Array(early).fill(250), "the quick ones come first");
+    for (let i = early; i < d.length - 1; i++) assert.ok(d[i] >= d[i - 1] || d[i] >= 4000);
+    const total = d.reduce((a, b) => a + b, 0);
+    assert.ok(total >= 25000 && total <= 36000, `${total} ms in all`);
+  });
+
+  test("status info carries the attempt and when the next try is (performance.now() ms)", async () => {
+    const { room, ws } = await joined({ reconnect: { delays: [300, 300] } });
+    ws.drop(CLOSE.ABNORMAL);
+    const info = room.statusInfo;
+    assert.equal(room.status, "reconnecting");
+    assert.equal(info.attempt, 1);
+    assert.equal(info.code, CLOSE.ABNORMAL);
+    assert.ok(info.retryInMs >= 240 && info.retryInMs <= 360, info.retryInMs);
+    assert.ok(Math.abs(info.retryAt - (performance.now() + info.retryInMs)) < 50);
+    assert.match(info.text, /connection/i);
+    room.leave();
+  });
+
+  test("a socket that fails at once is retried after the short delay, a slow failure backs off",
+    async () => {
+      const { room, ws } = await joined({ reconnect: { delays: [5, 2000, 2000, 2000] } });
+      ws.drop(CLOSE.ABNORMAL);
+      await until(() => FakeSocket.all.length === 2, "attempt 1");
+      FakeSocket.all[1].drop(CLOSE.ABNORMAL); // refused at once: nothing on the way
+      await until(() => room.statusInfo.attempt === 2, "attempt 2 planned");
+      assert.ok(room.statusInfo.retryInMs < 10, `short: ${room.statusInfo.retryInMs}`);
+      await until(() => FakeSocket.all.length === 3, "attempt 2", 500);
+      await new Promise((resolve) => setTimeout(resolve, 600)); // a slow failure
+      FakeSocket.all[2].drop(CLOSE.ABNORMAL);
+      await until(() => room.statusInfo.attempt === 3, "attempt 3 planned");
+      assert.ok(room.statusInfo.retryInMs >= 1600, `backed off: ${room.statusInfo.retryInMs}`);
+      assert.ok(FakeSocket.all.slice(1).every((s) => s.url.endsWith("reconnect=R1.first")));
+      room.leave();
+    });
+
+  test("fast failures while offline do not use up the attempts before the schedule's time",
+    async () => {
+      const { room, ws } = await joined({ reconnect: { delays: [5, 5, 150] } });
+      const left = [];
+      room.onLeave((code, text) => left.push(text));
+      ws.drop(CLOSE.ABNORMAL);
+      let dropped = 1;
+      while (!left.length) {
+        await until(() => FakeSocket.all.length > dropped || left.length, "an attempt");
+        for (; dropped < FakeSocket.all.length; dropped++) FakeSocket.all[dropped].drop(CLOSE.ABNORMAL);
+      }
+      assert.ok(FakeSocket.all.length - 1 > 3, `${FakeSocket.all.length - 1} attempts in ~130 ms`);
+      assert.match(left[0], /Gave up reconnecting after \d+ attempts/);
+    });
+
+  test("an early attempt that gets no WELCOME is abandoned after ~1.5 s; the token is kept",
+    async () => {
+      const { room, ws } = await joined({ reconnect: { delays: [5, 5, 5] } });
+      ws.drop(CLOSE.ABNORMAL);
+      await until(() => FakeSocket.all.length === 2, "attempt 1");
+      const t0 = performance.now();
+      await until(() => FakeSocket.all.length === 3, "attempt 2", 3000); // socket 2 hangs
+      const waited = performance.now() - t0;
+      assert.ok(waited >= 1300 && waited <= 2200, `${waited} ms`);
+      assert.ok(FakeSocket.all[1].closed, "the hung socket is closed");
+      assert.match(FakeSocket.all[2].url, /reconnect=R1.first$/);
+      await tick();
+      FakeSocket.all[2].frame(welcome(1, "R1.second"));
+      assert.equal(room.status, "playing");
+      assert.equal(room.playerId, 1);
+      room.leave();
+    });
+
+  test("retryNow() ends the wait or a hung attempt at once; a no-op unless reconnecting", async () => {
+    const { room, ws } = await joined({ reconnect: { delays: [60000] } });
+    assert.equal(room.retryNow(), false, "playing: nothing to retry");
+    ws.drop(CLOSE.ABNORMAL);
+    assert.ok(room.statusInfo.retryInMs > 40000);
+    assert.equal(room.retryNow(), true);
+    await until(() => FakeSocket.all.length === 2, "an attempt at once", 200);
+    // An attempt that hangs (no WELCOME): retrying abandons it for a new one at once.
+    assert.equal(room.retryNow(), true);
+    await until(() => FakeSocket.all.length === 3, "another attempt at once", 200);
+    assert.ok(FakeSocket.all[1].closed, "the hung one is closed");
+    assert.match(FakeSocket.all[2].url, /reconnect=R1.first$/, "its token was never used");
+    await tick();
+    FakeSocket.all[2].frame(welcome(1, "R1.second"));
+    assert.equal(room.status, "playing");
+    assert.equal(room.reconnects, 1);
+    room.leave();
+  });
+
+  test("the browser coming back online tries again at once", async () => {
+    globalThis.window = new EventTarget();
+    try {
+      const { room, ws } = await joined({ reconnect: { delays: [60000, 60000] } });
+      ws.drop(CLOSE.ABNORMAL);
+      await tick();
+      assert.equal(FakeSocket.all.length, 1);
+      window.dispatchEvent(new Event("online"));
+      await until(() => FakeSocket.all.length === 2, "an attempt at once", 200);
+      await tick();
+      FakeSocket.all[1].frame(welcome(1, "R1.second"));
+      assert.equal(room.status, "playing");
+      window.dispatchEvent(new Event("online")); // playing: nothing happens
+      await tick();
+      assert.equal(FakeSocket.all.length, 2);
+      room.leave();
+    } finally {
+      delete globalThis.window;
+    }
+  });
+});
+
+describe("Reseed after a reconnection", () => {
+  const walk = (s, dx) => ({ ...s, x: s.x + dx });
+
+  test("a new seat's first state blends in from where we were drawn", () => {
+    const p = new Predictor(walk, { smooth: ["x"] });
+    p.reconcile({ x: 100 }, 0);
+    assert.equal(p.renderState(1).x, 100);
+    p.reset();
+    p.reseed();
+    p.reconcile({ x: 700 }, 0); // far beyond snapDistance: still blended
+    assert.equal(p.renderState(1).x, 100, "drawn where it was");
+    let last = 100;
+    let biggest = 0;
+    for (let t = 0; t < 200; t += 16) {
+      p.decay(16);
+      const x = p.renderState(1).x;
+      biggest = Math.max(biggest, Math.abs(x - last));
+      last = x;
+    }
+    assert.equal(p.renderState(1).x, 700, "there after ~200 ms");
+    assert.ok(biggest < 600 * 0.3, `at most ${biggest} in one frame`);
+  });
+
+  test("the same seat's correction blends whatever its size; a teleport otherwise snaps", () => {
+    const p = new Predictor(walk, { smooth: ["x"], snapDistance: 250 });
+    p.reconcile({ x: 100 }, 0);
+    p.renderState(1);
+    p.reseed();
+    assert.equal(p.reconcile({ x: 500 }, 0), 400);
+    assert.equal(p.renderState(1).x, 100);
+    for (let t = 0; t < 100; t += 16) p.decay(16);
+    const x = p.renderState(1).x;
+    assert.ok(x > 300 && x < 500, `half-way after 100 ms: ${x}`);
+    for (let t = 0; t < 200; t += 16) p.decay(16);
+    assert.equal(p.renderState(1).x, 500);
+    assert.equal(p.reconcile({ x: 900 }, 0), 400, "a respawn");
+    assert.equal(p.renderState(1).x, 900, "snapped");
+  });
 });
