@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gameserver.core import codec
 from gameserver.core.room import JoinRefused, Player, Room, message
 from gameserver.core.world import Entity
 from gameserver.games.arena import RULES, Arena, move
@@ -50,51 +51,60 @@ def test_inputs_apply_in_order_one_per_tick_and_are_acknowledged() -> None:
 def test_a_late_input_is_stood_in_for_by_the_last_one_then_dropped() -> None:
     room = RoomHarness(Arena, {"seed": 1})
     ann = room.join("ann")
+    ann.input(None)  # this client ends its streams with None: a missing input is late
     room.tick()
     start = dict(avatar(ann))
     ann.input([100, 0])
     ann.input([100, 0])
     room.tick(2)
-    assert ann.ack == 2
+    assert ann.ack == 3
     x = avatar(ann)["x"]
-    room.tick()  # seq 3 is late: the held direction is repeated, as seq 3
-    assert ann.ack == 3 and avatar(ann)["x"] == x + ann.config["step"]
-    ann.input([0, 100], seq=3)  # seq 3 arrives after all: dropped, no error
-    ann.input([100, 0], seq=4)
+    room.tick()  # seq 4 is late: the held direction is repeated, as seq 4
+    assert ann.ack == 4 and avatar(ann)["x"] == x + ann.config["step"]
+    ann.input([0, 100], seq=4)  # seq 4 arrives after all: dropped, no error
+    ann.input([100, 0], seq=5)
     room.tick()
-    assert ann.errors == [] and ann.ack == 4
+    assert ann.errors == [] and ann.ack == 5
+    # It was late, not lost: the buffer learns to hold one more, and asks the client to
+    # send that much further ahead (a client that ignores it gets stand-ins instead).
+    assert ann.received[-2] == [codec.S_INPUT_LEAD, 1]
+    assert room.engine.seats[ann.id].inputs.target == 2
     assert avatar(ann)["x"] == x + 2 * ann.config["step"] and avatar(ann)["y"] == start["y"]
     # Standing in stops after Room.input_repeat ticks; then the ticks are owed.
     room.tick(Arena.input_repeat + 3)
-    assert ann.ack == 4 + Arena.input_repeat
+    assert ann.ack == 5 + Arena.input_repeat
     assert avatar(ann)["x"] == x + (2 + Arena.input_repeat) * ann.config["step"]
 
 
 def test_after_a_stall_the_backlog_catches_up_but_sending_faster_never_moves_faster() -> None:
     room = RoomHarness(Arena)
     ann = room.join("ann")
+    ann.input(None)
     room.tick()
     ann.input([0, 100])
     ann.input([0, 100])
     room.tick(2)  # a stream: a missing input is now late
     room.tick(Arena.input_repeat + 4)  # a stall: 2 ticks stood in, 4 owed
-    assert ann.ack == 2 + Arena.input_repeat
+    assert ann.ack == 3 + Arena.input_repeat
     for _ in range(12):  # the backlog arrives at once (the stood-in seqs are dropped)
         ann.input([0, 100])
     acks = []
     for _ in range(8):
         room.tick()
         acks.append(ann.ack)
-    steps = [b - a for a, b in zip([2 + Arena.input_repeat, *acks], acks, strict=False)]
+    steps = [b - a for a, b in zip([3 + Arena.input_repeat, *acks], acks, strict=False)]
     # Two inputs in some ticks, never more, and only the 4 owed extra: 12 in 8 ticks.
     assert set(steps) == {1, 2} and steps.count(2) == 4 and sum(steps) == 12, steps
-    # Without owed ticks, a burst is applied one per tick: no faster than the clock.
+    # Without owed ticks, a burst is applied one per tick: no faster than the clock. And a
+    # client that never sent None (discrete commands) gets no stand-ins.
     bob = room.join("bob")
     for _ in range(10):
         bob.input([0, 100])
     before = bob.ack
     room.tick(5)
     assert bob.ack - before == 5
+    room.tick(10)
+    assert bob.ack == 10
 
 
 def test_stale_and_overflowing_inputs_are_refused_with_their_seq() -> None:

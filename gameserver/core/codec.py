@@ -31,6 +31,7 @@ S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, eve
 S_PONG: Final = 13  # [13, client_time, tick]
 S_MESSAGE: Final = 14  # [14, kind, body]
 S_ERROR: Final = 15  # [15, code, message] or [15, code, message, seq] for a refused INPUT
+S_INPUT_LEAD: Final = 16  # [16, ticks]: send your inputs this many ticks further ahead
 
 # WebSocket close codes the server sends (1000-1011 are RFC 6455; 4000-4999 are ours).
 # 1002, 1007 and 1009 come from aiohttp's frame parser; the others from gameserver.

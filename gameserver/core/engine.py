@@ -35,6 +35,7 @@ from gameserver.core.room import (
 
 log = logging.getLogger("gameserver.room")
 _decode = codec.decode_client
+_LEAD_ONE = codec.encode(codec.S_INPUT_LEAD, 1)
 
 
 class RoomCrashed(Exception):
@@ -210,10 +211,16 @@ class RoomEngine:
                     raise ProtocolError(
                         "stale_seq", f"input seq {seq} is not after {buffer.last_seq}", seq)
                 room = self.room
+                if msg.data is None:
+                    buffer.streams = True  # this client marks where its streams end
                 if seq <= seat.player.ack:  # stood in for at its tick: too late to apply
                     buffer.last_seq = seq
                     if msg.data is None:
                         buffer.stop()
+                    elif buffer.streaming:
+                        buffer.missed = 0  # late, not lost: stand-ins may go on
+                        if buffer.late():
+                            self.out.frame(seat.player.id, _LEAD_ONE)
                     return
                 if len(buffer.queue) >= room.max_pending_inputs:
                     raise ProtocolError("input_overflow", f"more than {room.max_pending_inputs}"
@@ -274,7 +281,10 @@ class RoomEngine:
             if not buffer.queue and not buffer.streaming:
                 continue  # idle
             player = seat.player
+            target = buffer.target
             due = buffer.due()
+            if buffer.target > target and buffer.streaming:  # its inputs came late
+                self.out.frame(player.id, _LEAD_ONE)
             try:
                 if due > 0:
                     queue = buffer.queue

@@ -239,7 +239,8 @@ class Room:
         """A tick came while ``player`` was sending inputs, and theirs has not arrived.
 
         ``last`` is the input applied at the tick before (or stood in for it), ``missed``
-        counts the ticks in a row it was missing (1, 2, ...). Return an input to apply in
+        counts the ticks since one of the player's inputs last arrived (1, 2, ...: a late
+        input that arrives after its stand-in starts the count again). Return an input to apply in
         its place: it is acknowledged as the missing one, which is dropped when it comes.
         Return None to let the tick pass without one: the player catches up afterwards.
         The default repeats ``last`` for ``input_repeat`` ticks, which is right for held

@@ -12,6 +12,7 @@ export declare const S_DELTA: 12;
 export declare const S_PONG: 13;
 export declare const S_MESSAGE: 14;
 export declare const S_ERROR: 15;
+export declare const S_INPUT_LEAD: 16;
 
 /** WebSocket close codes (docs/PROTOCOL.md §3); DESYNC is the SDK's own. */
 export declare const CLOSE: Readonly<{
@@ -192,6 +193,8 @@ export declare class RateCounter {
 export declare class StepClock {
   constructor(stepMs: number, maxSteps?: number);
   restart(nowMs: number): void;
+  /** Run `steps` steps further ahead, 25% faster until gained (the server's INPUT_LEAD). */
+  hurry(steps: number): void;
   advance(nowMs: number): number;
   alpha(nowMs: number): number;
 }

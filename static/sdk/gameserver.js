@@ -30,6 +30,7 @@ export const S_DELTA = 12; // [12, ack, tick, base_tick, created, changed, remov
 export const S_PONG = 13; // [13, client_time, tick]
 export const S_MESSAGE = 14; // [14, kind, body]
 export const S_ERROR = 15; // [15, code, message] or [15, code, message, seq] (a refused INPUT)
+export const S_INPUT_LEAD = 16; // [16, ticks]: send inputs this many ticks further ahead
 
 export const CLOSE = Object.freeze({
   NORMAL: 1000,
@@ -780,11 +781,19 @@ export class StepClock {
     this.stepMs = stepMs;
     this.maxSteps = maxSteps;
     this.last = null;
+    this.gain = 0; // ms still to run ahead (hurry): taken at a quarter of the time passing
+    this.seen = null; // the time of the last advance()
+  }
+
+  /** Run `steps` steps further ahead, spread out: 25% faster until they are gained. */
+  hurry(steps) {
+    this.gain += steps * this.stepMs;
   }
 
   /** Start a step now (e.g. on a key press after idling, for an immediate response). */
   restart(nowMs) {
     this.last = nowMs;
+    this.gain = 0; // a new stream: the server fills its buffer before starting it
   }
 
   advance(nowMs) {
@@ -792,6 +801,12 @@ export class StepClock {
       this.last = nowMs;
       return 0;
     }
+    if (this.gain > 0 && this.seen !== null && nowMs > this.seen) {
+      const bonus = Math.min(this.gain, (nowMs - this.seen) * 0.25);
+      this.gain -= bonus;
+      this.last -= bonus;
+    }
+    this.seen = nowMs;
     let steps = Math.floor((nowMs - this.last) / this.stepMs);
     if (steps <= 0) return 0;
     if (steps > this.maxSteps) {
@@ -1048,6 +1063,7 @@ export class Room {
     this._clock = null;
     this._lastInputAt = -Infinity;
     this._wasActive = false;
+    this._streams = false; // told the server that our streams end with a null input
     this._wake = null; // ends the current wait between reconnection attempts
     this._cancelAttempt = null; // abandons the reconnection attempt under way
     this._retryAtOnce = false;
@@ -1141,6 +1157,12 @@ export class Room {
       this._lastInputAt = at;
       sent++;
     };
+    if (!active && !this._streams) {
+      // One null while idle, first: the server then knows a missing input in our streams
+      // is late, not the end of a discrete command, and stands in for it (PROTOCOL §2).
+      this._streams = Boolean(this.sendInput(null));
+      return this._streams ? 1 : 0;
+    }
     if (active && !this._wasActive && at - this._lastInputAt >= this.tickMs) {
       this._clock.restart(at); // respond to a fresh press at once, not at the next tick
       send();
@@ -1332,6 +1354,10 @@ export class Room {
             this.rtt = this.rtt === null ? rtt : this.rtt * 0.7 + rtt * 0.3;
             this.lastRtt = rtt;
             this.serverTick = msg[2];
+          } else if (kind === S_INPUT_LEAD) {
+            // Our inputs reach the server late: run the input clock that much further
+            // ahead, a little faster for a moment rather than in one hop (PROTOCOL §2).
+            if (Number.isInteger(msg[1]) && msg[1] > 0 && msg[1] <= 3) this._clock?.hurry(msg[1]);
           } else if (kind === S_ERROR) {
             lastError = msg;
             // [15, code, message] or, for a refused INPUT, [15, code, message, seq].
@@ -1403,6 +1429,7 @@ export class Room {
       this._clock = null;
       this._lastInputAt = -Infinity;
       this._wasActive = false;
+      this._streams = false; // a new socket, maybe a new seat: say it again
       if (resume) this.predictor?.reseed(); // blend from where we were drawn
     }
     const info = { resumed: sameSeat };

@@ -338,6 +338,27 @@ describe("counters and clocks", () => {
     assert.equal(c.advance(10000), 3); // a stall: no burst of hundreds of inputs
     assert.equal(c.advance(10049), 0);
   });
+
+  test("StepClock.hurry runs one step further ahead, spread over several", () => {
+    const c = new StepClock(50, 3);
+    const steady = new StepClock(50, 3);
+    c.advance(0);
+    steady.advance(0);
+    c.hurry(1);
+    let ahead = 0;
+    let most = 0;
+    for (let t = 10; t <= 1000; t += 10) {
+      const n = c.advance(t);
+      most = Math.max(most, n);
+      ahead += n - steady.advance(t);
+    }
+    assert.equal(ahead, 1, "exactly one step gained");
+    assert.equal(most, 1, "never two steps at once: no hop");
+    c.restart(2000);
+    c.hurry(1);
+    c.restart(2001);
+    assert.equal(c.gain, 0, "a new stream forgets it");
+  });
 });
 
 // A minimal deterministic timer queue for the interpolation test.

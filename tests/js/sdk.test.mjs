@@ -355,6 +355,7 @@ describe("Room", () => {
   test("pumpInput sends one input per tick while active, the first at once", async () => {
     const { room, ws } = await joined();
     ws.frame([11, 0, 5, [], []]);
+    assert.equal(room.pumpInput(null, 1000), 1, "first, one null: our streams end with one");
     assert.equal(room.pumpInput(null, 1000), 0);
     assert.equal(room.pumpInput([1, 0], 1001), 1, "a fresh press is sent at once");
     assert.equal(room.pumpInput([1, 0], 1030), 0);
@@ -363,8 +364,9 @@ describe("Room", () => {
     assert.equal(room.pumpInput(null, 1460), 1, "let go: one null input ends the stream");
     assert.equal(room.pumpInput(null, 1520), 0);
     const sent = ws.inputs();
-    assert.equal(sent.length, 6);
-    assert.deepEqual(sent.at(-1), [C_INPUT, 6, null]);
+    assert.equal(sent.length, 7);
+    assert.deepEqual(sent[0], [C_INPUT, 1, null]);
+    assert.deepEqual(sent.at(-1), [C_INPUT, 7, null]);
     room.leave();
   });
 
