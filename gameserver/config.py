@@ -271,7 +271,8 @@ class Settings:
     workers: int = setting(
         1, _workers,
         "processes to serve with, each on its own port from --port ('auto': one per CPU); "
-        "more than 1 needs --redis")
+        "more than 1 share rooms through --redis, or without it through a private "
+        "redis-server the supervisor runs (this machine only)")
     games: tuple[str, ...] = setting(
         (), str, "extra game rooms to serve, as module:Class (repeatable)", many=True)
     log_level: str = setting("INFO", _log_level, "log level: debug, info, warning or error",

@@ -417,17 +417,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", dest="json_path", default="",
                    help="also write every run's full report here")
     p.add_argument("--workers", type=int, default=1,
-                   help="serve with gameserver --workers N (N > 1 needs --redis; the server "
-                        "is then not pinned, its CPU is the sum over its processes, and the "
-                        "tick columns are the first worker's)")
-    p.add_argument("--redis", default="", help="Redis URL for --workers > 1")
+                   help="serve with gameserver --workers N (N > 1: on --redis, or else the "
+                        "supervisor's private Redis; the server is then not pinned, its CPU "
+                        "is the sum over its processes, and the tick columns are the first "
+                        "worker's)")
+    p.add_argument("--redis", default="",
+                   help="Redis URL for --workers > 1 (default: the supervisor's private one)")
     args = p.parse_args(argv)
-    if args.workers > 1 and not args.redis:
-        p.error("--workers > 1 needs --redis URL")
     extra: tuple[str, ...] = ()
     if args.workers > 1:
-        extra = ("--workers", str(args.workers), "--redis", args.redis,
-                 "--cluster-prefix", f"bench{os.getpid()}")
+        extra = ("--workers", str(args.workers), "--cluster-prefix", f"bench{os.getpid()}",
+                 *(("--redis", args.redis) if args.redis else ()))
     repeats, duration, warmup = args.repeats, args.duration, 1.0
     if args.quick:
         repeats, duration = 1, 4.0

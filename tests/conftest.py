@@ -109,18 +109,24 @@ class RedisServer:
         self.proc.send_signal(signal.SIGCONT)
 
 
-@contextlib.contextmanager
-def running_redis() -> Iterator[RedisServer]:
-    """A private ``redis-server`` on a free loopback port (no disk), stopped afterwards.
-
-    Without redis-server the test skips, and fails when ``CI`` is set.
-    """
+def need_redis_server() -> str:
+    """The redis-server program; without it the test skips, and fails when ``CI`` is set."""
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (Debian: apt-get install redis-server)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    return binary
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A private ``redis-server`` on a free loopback port (no disk), stopped afterwards.
+
+    Without redis-server the test skips, and fails when ``CI`` is set.
+    """
+    binary = need_redis_server()
     port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

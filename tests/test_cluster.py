@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -21,9 +23,13 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+import gameserver.__main__
+from gameserver.cluster import workers
+from gameserver.config import ConfigError, load
 from gameserver.core import codec
 
 from .client import Player, matchmake
+from .conftest import need_redis_server
 
 TTL = 2.0  # --node-ttl of the test nodes
 
@@ -325,12 +331,187 @@ async def test_workers_share_one_directory(redis_url: str, prefix: str,
         await stop(proc)
 
 
-def test_workers_need_redis() -> None:
-    result = subprocess.run([sys.executable, "-m", "gameserver", "--workers", "2"],
-                            capture_output=True, text=True, timeout=30,
-                            env={**os.environ, "GAMESERVER_REDIS": ""})
-    assert result.returncode == 2
-    assert "--workers 2 needs --redis URL" in result.stderr
+@dataclass
+class PrivateWorkers:
+    """``gameserver --workers 2`` without --redis: the supervisor's own redis-server."""
+
+    proc: Any
+    urls: list[str]  # each worker's http://127.0.0.1:PORT
+    pids: list[int]  # the workers'
+    redis_url: str  # unix:///.../redis.sock
+    redis_pid: int
+    log: Path
+
+    @property
+    def socket_dir(self) -> Path:
+        return Path(urlsplit(self.redis_url).path).parent
+
+
+@pytest.fixture
+def short_tmpdir() -> Any:
+    """$TMPDIR for the supervisor: short enough for a Unix socket path, checked empty."""
+    path = Path(tempfile.mkdtemp(prefix="gs-t-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def text(path: Path) -> str:
+    return path.read_text()
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def cleaned_up(w: PrivateWorkers, pids: list[int], tmpdir: Path) -> bool:
+    """These processes are gone, and so is the private directory (nothing else in $TMPDIR)."""
+    return all(gone(pid) for pid in pids) and not w.socket_dir.exists() and \
+        not any(tmpdir.iterdir())
+
+
+async def start_private_workers(tmpdir: Path, log: Path) -> PrivateWorkers:
+    need_redis_server()  # CI: fail, not skip, without it
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gameserver", "--workers", "2", "--port", "0", "--node-ttl",
+        str(TTL), "--log-level", "warning", stdout=subprocess.PIPE, stderr=log.open("ab"),
+        env={**os.environ, "GAMESERVER_REDIS": "", "TMPDIR": str(tmpdir)})
+    assert proc.stdout is not None
+    urls: list[str] = []
+    redis_url = ""
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line, text(log)
+        if "workers serving" in line:
+            pids = [int(p) for p in line.split("pids ")[1].split(" (")[0].split()]
+            break
+        if "private Redis at " in line:
+            assert "--redis URL shares rooms with other machines" in line
+            redis_url = line.split("private Redis at ")[1].split()[0]
+        elif "serving on " in line:
+            urls.append(line.split(" on ")[1].split("/ ")[0])
+    assert redis_url.startswith(f"unix://{tmpdir}/") and redis_url.endswith("/redis.sock")
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        redis_pid = int((await client.info("server"))["process_id"])
+        assert await client.config_get("port") == {"port": "0"}  # no TCP at all
+        assert await client.config_get("save") == {"save": ""}
+        assert await client.config_get("appendonly") == {"appendonly": "no"}
+    finally:
+        await client.aclose()
+    assert parent_of(redis_pid) == proc.pid  # the supervisor's own child
+    return PrivateWorkers(proc, urls, pids, redis_url, redis_pid, log)
+
+
+async def test_workers_without_redis_share_rooms_through_a_private_one(
+        short_tmpdir: Path, tmp_path: Path) -> None:
+    w = await start_private_workers(short_tmpdir, tmp_path / "workers.log")
+    try:
+        assert len(set(w.urls)) == 2
+        assert w.socket_dir.parent == short_tmpdir
+        assert w.socket_dir.stat().st_mode & 0o777 == 0o700
+        a, b = w.urls
+        async with aiohttp.ClientSession() as session:
+            for url in w.urls:
+                async with session.get(f"{url}/healthz") as resp:
+                    assert resp.status == 200
+            made = await matchmake(session, b, mode="create", name="ann")
+            assert netloc(made) == urlsplit(b).netloc
+            ann = await Player.connect(session, made["ws_url"])
+            found = await matchmake(session, a, name="bob")  # join_or_create through A
+            assert found["room_id"] == ann.room_id and netloc(found) == urlsplit(b).netloc
+            bob = await Player.connect(session, found["ws_url"])
+            assert bob.room_id == ann.room_id
+            w.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(w.proc.wait(), 20) == 0, text(w.log)
+            for url in w.urls:
+                with pytest.raises(aiohttp.ClientConnectionError):
+                    await session.get(f"{url}/healthz")
+        assert cleaned_up(w, [*w.pids, w.redis_pid], short_tmpdir)
+    finally:
+        await stop(w.proc)
+
+
+async def test_a_killed_worker_stops_the_rest_and_the_private_redis(
+        short_tmpdir: Path, tmp_path: Path) -> None:
+    w = await start_private_workers(short_tmpdir, tmp_path / "workers.log")
+    try:
+        os.kill(w.pids[0], signal.SIGKILL)
+        assert await asyncio.wait_for(w.proc.wait(), 20) == 1
+        assert "a worker exited; stopping the others" in text(w.log)
+        assert cleaned_up(w, [w.pids[1], w.redis_pid], short_tmpdir)
+    finally:
+        await stop(w.proc)
+
+
+async def test_a_dead_private_redis_stops_the_workers(short_tmpdir: Path,
+                                                     tmp_path: Path) -> None:
+    w = await start_private_workers(short_tmpdir, tmp_path / "workers.log")
+    try:
+        os.kill(w.redis_pid, signal.SIGKILL)
+        assert await asyncio.wait_for(w.proc.wait(), 20) == 1
+        assert "the private redis-server exited; stopping the workers" in text(w.log)
+        assert cleaned_up(w, w.pids, short_tmpdir)
+    finally:
+        await stop(w.proc)
+
+
+def test_workers_without_redis_server_say_how_to_install_it(short_tmpdir: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gameserver", "--workers", "2", "--port", "0"],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "GAMESERVER_REDIS": "", "TMPDIR": str(short_tmpdir),
+             "GAMESERVER_REDIS_SERVER": str(short_tmpdir / "no-redis-server")})
+    assert result.returncode == 2, result.stderr
+    assert time.monotonic() - started < 15  # at once: no worker was started
+    assert "apt-get install redis-server" in result.stderr
+    assert "brew install redis" in result.stderr
+    assert "--redis URL" in result.stderr
+    assert "serving" not in result.stdout
+    assert list(short_tmpdir.iterdir()) == []  # no private directory left behind
+
+
+def test_a_private_redis_that_fails_to_start_is_shown_and_cleaned_up(
+        short_tmpdir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "redis-server"
+    broken.write_text("#!/bin/sh\necho 'FATAL CONFIG FILE ERROR (Redis 7.0)'\nexit 1\n")
+    broken.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "gameserver", "--workers", "2", "--port", "0"],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "GAMESERVER_REDIS": "", "TMPDIR": str(short_tmpdir),
+             "GAMESERVER_REDIS_SERVER": str(broken)})
+    assert result.returncode == 1
+    assert "the private redis-server exited with status 1" in result.stderr
+    assert "FATAL CONFIG FILE ERROR" in result.stderr  # its output, shown on failure
+    assert "serving" not in result.stdout  # no worker was started
+    assert list(short_tmpdir.iterdir()) == []
+
+
+def test_workers_1_never_starts_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load(["--workers", "auto"], {}).workers == (os.cpu_count() or 1)
+    assert load([], {"GAMESERVER_WORKERS": "auto"}).workers == (os.cpu_count() or 1)
+    assert load(["--workers", "1"], {}).workers == 1
+    # One worker is the plain server (__main__.py): supervise(), which starts Redis, is
+    # only called for more than one.
+    monkeypatch.setattr(workers, "redis_server_program",
+                        lambda: pytest.fail("--workers 1 looked for redis-server"))
+    monkeypatch.setattr(workers, "supervise",
+                        lambda *a: pytest.fail("--workers 1 ran the supervisor"))
+    monkeypatch.setattr(gameserver.__main__, "create_app",
+                        lambda settings: (_ for _ in ()).throw(ConfigError("stop here")))
+    assert gameserver.__main__.main(["--workers", "1"]) == 2
 
 
 def test_an_unreachable_redis_is_reported_at_start_up() -> None:
