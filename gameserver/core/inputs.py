@@ -12,7 +12,8 @@ player's jitter buffer plays audio (and Overwatch its command frames):
   Streams are the clients' to declare: only a client that has ever sent a ``None``
   gets what follows for late inputs (the SDK's ``pumpInput`` sends one before its
   first stream); a client of discrete commands (two key taps in a row are not a
-  held key) never sends one, and its inputs are simply applied one per tick.
+  held key) never sends one: nothing is guessed for it and its depth stays 1, but
+  a tick it had nothing for is owed to it like any other (below).
 - A new stream waits until the buffer holds ``target`` inputs (at most
   ``target - 1`` ticks) before its first is applied: that much jitter is absorbed.
 - ``target`` (1 to ``max_depth``) is learned from the player's own arrivals: an
@@ -91,12 +92,12 @@ class InputBuffer:
         if not n:
             if not self.streaming:
                 return 0
-            if not self.streams:  # nothing says an input is late
-                self.stop()
-                return 0
             self.missed += 1
             if self.missed > self.stream_timeout:  # the client stopped without saying so
                 self.stop()
+                return 0
+            if not self.streams:  # nothing says an input is late: owed, if it comes
+                self.stood()
                 return 0
             return -1
         if not self.streaming:
@@ -108,7 +109,7 @@ class InputBuffer:
         if self.missed:
             # It ran dry and the input came after all: it was late, not absent. A
             # deeper buffer would have held it (long stalls are not jitter: no change).
-            if self.missed <= self.max_depth:
+            if self.missed <= self.max_depth and self.streams:
                 self.late()
             self.missed = 0
             self.deepened = False
