@@ -274,7 +274,8 @@ class Settings:
         "more than 1 share rooms through --redis, or without it through a private "
         "redis-server the supervisor runs (this machine only)")
     games: tuple[str, ...] = setting(
-        (), str, "extra game rooms to serve, as module:Class (repeatable)", many=True)
+        (), str, "extra game rooms to serve, as module:Class (repeatable); one named like a "
+        "built-in game replaces it", many=True)
     log_level: str = setting("INFO", _log_level, "log level: debug, info, warning or error",
                              shown="info")
     log_format: str = setting(

@@ -66,7 +66,11 @@ def create_app(settings: Settings | None = None,
                games: tuple[type[Room], ...] | None = None) -> web.Application:
     settings = settings or Settings()
     if games is None:
-        games = BUILTIN_GAMES + tuple(load_game(spec) for spec in settings.games)
+        extra = tuple(load_game(spec) for spec in settings.games)
+        # A --games class named like a built-in game takes its place (a customised arena,
+        # or loadtest.movement's equal-work benchmark game).
+        taken = {cls.game for cls in extra}
+        games = tuple(g for g in BUILTIN_GAMES if g.game not in taken) + extra
     # The HTTP edge (edge.py): no inflated bodies, header/idle timeouts, JSON errors.
     app = web.Application(client_max_size=64 * 1024, middlewares=[edge.guard],
                           handler_args=edge.handler_args(settings))
