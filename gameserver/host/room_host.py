@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -343,8 +344,14 @@ class RoomHost:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        self.started_at = self.clock()
-        self.ticker = Ticker(self.room.rate, self.started_at, self.limits.max_catch_up)
+        self.started_at = now = self.clock()
+        # Rooms of one tick rate share one grid of deadlines (multiples of the interval on
+        # this process's clock), so the loop wakes once per tick for all of them, not once
+        # per room: with many small rooms those wake-ups are a large part of the cost
+        # (docs/BENCHMARKS.md, "Against Colyseus 0.16"). The first tick waits for the grid.
+        interval = 1.0 / self.room.rate
+        first = math.ceil(now / interval) * interval
+        self.ticker = Ticker(self.room.rate, first, self.limits.max_catch_up)
         self.engine.out.listing_changed = False  # what on_create set is in the first listing
         if self.recorder is not None:
             self.recorder.start()
