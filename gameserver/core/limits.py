@@ -81,13 +81,19 @@ class RateLimiter:
     holds one, so no setting makes a message of legal size impossible to send.
     """
 
-    __slots__ = ("_bytes", "_messages", "_refused_at", "_told_at", "limited_since", "patience",
+    __slots__ = ("_byte_burst", "_byte_rate", "_bytes", "_message_burst", "_message_rate",
+                 "_messages", "_refused_at", "_stamp", "_told_at", "limited_since", "patience",
                  "refused")
 
     def __init__(self, messages_per_s: float, bytes_per_s: float, now: float,
                  burst_s: float = 2.0, patience: float = 3.0, max_message: int = 0) -> None:
-        self._messages = TokenBucket(messages_per_s, messages_per_s * burst_s, now)
-        self._bytes = TokenBucket(bytes_per_s, max(bytes_per_s * burst_s, max_message), now)
+        # Two token buckets (messages, bytes) sharing one clock stamp: every inbound
+        # message passes here, so they are plain attributes, not TokenBucket objects.
+        self._message_rate = messages_per_s
+        self._message_burst = self._messages = messages_per_s * burst_s
+        self._byte_rate = bytes_per_s
+        self._byte_burst = self._bytes = max(bytes_per_s * burst_s, max_message)
+        self._stamp = now
         self.patience = patience
         self.limited_since: float | None = None
         self._told_at = -1e9
@@ -97,7 +103,20 @@ class RateLimiter:
     def check(self, size: int, now: float) -> Verdict:
         # Take from both so that a flood of tiny messages cannot starve the byte
         # check and the other way round.
-        ok = self._messages.take(1, now) & self._bytes.take(size, now)
+        elapsed = now - self._stamp
+        self._stamp = now
+        messages = self._messages + elapsed * self._message_rate
+        if messages > self._message_burst:
+            messages = self._message_burst
+        bytes_ = self._bytes + elapsed * self._byte_rate
+        if bytes_ > self._byte_burst:
+            bytes_ = self._byte_burst
+        ok = messages >= 1 and bytes_ >= size
+        if messages >= 1:
+            messages -= 1
+        if bytes_ >= size:
+            bytes_ -= size
+        self._messages, self._bytes = messages, bytes_
         if ok:
             # A full second without a refusal forgives the client. (A flood still lets
             # a message through whenever a token refills: that is not good behaviour.)
