@@ -60,6 +60,7 @@ PING_INTERVAL = 1.0  # seconds between PINGs (for rtt); a quiet room's keep-aliv
 # The silence watchdog (docs/PROTOCOL.md §2, Quiet rooms): a socket that delivered no
 # frame at all for max(MIN_SILENCE, 3 x the keep-alive interval) is taken for lost.
 MIN_SILENCE = 3.0
+CLOSE_SILENT = 4091  # ours: the watchdog closes a silent socket (not 1000: the seat is kept)
 WELCOME_TIMEOUT = 10.0  # a socket that opens but never welcomes is given up
 
 
@@ -435,9 +436,9 @@ class Room:
             except TimeoutError:  # nothing at all, not even a keep-alive: the link is gone
                 log.info("gameserver.client: room %s silent for %.1f s; reconnecting",
                          self.room_id, self.silence)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # not 1000: that would give up the seat
                     async with asyncio.timeout(1.0):
-                        await ws.close()
+                        await ws.close(code=CLOSE_SILENT, message=b"silent")
                 return CLOSE_ABNORMAL, "silent"
             if msg.type is aiohttp.WSMsgType.BINARY:
                 try:
