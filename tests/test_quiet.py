@@ -4,6 +4,7 @@ send path, decoded by the reference replica)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ def test_a_change_is_sent_with_the_last_sent_tick_as_its_base() -> None:
     assert ann.entity("Dot").values["x"] == 6
     assert ann.replica is not None and ann.replica.tick == updates(ann)[-1][2]
     bases = [(m[2], m[3]) for m in updates(ann) if m[0] == codec.S_DELTA]
-    for (tick, _), (_, base) in zip(bases, bases[1:], strict=False):
+    for (tick, _), (_, base) in pairwise(bases):
         assert base == tick, "every delta applies to the one before it"
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import aiohttp
 
-from gameserver import Entity, Player as GamePlayer, Room, message
+from gameserver import Entity, Room, message
+from gameserver import Player as GamePlayer
 from gameserver.client import Client
 from gameserver.core import codec
 from gameserver.web.keys import MANAGER
@@ -73,7 +75,7 @@ async def test_a_quiet_room_is_dormant_keeps_alive_and_wakes_on_a_message(
         assert codec.S_SNAPSHOT not in kinds and codec.S_DELTA not in kinds, kinds
         quiet = [(at, m) for at, m in got if m[0] == codec.S_QUIET]
         assert 4 <= len(quiet) <= 6, quiet  # one every 0.4 s
-        gaps = [b[0] - a[0] for a, b in zip(quiet, quiet[1:], strict=False)]
+        gaps = [b[0] - a[0] for a, b in pairwise(quiet)]
         assert all(0.3 <= g <= 0.6 for g in gaps), gaps
         last_tick = ann.updates[-1][1][2]
         assert all(m[1] == last_tick for _, m in quiet), "QUIET carries the last update's tick"
