@@ -8,17 +8,19 @@ import asyncio
 import time
 from collections.abc import Callable
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from gameserver import Entity, Room, message
 from gameserver import Player as GamePlayer
-from gameserver.client import Client
-from gameserver.core import codec
+from gameserver.client import Client, open_recording
+from gameserver.core import codec, recording
 from gameserver.web.keys import MANAGER
 
 from .client import Player, url
+from .test_recording import files
 
 
 class Count(Entity):
@@ -119,3 +121,37 @@ async def test_the_python_client_stays_on_quiet_and_reconnects_on_silence(
         host._keepalive = lambda sockets, now: None  # type: ignore[method-assign]
         await room.wait_for(lambda: room.reconnects == 1, timeout=5)
         assert room.connected and room.player_id == 1
+
+
+async def test_a_quiet_room_records_only_its_updates_and_replays_across_the_gaps(
+        start_server: Callable[..., Any], tmp_path: Path) -> None:
+    server = await start_server(games=(Hush,), record=str(tmp_path), empty_room_grace=0.2)
+    base = url(server)
+    async with aiohttp.ClientSession() as session:
+        ann = await Player.join(session, base, game="hush", mode="create", name="ann")
+        await ann.until(lambda: len(ann.replica.entities) == 1)
+        for n in (1, 2, 3):  # three changes, with dormant spells between them
+            await asyncio.sleep(0.5)
+            await ann.send(codec.C_MESSAGE, "add", n)
+        await ann.until(lambda: next(iter(ann.replica.entities.values())).values["value"] == 6)
+        live = [m for _, m in ann.updates]
+        await ann.send(codec.C_LEAVE)
+        manager = server.app[MANAGER]
+        deadline = time.monotonic() + 5
+        while ann.room_id in manager.room_hosts and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    [path] = files(tmp_path)
+    _, frames = recording.read(path.read_bytes())
+    recorded = [m for _, m in recording.updates(frames)]
+    deltas = [m for m in recorded if m[0] == codec.S_DELTA]
+    # What the live client got (its snapshot, then deltas) is what was recorded then;
+    # before it the room's first tick, after it ann's leave.
+    first, last = live[0][2], live[-1][2]
+    assert [m[2] for m in deltas if first <= m[2] <= last] == [m[2] for m in live]
+    assert all(b[3] == a[2] for a, b in pairwise(deltas)), "the base chain, with gaps"
+    assert any(b[2] - a[2] > 3 for a, b in pairwise(deltas)), "ticks jump"
+    replay = open_recording(path.read_bytes())
+    async for _ in replay.play(speed=1000):
+        pass
+    assert [e.values["value"] for e in replay.entities("Count")] == [6]
