@@ -92,6 +92,7 @@ class HarnessPlayer:
         self.messages: list[tuple[str, Any]] = []  # direct messages: (kind, body)
         self.errors: list[list[Any]] = []  # ERROR messages: [code, message(, seq)]
         self.received: list[list[Any]] = []  # every server message, decoded, in order
+        self.quiet: list[int] = []  # the ticks of the QUIET keep-alives received
         self.closed: tuple[int, str] | None = None  # (close code, reason) once closed
         self.seq = 0  # the last input seq sent
         self.spectator = False  # watching (RoomHarness.watch): player id 0, no seat
@@ -211,6 +212,8 @@ class HarnessPlayer:
             self.messages.append((msg[1], msg[2]))
         elif kind == codec.S_ERROR:
             self.errors.append(msg[1:])
+        elif kind == codec.S_QUIET:
+            self.quiet.append(msg[1])
 
     def __repr__(self) -> str:
         return f"HarnessPlayer(id={self.id}, name={self.name!r})"
@@ -226,6 +229,12 @@ class RoomHarness:
     ``listing`` is what matchmaking would show of the room (``locked``, ``metadata``),
     republished when a hook changes it. Sockets fall behind only when a test says so
     (``player.slow = True``), and there is no heartbeat. :meth:`watch` adds a spectator.
+
+    A ``quiet`` room runs as on the server: an update only at a tick where something
+    changed, and once nothing happens it is ``dormant``: :meth:`tick` then only moves
+    ``room.tick`` on (``slept`` counts those ticks; no ``update``) until a player acts,
+    a seat changes or the room's ``wake_at`` tick comes, with a QUIET keep-alive to
+    everyone each ``keepalive`` seconds of simulated time without an update.
     """
 
     def __init__(self, game: type[Room], options: dict[str, Any] | None = None, *,
@@ -255,6 +264,10 @@ class RoomHarness:
         self._connections: dict[int, Connection] = {}
         self._watching: dict[HarnessPlayer, Connection] = {}
         self._tokens = ReconnectTokens(self.limits.reconnect_grace)
+        self.dormant = False  # a quiet room with nothing happening: no ticks run
+        self.slept = 0  # ticks a quiet room slept through
+        self._woken = False
+        self._last_sent = 0.0  # simulated time of the last update or keep-alive
 
     # -- driving the room -----------------------------------------------------------
 
@@ -299,11 +312,16 @@ class RoomHarness:
         self._watching[watcher] = conn
         conn.send_now(self.engine.spectator_welcome())
         watcher._read()
+        self._woken = True
         return watcher
 
     def tick(self, n: int = 1) -> None:
         """Run ``n`` ticks, each followed by an update to every connected player."""
         engine = self.engine
+        if self.room.quiet:
+            for _ in range(n):
+                self._quiet_tick()
+            return
         for _ in range(n):
             self._check_open()
             self.now += self.room.dt
@@ -315,6 +333,46 @@ class RoomHarness:
                                   self.room.world.views)
             self._read_all()
             self._cut_stalled()
+
+    def _quiet_tick(self) -> None:
+        """One tick of a quiet room, as RoomHost._run_quiet and _sleep run it."""
+        engine, room = self.engine, self.room
+        self._check_open()
+        self.now += room.dt
+        self._expire()
+        sockets = [*self._connections.values(), *self._watching.values()]
+        if self.dormant:
+            wake = engine.next_wake()
+            if not self._woken and (wake is None or wake > room.tick):
+                engine.skip(1)
+                self.slept += 1
+                if self.now - self._last_sent >= room.keepalive - 1e-9:
+                    self._keepalive(sockets)
+                return
+            self.dormant = False
+        self._woken = False
+        engine.tick()
+        self._drain()
+        sockets = [*self._connections.values(), *self._watching.values()]
+        unsynced = any(not c.synced for c in sockets)
+        tail = engine.collect_changed(unsynced)
+        if tail is not None:
+            self.broadcaster.send(sockets, tail, engine.snapshot_tail, self.now,
+                                  room.world.views)
+            self._last_sent = self.now
+            self._read_all()
+        elif self.now - self._last_sent >= room.keepalive - 1e-9:
+            self._keepalive(sockets)
+        self._cut_stalled()
+        if tail is None and not unsynced and not engine.out.pending and engine.idle():
+            self.dormant = True
+
+    def _keepalive(self, sockets: list[Connection]) -> None:
+        data = codec.encode(codec.S_QUIET, self.engine.last_update_tick)
+        for conn in sockets:
+            conn.send_now(data)
+        self._last_sent = self.now
+        self._read_all()
 
     def advance(self, seconds: float) -> None:
         """Let time pass without ticking: dropped players whose grace is over leave."""
@@ -330,6 +388,7 @@ class RoomHarness:
     def _expire(self) -> None:
         for seat in self.engine.expire(self.now):
             self._tokens.forget(self.room.room_id, seat.player.id)
+            self._woken = True
         self._drain()
 
     def _attach(self, player: HarnessPlayer, seat: Seat) -> None:
@@ -337,12 +396,15 @@ class RoomHarness:
         conn = Connection(socket, seat, lambda code, reason: self._closed(player, code, reason))
         player.seat, player._socket, player._conn, player.closed = seat, socket, conn, None
         self._connections[seat.player.id] = conn
+        self._woken = True
         self._drain()
 
     def _receive(self, player: HarnessPlayer, data: bytes) -> None:
         self._check_open()
         assert player.seat is not None
         self.engine.receive(player.seat, data, self.now)
+        if data[:2] != b"\x92\x03":  # a ping does not wake a quiet room (RoomHost)
+            self._woken = True
         self._drain()
 
     def _cut_stalled(self) -> None:
@@ -375,6 +437,7 @@ class RoomHarness:
             self._tokens.forget(self.room.room_id, player.seat.player.id)
         else:
             self.engine.drop(player.seat, self.now)
+        self._woken = True
         self._drain()
 
     def _reconnect(self, player: HarnessPlayer) -> None:

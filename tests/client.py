@@ -42,7 +42,7 @@ class Player:
         self.ws = ws
         self.welcome = welcome
         (_, self.version, self.room_id, self.game, self.player_id, self.tick_rate,
-         schema, self.config, self.reconnect_token) = welcome
+         schema, self.config, self.reconnect_token, self.keepalive) = welcome
         self.replica = Replica(schema)
         self.base = ""  # set by join(): the server's http(s) base URL
         self.updates: list[tuple[float, list[Any]]] = []  # (arrival time, message)

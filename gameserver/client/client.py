@@ -24,15 +24,16 @@ class Client:
     ``"player"``, when None); ``auth`` a signed join token (docs/PROTOCOL.md §7).
     ``session``: an aiohttp session to use (and not close); by default the
     client opens its own, closed by :meth:`close` or ``async with``.
-    ``reconnect_delays``, ``ping_interval`` (None: no pings), ``history`` and
-    ``auto_reconnect`` are passed to each :class:`Room`.
+    ``reconnect_delays``, ``ping_interval`` (None: no pings), ``history``,
+    ``auto_reconnect`` and ``watchdog`` (the silence watchdog) are passed to each
+    :class:`Room`.
     """
 
     def __init__(self, base_url: str, *, name: str | None = None, auth: str | None = None,
                  session: aiohttp.ClientSession | None = None,
                  reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
                  ping_interval: float | None = PING_INTERVAL, history: int = 1000,
-                 auto_reconnect: bool = True) -> None:
+                 auto_reconnect: bool = True, watchdog: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.auth = auth
@@ -42,6 +43,7 @@ class Client:
         self.ping_interval = ping_interval
         self.history = history
         self.auto_reconnect = auto_reconnect
+        self.watchdog = watchdog
         self.rooms: list[Room] = []  # the rooms joined or watched and not yet ended
 
     @property
@@ -189,7 +191,8 @@ class Client:
         ws, welcome = await self.open_socket(ws_url)
         room = Room(self, ws, welcome, ws_url, reconnect_delays=self.reconnect_delays,
                     ping_interval=self.ping_interval, history=self.history,
-                    auto_reconnect=self.auto_reconnect, spectator=spectator)
+                    auto_reconnect=self.auto_reconnect, spectator=spectator,
+                    watchdog=self.watchdog)
         self.rooms.append(room)
         return room
 

@@ -56,7 +56,11 @@ RECONNECT_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
 # MatchmakeError codes after which reconnecting (or re-spectating) tries again.
 _TRANSIENT = frozenset({"network", "directory_unavailable", "rate_limited", "bad_response",
                         "internal_error"})
-PING_INTERVAL = 1.0  # seconds between PINGs (for rtt)
+PING_INTERVAL = 1.0  # seconds between PINGs (for rtt); a quiet room's keep-alive if longer
+# The silence watchdog (docs/PROTOCOL.md §2, Quiet rooms): a socket that delivered no
+# frame at all for max(MIN_SILENCE, 3 x the keep-alive interval) is taken for lost.
+MIN_SILENCE = 3.0
+CLOSE_SILENT = 4091  # ours: the watchdog closes a silent socket (not 1000: the seat is kept)
 WELCOME_TIMEOUT = 10.0  # a socket that opens but never welcomes is given up
 
 
@@ -95,7 +99,11 @@ class Room:
     ``ack``, ``events`` / ``messages`` / ``errors`` (the most recent ``history``
     of each), ``rtt`` (seconds, smoothed; None before the first PONG),
     ``pending_inputs``, ``reconnects``, ``connected``, ``closed``,
-    ``close_code``, ``close_reason``.
+    ``close_code``, ``close_reason``; ``quiet`` (the room sends updates only when
+    something changed, and a QUIET keep-alive every ``keepalive`` seconds otherwise),
+    ``last_quiet`` (the tick of the last QUIET: nothing changed since), ``silence``
+    (seconds without any frame after which the socket is taken for lost: closed and
+    reconnected as for a drop; ``watchdog=False`` turns this off).
 
     ``auto_reconnect`` (settable): resume the seat after an abnormal close
     (:func:`should_reconnect`), waiting ``reconnect_delays`` seconds (each
@@ -114,14 +122,23 @@ class Room:
                  welcome: list[Any], ws_url: str, *,
                  reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
                  ping_interval: float | None = PING_INTERVAL, history: int = 1000,
-                 auto_reconnect: bool = True, spectator: bool = False) -> None:
+                 auto_reconnect: bool = True, spectator: bool = False,
+                 watchdog: bool = True) -> None:
         self.client = client
         self.spectator = spectator
         self.name = ""
         self.ws: aiohttp.ClientWebSocketResponse = ws
         self.ws_url = ws_url
         (_, self.version, self.room_id, self.game, self.player_id, self.tick_rate,
-         self.schema, self.config, self.reconnect_token) = welcome
+         self.schema, self.config, self.reconnect_token) = welcome[:9]
+        # WELCOME's 10th element: the keep-alive interval of a quiet room, 0 otherwise.
+        self.keepalive = float(welcome[9]) if len(welcome) > 9 and welcome[9] else 0.0
+        self.quiet = self.keepalive > 0
+        self.silence: float | None = (max(MIN_SILENCE, 3 * self.keepalive) if watchdog
+                                      else None)
+        self.last_quiet = -1  # the tick of the last QUIET keep-alive
+        if ping_interval and self.quiet:
+            ping_interval = max(ping_interval, self.keepalive)  # the keep-alive says enough
         self.state = Replica(self.schema)
         self.events: deque[Event] = deque(maxlen=history)
         self.messages: deque[Message] = deque(maxlen=history)
@@ -414,7 +431,15 @@ class Room:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
         """Dispatch this socket's messages until it ends; its close code and reason."""
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await ws.receive(timeout=self.silence)
+            except TimeoutError:  # nothing at all, not even a keep-alive: the link is gone
+                log.info("gameserver.client: room %s silent for %.1f s; reconnecting",
+                         self.room_id, self.silence)
+                with contextlib.suppress(Exception):  # not 1000: that would give up the seat
+                    async with asyncio.timeout(1.0):
+                        await ws.close(code=CLOSE_SILENT, message=b"silent")
+                return CLOSE_ABNORMAL, "silent"
             if msg.type is aiohttp.WSMsgType.BINARY:
                 try:
                     message = msgpack.unpackb(msg.data)
@@ -451,6 +476,8 @@ class Room:
             sample = asyncio.get_running_loop().time() - message[1]
             self.rtt = sample if self.rtt is None else 0.7 * self.rtt + 0.3 * sample
             self.server_tick = message[2]
+        elif kind == codec.S_QUIET:  # a quiet room is alive; nothing changed since then
+            self.last_quiet = message[1]
         elif kind == codec.S_MESSAGE:
             self.messages.append(Message(message[1], message[2]))
             self._keyed("message", message[1], message[2])

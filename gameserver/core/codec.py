@@ -15,7 +15,9 @@ from typing import Any, Final, NamedTuple
 
 import msgpack
 
-PROTOCOL_VERSION: Final = 3  # 2: view parts (Views); 3: nil inputs, the input buffer (Inputs)
+# 2: view parts (Views); 3: nil inputs, the input buffer (Inputs), quiet rooms (QUIET and
+# the WELCOME's keep-alive interval)
+PROTOCOL_VERSION: Final = 3
 
 # Client -> server.
 C_INPUT: Final = 1  # [1, seq, input]
@@ -25,13 +27,14 @@ C_LEAVE: Final = 4  # [4]
 
 # Server -> client.
 S_WELCOME: Final = 10  # [10, version, room_id, game, player_id, tick_rate, schema, config,
-#                           reconnect_token]
+#                           reconnect_token, keepalive]
 S_SNAPSHOT: Final = 11  # [11, ack, tick, entities, events] (+ parts, with views)
 S_DELTA: Final = 12  # [12, ack, tick, base_tick, created, changed, removed, events] (+ parts)
 S_PONG: Final = 13  # [13, client_time, tick]
 S_MESSAGE: Final = 14  # [14, kind, body]
 S_ERROR: Final = 15  # [15, code, message] or [15, code, message, seq] for a refused INPUT
 S_INPUT_LEAD: Final = 16  # [16, ticks]: send your inputs this many ticks further ahead
+S_QUIET: Final = 17  # [17, tick]: a quiet room's keep-alive: nothing changed since ``tick``
 
 # WebSocket close codes the server sends (1000-1011 are RFC 6455; 4000-4999 are ours).
 # 1002, 1007 and 1009 come from aiohttp's frame parser; the others from gameserver.

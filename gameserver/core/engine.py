@@ -16,6 +16,7 @@ server runs.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from typing import Any
 
@@ -80,6 +81,7 @@ class RoomEngine:
         self._next_player_id = 1
         self._base_tick = 0  # the tick the last collected update brought clients to
         self._last_events: list[Any] = []  # a snapshot taken now carries them too
+        self._sent_acks: dict[int, int] = {}  # a quiet room: the acks of its last update
         # Bound once: the message handlers of the room's class.
         self._handlers = {kind: (getattr(room, name), spec)
                           for kind, (name, spec) in type(room).message_handlers.items()}
@@ -326,6 +328,53 @@ class RoomEngine:
         base, self._base_tick = self._base_tick, room.tick
         return codec.encode_delta_tail(room.tick, base, created, changed, removed, events)
 
+    # -- a quiet room (Room.quiet) ------------------------------------------------------
+
+    def collect_changed(self, force: bool = False) -> bytes | None:
+        """A quiet room's :meth:`collect`: the update's delta tail, or None when nothing
+        changed for anyone since the last update (no entity created, changed or removed,
+        no view part, no event, no player's ack moved) and nothing ``force``s one (a
+        socket awaiting its snapshot). None sends nothing and keeps the base: the next
+        update's ``base_tick`` is the last update's tick, so the chain stays exact."""
+        room = self.room
+        viewers = self.seats if room.spectator_view == "public" else [*self.seats, 0]
+        world = room.world
+        created, changed, removed = world.collect(viewers)
+        out = self.out
+        acks = {pid: seat.player.ack for pid, seat in self.seats.items()}
+        if not (force or created or changed or removed or out.events
+                or acks != self._sent_acks
+                or (world.views is not None and world.views.all_delta_parts())):
+            return None
+        self._sent_acks = acks
+        events, out.events = out.events, []
+        self._last_events = events
+        base, self._base_tick = self._base_tick, room.tick
+        return codec.encode_delta_tail(room.tick, base, created, changed, removed, events)
+
+    @property
+    def last_update_tick(self) -> int:
+        """The tick of the last update collected (what a QUIET keep-alive carries)."""
+        return self._base_tick
+
+    def idle(self) -> bool:
+        """No player has an input queued or a stream running: a tick would apply none."""
+        return not any(s.inputs.queue or s.inputs.streaming for s in self.seats.values())
+
+    def next_wake(self) -> int | None:
+        """The earliest tick the room asked to run (``Room.wake_at``) that is still to
+        come, or None; the ones already run are forgotten."""
+        wakes = self.out.wakes
+        tick = self.room.tick
+        while wakes and wakes[0] < tick:
+            heapq.heappop(wakes)
+        return wakes[0] if wakes else None
+
+    def skip(self, ticks: int) -> None:
+        """A quiet room slept through ``ticks`` ticks: its clock follows the schedule
+        (``room.tick`` jumps over them) but no ``update`` ran for them."""
+        self.room.tick += ticks
+
     def snapshot_tail(self) -> bytes:
         """The full state as of the last :meth:`collect`, for joiners and resyncs."""
         return codec.encode_snapshot_tail(self._base_tick, self.room.world.snapshot(),
@@ -339,7 +388,7 @@ class RoomEngine:
         room = self.room
         return codec.encode(codec.S_WELCOME, codec.PROTOCOL_VERSION, room.room_id, room.game,
                             player_id, room.rate, room.world.schema(), room.client_config(),
-                            reconnect_token)
+                            reconnect_token, float(room.keepalive) if room.quiet else 0.0)
 
     # -- the outbox ----------------------------------------------------------------
 

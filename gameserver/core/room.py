@@ -42,6 +42,8 @@ game names ``_step`` or ``_collect_orbs`` cannot collide with it.
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -93,7 +95,8 @@ class Outbox:
     everything except events, so the host checks one flag after each call.
     """
 
-    __slots__ = ("closes", "crashed", "events", "frames", "listing_changed", "pending")
+    __slots__ = ("closes", "crashed", "events", "frames", "listing_changed", "pending",
+                 "wakes")
 
     def __init__(self) -> None:
         self.frames: list[tuple[int, bytes]] = []
@@ -102,6 +105,7 @@ class Outbox:
         self.listing_changed = False
         self.crashed: BaseException | None = None  # set by the engine, not by helpers
         self.pending = False
+        self.wakes: list[int] = []  # a quiet room's timers: ticks it asked to run (a heap)
 
     def frame(self, player_id: int, payload: bytes) -> None:
         if len(self.frames) < MAX_OUTBOX_FRAMES:
@@ -185,6 +189,16 @@ class Room:
     # The game's own browser page: a directory with an index.html (and its scripts), served
     # at /play/<game>/ next to /sdk/gameserver.js. Relative to the module defining the class.
     page: ClassVar[str | None] = None
+    # A quiet room sends an update only at a tick where something changed (entities,
+    # events, a player's ack, a socket needing its snapshot) and, when nothing happens,
+    # stops ticking until a player does something, a seat changes, or a timer it set with
+    # wake_at/wake_in is due: a turn-based game between moves costs next to nothing.
+    # ``tick`` still follows the schedule (it jumps over the ticks slept through), but
+    # ``update`` runs only for the ticks that run. Real-time games keep False.
+    quiet: ClassVar[bool] = False
+    # A quiet room with nothing to send sends each socket a keep-alive (QUIET) at least
+    # this often, in seconds, so a client tells a quiet room from a lost connection.
+    keepalive: ClassVar[float] = 2.0
     # kind -> (method name, body spec), from the @message handlers of the class and its bases
     message_handlers: ClassVar[dict[str, tuple[str, BodySpec]]] = {}
 
@@ -293,6 +307,21 @@ class Room:
 
         Best effort: a player whose connection is behind or gone does not get it."""
         self.__outbox.frame(player.id, codec.encode(codec.S_MESSAGE, kind, body))
+
+    def wake_at(self, tick: int) -> None:
+        """A quiet room's timer: run the tick numbered ``tick`` (``update`` is called with
+        ``self.tick == tick``) even if nothing else happens by then. Each call is one
+        timer; one for a tick already run is ignored. Nothing to do in a room that is not
+        ``quiet`` (it runs every tick).
+
+        ``self.tick`` is the tick running in ``update``, and the next one to run in any
+        other hook; ``wake_at(self.tick + 1)`` in ``update`` asks for the next tick."""
+        if tick >= self.tick:
+            heapq.heappush(self.__outbox.wakes, int(tick))
+
+    def wake_in(self, seconds: float) -> None:
+        """:meth:`wake_at` the first tick at least ``seconds`` from the next one."""
+        self.wake_at(self.tick + max(0, math.ceil(seconds * self.rate - 1e-9)))
 
     def set_metadata(self, **values: Any) -> None:
         """Update the metadata shown in the room listing."""

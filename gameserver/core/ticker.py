@@ -31,6 +31,7 @@ class Ticker:
         self.start = start
         self._n = 0  # index of the next tick to run
         self.dropped = 0  # ticks skipped by the catch-up cap
+        self.slept = 0  # ticks a quiet room slept through (skip_to): not run, not dropped
 
     @property
     def next_deadline(self) -> float:
@@ -51,6 +52,24 @@ class Ticker:
             self._n += n - self.max_catch_up
             n = self.max_catch_up
         self._n += n
+        return n
+
+
+    @property
+    def index(self) -> int:
+        """The index of the next tick to run (its deadline is :attr:`next_deadline`)."""
+        return self._n
+
+    def skip_to(self, now: float, limit: int | None = None) -> int:
+        """A quiet room wakes up: skip the ticks whose deadlines passed while it slept, so
+        the next tick is the first one due at or after ``now`` (never past the tick
+        index ``limit``: a timer's own tick). Returns how many were skipped (slept)."""
+        target = math.ceil((now - self.start) * self.rate - 1e-9)
+        if limit is not None:
+            target = min(target, limit)
+        n = max(0, target - self._n)
+        self._n += n
+        self.slept += n
         return n
 
 

@@ -172,6 +172,7 @@ class Cards(Room):
     # Turn-based like connect_four: nothing moves between messages; 4 updates a second
     # show a move to everyone within 250 ms at a fifth of arena's cost.
     tick_rate = 4
+    quiet = True  # no clock: nothing happens between moves, so no updates and no ticks
     entity_types = (Table, Seat, Card)
 
     def on_create(self, options: dict[str, Any]) -> None:

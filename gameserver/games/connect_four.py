@@ -129,6 +129,10 @@ class ConnectFour(Room):
     # and still shows a move to both players within 250 ms (2 Hz would make that half a
     # second, a visible lag after a click).
     tick_rate = 4
+    # Between moves nothing happens: a quiet room sends no update and stops ticking
+    # while the players think, waking for a move (a message), a seat change, or its own
+    # timer (update: the next change of the countdown, and the turn's timeout).
+    quiet = True
     entity_types = (Board, Seat)
 
     def on_create(self, options: dict[str, Any]) -> None:
@@ -244,7 +248,10 @@ class ConnectFour(Room):
         if left <= 0:
             self._end_round(self._opponent(board.turn), "timeout")
         else:
-            board.seconds_left = math.ceil(left / self.rate)
+            seconds = board.seconds_left = math.ceil(left / self.rate)
+            # The tick whose update shows one second less (or, from 1, the timeout):
+            # the first with left <= (seconds - 1) * rate. Until then nothing changes.
+            self.wake_at(math.ceil(board.turn_ends - 1 - (seconds - 1) * self.rate))
 
     # -- rounds ------------------------------------------------------------------------
 

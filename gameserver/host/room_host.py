@@ -217,7 +217,8 @@ class Inbound:
         # what RoomHost.receive does, one call shorter on the hottest path. A spectator's
         # messages go to the host instead: they never reach the game.
         spectator = isinstance(conn.seat, Watcher)
-        self._receive = host.spectator_receive if spectator else host.engine.receive
+        self._receive = (host.spectator_receive if spectator else
+                         host.quiet_receive if host.room.quiet else host.engine.receive)
         self._out = _Quiet if spectator else host.engine.out
         self._drain = host.drain
         self._counters = host.counters  # metrics: plain ints, read at scrape time
@@ -282,6 +283,11 @@ class Inbound:
         return True
 
 
+def _wake_up(waker: asyncio.Future[None], woken: bool) -> None:
+    if not waker.done():
+        waker.set_result(woken)  # type: ignore[arg-type]
+
+
 class SpectatorsFull(Exception):
     """The room has all the spectators it takes."""
 
@@ -327,6 +333,11 @@ class RoomHost:
         # Written off the tick path (recorder.py); None: this room is not recorded.
         self.recorder = Recorder(self.engine, record) if record is not None else None
         self._recorder_closed: asyncio.Task[None] | None = None
+        # A quiet room (Room.quiet): while dormant, _waker is the future its task awaits.
+        self._waker: asyncio.Future[None] | None = None
+        self.dormant = False
+        self.keepalives = 0  # QUIET frames sent (each to every socket)
+        self._last_sent = 0.0  # clock() of the last update or keep-alive
 
     @property
     def room_id(self) -> str:
@@ -355,8 +366,10 @@ class RoomHost:
         self.engine.out.listing_changed = False  # what on_create set is in the first listing
         if self.recorder is not None:
             self.recorder.start()
+        self._last_sent = self.started_at
+        run = self._run_quiet if self.room.quiet else self._run
         self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"room:{self.room.room_id}")
+            run(), name=f"room:{self.room.room_id}")
 
     async def _run(self) -> None:
         assert self.ticker is not None
@@ -394,6 +407,125 @@ class RoomHost:
             log.exception("room %s (%s) crashed; closing it", self.room_id, self.room.game,
                           extra={"room_id": self.room_id})
             self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+
+    # -- a quiet room (Room.quiet) ------------------------------------------------------
+
+    async def _run_quiet(self) -> None:
+        """:meth:`_run` for a quiet room: an update only when something changed
+        (``engine.collect_changed``), a QUIET keep-alive every ``room.keepalive`` seconds
+        without one, and no ticks at all while nothing happens (:meth:`_sleep`)."""
+        assert self.ticker is not None
+        ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
+        out, send, connections = engine.out, self.broadcaster.send, self.connections
+        recorder = self.recorder
+        world = self.room.world
+        keepalive = self.room.keepalive
+        low = self.broadcaster.low_water
+        sleep = asyncio.sleep
+        try:
+            while True:
+                delay = ticker.next_deadline - clock()
+                if delay > 0:
+                    await sleep(delay)
+                steps = ticker.due(clock())
+                if not steps:
+                    continue
+                began = clock()
+                for _ in range(steps):
+                    engine.tick()
+                if out.pending:
+                    self.drain()
+                    if self.closed:
+                        return
+                sockets = ([*connections.values(), *self.spectators] if self.spectators
+                           else connections.values())
+                # A socket awaiting its snapshot (a joiner, a resync) forces an update;
+                # one still behind waits, and keeps the room awake until it can take it.
+                unsynced = [c for c in sockets if not c.synced and not c.detached]
+                force = any(c.behind_since is None
+                            or c.transport.get_write_buffer_size() <= low for c in unsynced)
+                tail = engine.collect_changed(force)
+                if tail is not None:
+                    send(sockets, tail, engine.snapshot_tail, time.monotonic(), world.views)
+                    if recorder is not None:
+                        recorder.update(tail)
+                    self._last_sent = began
+                elif began - self._last_sent >= keepalive:
+                    self._keepalive(sockets, began)
+                stats.record(clock() - began)
+                if tail is None and not unsynced and not out.pending and engine.idle():
+                    await self._sleep()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the framework's own failure: close this room only
+            engine.crashed = exc
+            log.exception("room %s (%s) crashed; closing it", self.room_id, self.room.game,
+                          extra={"room_id": self.room_id})
+            self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+
+    async def _sleep(self) -> None:
+        """Dormant: no ticks until :meth:`wake` (a message, a seat change), the room's own
+        timer (``Room.wake_at``) or close; a QUIET to every socket each ``keepalive``
+        seconds meanwhile. Then back on the schedule: the ticks slept through are
+        skipped (``room.tick`` jumps over them), the next one runs at its deadline."""
+        assert self.ticker is not None
+        ticker, engine, clock = self.ticker, self.engine, self.clock
+        loop = asyncio.get_running_loop()
+        keepalive = self.room.keepalive
+        self.dormant = True
+        limit: int | None = None
+        try:
+            while True:
+                wake = engine.next_wake()
+                now = clock()
+                until = self._last_sent + keepalive
+                limit = None
+                if wake is not None:  # the timer's tick index and deadline
+                    limit = ticker.index + (wake - self.room.tick)
+                    until = min(until, ticker.start + limit / ticker.rate)
+                waker = self._waker = loop.create_future()
+                timer = loop.call_later(max(0.0, until - now), _wake_up, waker, False)
+                try:
+                    woken = await waker
+                finally:
+                    timer.cancel()
+                    self._waker = None
+                if woken:
+                    break
+                now = clock()
+                if limit is not None and now >= ticker.start + limit / ticker.rate - 0.002:
+                    break  # the timer's tick (the loop waits out the last ms, if early)
+                if now >= self._last_sent + keepalive - 0.002:
+                    sockets = [*self.connections.values(), *self.spectators]
+                    self._keepalive(sockets, now)
+        finally:
+            self.dormant = False
+        slept = ticker.skip_to(clock(), limit)
+        engine.skip(slept)
+
+    def wake(self) -> None:
+        """Something happened in a quiet room: a dormant one ticks again from its next
+        deadline (a no-op for a room that is awake)."""
+        waker = self._waker
+        if waker is not None:
+            _wake_up(waker, True)
+
+    def quiet_receive(self, seat: Seat, data: bytes, now: float) -> None:
+        """A quiet room's player message: to the engine, then wake the room (a ping does
+        not: it changes nothing)."""
+        self.engine.receive(seat, data, now)
+        if self._waker is not None and data[:2] != b"\x92\x03":  # [3, client_time]
+            _wake_up(self._waker, True)
+
+    def _keepalive(self, sockets: Iterable[Connection], now: float) -> None:
+        """QUIET ``[17, tick]`` to every socket: nothing changed since ``tick``."""
+        data = frame(codec.encode(codec.S_QUIET, self.engine.last_update_tick))
+        for conn in sockets:
+            t = conn.transport
+            if not (conn.detached or t.is_closing()) and conn.behind_since is None:
+                t.write(data)
+        self._last_sent = now
+        self.keepalives += 1
 
     def close(self, code: int = codec.CLOSE_ROOM_CLOSED, reason: str = "room closed") -> None:
         """Stop ticking, disconnect everyone with ``code``, run ``on_dispose``. Idempotent."""
@@ -487,6 +619,7 @@ class RoomHost:
         self.connections[seat.player.id] = conn
         self.empty_since = None
         self.drain()  # the welcome, then what the join/rejoin hooks sent or decided
+        self.wake()  # a quiet room: the joiner needs its snapshot
         return conn
 
     def receive(self, conn: Connection, data: bytes, now: float | None = None) -> None:
@@ -496,6 +629,7 @@ class RoomHost:
         engine.receive(conn.seat, data, time.monotonic() if now is None else now)
         if engine.out.pending:
             self.drain()
+        self.wake()
 
     def disconnect(self, conn: Connection, consented: bool) -> bool:
         """The socket ended. Returns whether the player's seat is free now.
@@ -518,6 +652,7 @@ class RoomHost:
             engine.drop(conn.seat, time.monotonic())
         if engine.out.pending:
             self.drain()
+        self.wake()
         return freed or player.id not in engine.seats
 
     def expire_drops(self, now: float) -> list[int]:
@@ -528,6 +663,8 @@ class RoomHost:
             self._tokens.forget(self.room_id, pid)
         if engine.out.pending:
             self.drain()
+        if expired:
+            self.wake()
         return expired
 
     # -- spectators ----------------------------------------------------------------
@@ -553,6 +690,7 @@ class RoomHost:
         conn.send_now(self.engine.spectator_welcome())
         if self._on_listing is not None:
             self._on_listing(self)  # the listing shows how many watch
+        self.wake()  # a quiet room: the spectator needs its snapshot
         return conn
 
     def unwatch(self, conn: Connection) -> None:
@@ -598,4 +736,7 @@ class RoomHost:
             "achieved_rate": round(self.stats.count / elapsed, 3) if elapsed > 1 else None,
             "ticks": self.stats.summary(),
             "dropped_ticks": self.ticker.dropped if self.ticker else 0,
+            "quiet": self.room.quiet,
+            "dormant": self.dormant,
+            "slept_ticks": self.ticker.slept if self.ticker else 0,
         }

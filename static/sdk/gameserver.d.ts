@@ -13,6 +13,10 @@ export declare const S_PONG: 13;
 export declare const S_MESSAGE: 14;
 export declare const S_ERROR: 15;
 export declare const S_INPUT_LEAD: 16;
+/** [17, tick]: a quiet room's keep-alive: nothing changed since `tick` (PROTOCOL §2). */
+export declare const S_QUIET: 17;
+/** The silence watchdog's least window, ms: no frame for max(this, 3 x keepalive) is a drop. */
+export declare const MIN_SILENCE_MS: number;
 
 /** WebSocket close codes (docs/PROTOCOL.md §3); DESYNC is the SDK's own. */
 export declare const CLOSE: Readonly<{
@@ -224,6 +228,12 @@ export interface ClientOptions {
   game?: string;
   /** Reconnection back-off in ms per attempt (default RECONNECT_DELAYS_MS), or false for none. */
   reconnect?: false | { delays: number[] };
+  /**
+   * The silence watchdog: with no frame at all (update, QUIET, PONG...) for this many ms the
+   * socket is taken for lost and the room reconnects. Default max(3000, 3 x keepalive);
+   * false turns it off.
+   */
+  silenceMs?: number | false;
 }
 
 export interface JoinOptions {
@@ -343,6 +353,17 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   schema: Schema;
   state: Replica;
   reconnectToken: string | null;
+  /**
+   * A quiet room (WELCOME's keepalive > 0): it sends an update only when something changed,
+   * and a QUIET keep-alive at least every `keepalive` seconds otherwise; ticks may jump.
+   */
+  quiet: boolean;
+  /** A quiet room's keep-alive interval, seconds; 0 for a room that updates every tick. */
+  keepalive: number;
+  /** The tick of the last QUIET keep-alive (-1: none yet). */
+  lastQuiet: number;
+  /** The watchdog's setting (ClientOptions.silenceMs), if any. */
+  silenceMs: number | false | undefined;
   status: RoomStatus;
   statusInfo: StatusInfo;
   reconnects: number;
@@ -397,6 +418,8 @@ export declare class Room<I = unknown, C = Record<string, any>> {
   interpolate(options?: InterpolatorOptions & { filter?: (entity: Entity, room: Room<I, C>) => boolean }):
     Interpolator<Record<string, any> & { id: number; type: string }>;
   stats(nowMs?: number): RoomStats;
+  /** The silence watchdog's window, ms (0: off): max(3000, 3 x keepalive) by default. */
+  silenceWindow(): number;
 }
 
 // -- recordings (docs/PROTOCOL.md §8) ----------------------------------------------------

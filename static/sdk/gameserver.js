@@ -24,13 +24,14 @@ export const C_PING = 3; // [3, client_time]
 export const C_LEAVE = 4; // [4]
 
 // Server -> client.
-export const S_WELCOME = 10; // [10, version, room_id, game, player_id, tick_rate, schema, config, reconnect_token]
+export const S_WELCOME = 10; // [10, version, room_id, game, player_id, tick_rate, schema, config, reconnect_token, keepalive]
 export const S_SNAPSHOT = 11; // [11, ack, tick, entities, events(, parts)]
 export const S_DELTA = 12; // [12, ack, tick, base_tick, created, changed, removed, events(, parts)]
 export const S_PONG = 13; // [13, client_time, tick]
 export const S_MESSAGE = 14; // [14, kind, body]
 export const S_ERROR = 15; // [15, code, message] or [15, code, message, seq] (a refused INPUT)
 export const S_INPUT_LEAD = 16; // [16, ticks]: send inputs this many ticks further ahead
+export const S_QUIET = 17; // [17, tick]: a quiet room's keep-alive: nothing changed since tick
 
 export const CLOSE = Object.freeze({
   NORMAL: 1000,
@@ -832,6 +833,9 @@ const EARLY_RECONNECT_MS = 5000; // attempts this soon after the drop are "early
 const EARLY_HANDSHAKE_MS = 1500; // ... and give up on a WELCOME after this (a black hole)
 const FAST_FAIL_MS = 500; // an attempt that failed this fast did not wait on the network
 const PING_EVERY_MS = 1000;
+// The silence watchdog (PROTOCOL §2, Quiet rooms): no frame at all for this long (or 3 x a
+// quiet room's keep-alive interval, if longer) and the socket is taken for lost.
+export const MIN_SILENCE_MS = 3000;
 const WELCOME_TIMEOUT_MS = 10000; // a socket that opens but never welcomes us is given up
 const OPEN = 1; // WebSocket readyState values (the same in every implementation)
 const CONNECTING = 0;
@@ -1049,6 +1053,13 @@ export class Room {
     this.predictor = null;
     this.interpolators = [];
     this.maxPending = 30; // stays under the server's queue of 32
+    this.quiet = false; // from WELCOME: updates only when something changed, QUIET between
+    this.keepalive = 0; // from WELCOME: a quiet room's keep-alive interval (s); 0 otherwise
+    this.lastQuiet = -1; // the tick of the last QUIET keep-alive
+    // Silence watchdog: false turns it off; a number of ms overrides max(3 s, 3 x keepalive).
+    this.silenceMs = options.silenceMs ?? client.options.silenceMs;
+    this._lastFrameAt = 0;
+    this._watchdog = null;
     const reconnect = options.reconnect ?? client.options.reconnect;
     this.reconnectDelays = reconnect === false ? []
       : (reconnect?.delays ?? RECONNECT_DELAYS_MS);
@@ -1319,6 +1330,7 @@ export class Room {
       ws.onmessage = (ev) => {
         if (ws !== this._ws) return;
         const at = now();
+        this._lastFrameAt = at; // any frame says the connection is alive (the watchdog)
         const data = ev.data;
         let msg;
         try {
@@ -1354,6 +1366,8 @@ export class Room {
             this.rtt = this.rtt === null ? rtt : this.rtt * 0.7 + rtt * 0.3;
             this.lastRtt = rtt;
             this.serverTick = msg[2];
+          } else if (kind === S_QUIET) {
+            this.lastQuiet = msg[1]; // nothing changed since that tick: the room is alive
           } else if (kind === S_INPUT_LEAD) {
             // Our inputs reach the server late: run the input clock that much further
             // ahead, a little faster for a moment rather than in one hop (PROTOCOL §2).
@@ -1385,14 +1399,22 @@ export class Room {
   }
 
   _welcome(msg, resume) {
-    const [, version, roomId, game, playerId, tickRate, schema, config, reconnectToken] = msg;
+    const [, version, roomId, game, playerId, tickRate, schema, config, reconnectToken, keepalive] = msg;
     if (version !== PROTOCOL_VERSION) {
       console.warn(`gameserver: protocol version ${version}, expected ${PROTOCOL_VERSION}`);
     }
     this.reconnectToken = reconnectToken ?? null;
     this._stopTimers();
-    this._pingTimer = setInterval(() => this._ping(), PING_EVERY_MS);
+    this.keepalive = typeof keepalive === "number" && keepalive > 0 ? keepalive : 0;
+    this.quiet = this.keepalive > 0;
+    // A quiet room's keep-alive tells us it is alive: ping (for the RTT) only as often.
+    this._pingTimer = setInterval(() => this._ping(), Math.max(PING_EVERY_MS, this.keepalive * 1000));
     this._ping();
+    this._lastFrameAt = now();
+    const silence = this.silenceWindow();
+    if (silence) {
+      this._watchdog = setInterval(() => this._checkSilence(silence), Math.min(1000, silence / 3));
+    }
     const sameSeat = resume && !this.spectator && playerId === this.playerId && roomId === this.id;
     const sameSchema = this.state && JSON.stringify(schema) === JSON.stringify(this.schema);
     this.id = roomId;
@@ -1637,6 +1659,29 @@ export class Room {
   _stopTimers() {
     if (this._pingTimer !== null) clearInterval(this._pingTimer);
     this._pingTimer = null;
+    if (this._watchdog !== null) clearInterval(this._watchdog);
+    this._watchdog = null;
+  }
+
+  /** How long (ms) without any frame before the socket is taken for lost; 0: never. */
+  silenceWindow() {
+    if (this.silenceMs === false) return 0;
+    if (typeof this.silenceMs === "number") return this.silenceMs;
+    return Math.max(MIN_SILENCE_MS, 3000 * this.keepalive);
+  }
+
+  // Nothing at all arrived for `silence` ms (no update, no QUIET, no PONG): the connection
+  // is gone even if the socket has not said so (a black hole). Drop it and reconnect.
+  _checkSilence(silence) {
+    const ws = this._ws;
+    if (!ws || this.status !== "playing" || now() - this._lastFrameAt <= silence) return;
+    this._ws = null; // its close, whenever it comes, is not news
+    try {
+      ws.close();
+    } catch {
+      // gone anyway
+    }
+    this._dropped(CLOSE.ABNORMAL, "no frame from the server in time");
   }
 
   _send(message) {

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 
 import {
   C_INPUT, C_LEAVE, C_MESSAGE, C_PING, CLOSE, Client, ConnectError, Interpolator, MatchmakeError,
-  PROTOCOL_VERSION, Predictor, RECONNECT_DELAYS_MS, Replica, ReplicaError, loadCodec,
+  MIN_SILENCE_MS, PROTOCOL_VERSION, S_QUIET, Predictor, RECONNECT_DELAYS_MS, Replica, ReplicaError, loadCodec,
 } from "../../static/sdk/gameserver.js";
 
 const codec = await loadCodec();
@@ -693,6 +693,92 @@ describe("Spectator", () => {
     assert.deepEqual(left, [[CLOSE.ROOM_CLOSED, "The room was closed."]]);
     await tick();
     assert.equal(FakeSocket.all.length, 1);
+  });
+});
+
+describe("Quiet rooms and the silence watchdog", () => {
+  const quietWelcome = (pid, token, keepalive) =>
+    [10, PROTOCOL_VERSION, "R1", "dots", pid, 4.0, SCHEMA, { step: 1 }, token, keepalive];
+
+  async function joinedQuiet(keepalive, options = {}) {
+    FakeSocket.all = [];
+    const server = fakeServer();
+    const client = new Client("http://game.test/", { WebSocket: FakeSocket, fetch: server.fetch,
+      reconnect: { delays: [1, 1, 1] }, ...options });
+    const joining = client.joinOrCreate("dots", { name: "ann" });
+    await until(() => FakeSocket.all.length === 1, "a socket");
+    await tick();
+    FakeSocket.all[0].frame(quietWelcome(1, "R1.first", keepalive));
+    return { room: await joining, ws: FakeSocket.all[0] };
+  }
+
+  test("the welcome's keepalive: quiet, the window max(3 s, 3 x keepalive), QUIET read", async () => {
+    const { room, ws } = await joinedQuiet(2.0);
+    assert.equal(room.quiet, true);
+    assert.equal(room.keepalive, 2.0);
+    assert.equal(room.silenceWindow(), 6000);
+    ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], []]);
+    ws.frame([S_QUIET, 5]);
+    assert.equal(room.lastQuiet, 5);
+    assert.equal(room.state.tick, 5, "a QUIET changes no state");
+    ws.frame([12, 0, 40, 5, [], [1, 0b1, 1], [], []]); // ticks jump in a quiet room
+    assert.equal(room.state.tick, 40);
+    room.leave();
+    const realtime = await joined();
+    assert.equal(realtime.room.quiet, false);
+    assert.equal(realtime.room.keepalive, 0);
+    assert.equal(realtime.room.silenceWindow(), MIN_SILENCE_MS);
+    realtime.room.leave();
+  });
+
+  test("a quiet room pings only every keep-alive interval", async () => {
+    const { room, ws } = await joinedQuiet(0.4);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const pings = ws.sent.filter((m) => m[0] === C_PING).length;
+    assert.ok(pings >= 2 && pings <= 4, `${pings} pings in 1.1 s`); // at once, then every 400 ms
+    room.leave();
+  });
+
+  test("QUIET keep-alives keep a quiet room's socket; silence drops it and it reconnects",
+    async () => {
+      const { room, ws } = await joinedQuiet(0.1, { silenceMs: 300 });
+      const statuses = [];
+      room.onStatus((status) => statuses.push(status));
+      ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann"], []]);
+      for (let i = 0; i < 8; i++) { // 800 ms with a QUIET every 100 ms: alive
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        ws.frame([S_QUIET, 5]);
+      }
+      assert.equal(FakeSocket.all.length, 1, "no reconnection while QUIETs come");
+      assert.equal(room.status, "playing");
+      const t0 = performance.now();
+      await until(() => FakeSocket.all.length === 2, "a reconnection after the silence", 2000);
+      const waited = performance.now() - t0;
+      assert.ok(waited >= 250 && waited <= 800, `${waited} ms`);
+      assert.ok(ws.closed, "the silent socket is closed");
+      assert.match(FakeSocket.all[1].url, /reconnect=R1.first$/);
+      assert.deepEqual(statuses, ["reconnecting"]);
+      await tick();
+      FakeSocket.all[1].frame(quietWelcome(1, "R1.second", 0.1));
+      assert.equal(room.status, "playing");
+      ws.drop(CLOSE.ABNORMAL); // the old socket's late close is not news
+      assert.equal(room.status, "playing");
+      room.leave();
+    });
+
+  test("a real-time room whose updates stop is dropped after the window too", async () => {
+    const { room } = await joined({ silenceMs: 300 });
+    await until(() => FakeSocket.all.length === 2, "a reconnection after the silence", 2000);
+    assert.equal(room.status, "reconnecting");
+    room.leave();
+  });
+
+  test("silenceMs: false turns the watchdog off", async () => {
+    const { room } = await joinedQuiet(0.05, { silenceMs: false });
+    assert.equal(room.silenceWindow(), 0);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(FakeSocket.all.length, 1);
+    room.leave();
   });
 });
 
