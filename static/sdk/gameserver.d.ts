@@ -383,6 +383,7 @@ export declare class Room<I = unknown, C = Record<string, any>> {
    * interest area, a group joined) and removed when it leaves it, not only when spawned
    * or destroyed; one moving between two cells the player sees only changes.
    */
+  /** Also called at once for the entities already in the state. */
   onAdd(type: string, fn: (entity: Entity) => void): Unsubscribe;
   onAdd(fn: (entity: Entity) => void): Unsubscribe;
   onChange(type: string, fn: (entity: Entity, fields: string[]) => void): Unsubscribe;

@@ -1086,8 +1086,24 @@ export class Room {
   // also appears when it comes into this player's view (its interest area, a group) and
   // goes when it leaves it; one moving between two cells the player sees only changes.
 
-  /** An entity appeared (of `type`, or any type when only `fn` is given): fn(entity). */
-  onAdd(type, fn) { return this._on("add", type, fn); }
+  /**
+   * An entity appeared (of `type`, or any type when only `fn` is given): fn(entity).
+   * Entities already in the state are passed to fn at once, so a callback added after
+   * `await join()` misses none (the first snapshot may come with the welcome).
+   */
+  onAdd(type, fn) {
+    const off = this._on("add", type, fn);
+    const [only, cb] = typeof type === "function" ? [null, type] : [type, fn];
+    for (const entity of [...(this.state?.entities.values() ?? [])]) {
+      if (only !== null && entity.type !== only) continue;
+      try {
+        cb(entity);
+      } catch (err) {
+        console.error("gameserver: an add callback failed:", err);
+      }
+    }
+    return off;
+  }
 
   /** An entity's fields changed: fn(entity, fieldNames). */
   onChange(type, fn) { return this._on("change", type, fn); }

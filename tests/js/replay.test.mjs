@@ -116,12 +116,14 @@ describe("openRecording", () => {
     const room = replay.room;
     const seen = { add: [], remove: [], change: 0, state: 0, events: [] };
     room.onAdd("Dot", (e) => seen.add.push(e.values.name));
+    const there = seen.add.splice(0); // the dots already there, reported at once
     room.onRemove((e) => seen.remove.push(e.values.name));
     room.onChange("Dot", () => seen.change++);
     room.onStateChange(() => seen.state++);
     room.onEvent((body, kind) => seen.events.push(kind));
     const interp = room.interpolate({ filter: (e) => e.type === "Dot" });
     replay.seek(700); // bob is here now, and dot 1 moved
+    assert.ok(!there.includes("bob"));
     assert.deepEqual(seen.add, ["bob"]);
     assert.equal(seen.change, 1);
     assert.equal(seen.state, 1);

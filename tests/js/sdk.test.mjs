@@ -352,6 +352,18 @@ describe("Room", () => {
     assert.equal(room.sendInput([1, 0]), 0, "nothing after leaving");
   });
 
+  test("onAdd added after the first snapshot is called for what is already there", async () => {
+    const { room, ws } = await joined();
+    ws.frame([11, 0, 5, [1, 0, 10, 20, 1, "ann", 2, 0, 30, 40, 2, "bob"], []]);
+    const seen = [];
+    room.onAdd("Dot", (e) => seen.push(e.values.name));
+    room.onAdd((e) => seen.push(`any ${e.id}`));
+    assert.deepEqual(seen, ["ann", "bob", "any 1", "any 2"]);
+    room.onAdd("Nothing", () => seen.push("never"));
+    assert.equal(seen.length, 4);
+    room.leave();
+  });
+
   test("pumpInput sends one input per tick while active, the first at once", async () => {
     const { room, ws } = await joined();
     ws.frame([11, 0, 5, [], []]);
@@ -621,6 +633,8 @@ describe("Spectator", () => {
     room.onReconnect((info) => reconnected.push(info));
     const added = [];
     room.onAdd((e) => added.push(e.id));
+    assert.deepEqual(added, [1], "what is already there is reported at once");
+    added.length = 0;
     ws.drop(CLOSE.ABNORMAL);
     assert.equal(room.status, "reconnecting");
     await until(() => FakeSocket.all.length === 2, "a second socket");
