@@ -367,16 +367,22 @@ class RoomHost:
         if self.recorder is not None:
             self.recorder.start()
         self._last_sent = self.started_at
-        run = self._run_quiet if self.room.quiet else self._run
         self._task = asyncio.get_running_loop().create_task(
-            run(), name=f"room:{self.room.room_id}")
+            self._run(), name=f"room:{self.room.room_id}")
+
+    def _sockets(self) -> Iterable[Connection]:
+        """The room's sockets: its players', and its spectators' when it has any."""
+        if self.spectators:
+            return [*self.connections.values(), *self.spectators]
+        return self.connections.values()
 
     async def _run(self) -> None:
         assert self.ticker is not None
         ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
-        out, send, connections = engine.out, self.broadcaster.send, self.connections
+        out, send = engine.out, self.broadcaster.send
         recorder = self.recorder
         world = self.room.world
+        quiet = self.room.quiet
         sleep = asyncio.sleep
         try:
             while True:
@@ -393,10 +399,14 @@ class RoomHost:
                     self.drain()
                     if self.closed:
                         return
+                if quiet:
+                    dormant = self._quiet_update(began)
+                    stats.record(clock() - began)
+                    if dormant:
+                        await self._sleep()
+                    continue
                 tail = engine.collect()
-                send(connections.values() if not self.spectators else
-                     [*connections.values(), *self.spectators],
-                     tail, engine.snapshot_tail, time.monotonic(), world.views)
+                send(self._sockets(), tail, engine.snapshot_tail, time.monotonic(), world.views)
                 if recorder is not None:
                     recorder.update(tail)  # appended to a buffer: the disk is not waited on
                 stats.record(clock() - began)
@@ -410,58 +420,29 @@ class RoomHost:
 
     # -- a quiet room (Room.quiet) ------------------------------------------------------
 
-    async def _run_quiet(self) -> None:
-        """:meth:`_run` for a quiet room: an update only when something changed
-        (``engine.collect_changed``), a QUIET keep-alive every ``room.keepalive`` seconds
-        without one, and no ticks at all while nothing happens (:meth:`_sleep`)."""
-        assert self.ticker is not None
-        ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
-        out, send, connections = engine.out, self.broadcaster.send, self.connections
-        recorder = self.recorder
-        world = self.room.world
-        keepalive = self.room.keepalive
+    def _quiet_update(self, began: float) -> bool:
+        """After a quiet room's tick: an update only when something changed
+        (``engine.collect_changed``), else a QUIET keep-alive every ``room.keepalive``
+        seconds without one. True when nothing is going on: the room may go dormant
+        (:meth:`_sleep`: no ticks at all while nothing happens)."""
+        engine = self.engine
+        sockets = self._sockets()
+        # A socket awaiting its snapshot (a joiner, a resync) forces an update;
+        # one still behind waits, and keeps the room awake until it can take it.
         low = self.broadcaster.low_water
-        sleep = asyncio.sleep
-        try:
-            while True:
-                delay = ticker.next_deadline - clock()
-                if delay > 0:
-                    await sleep(delay)
-                steps = ticker.due(clock())
-                if not steps:
-                    continue
-                began = clock()
-                for _ in range(steps):
-                    engine.tick()
-                if out.pending:
-                    self.drain()
-                    if self.closed:
-                        return
-                sockets = ([*connections.values(), *self.spectators] if self.spectators
-                           else connections.values())
-                # A socket awaiting its snapshot (a joiner, a resync) forces an update;
-                # one still behind waits, and keeps the room awake until it can take it.
-                unsynced = [c for c in sockets if not c.synced and not c.detached]
-                force = any(c.behind_since is None
-                            or c.transport.get_write_buffer_size() <= low for c in unsynced)
-                tail = engine.collect_changed(force)
-                if tail is not None:
-                    send(sockets, tail, engine.snapshot_tail, time.monotonic(), world.views)
-                    if recorder is not None:
-                        recorder.update(tail)
-                    self._last_sent = began
-                elif began - self._last_sent >= keepalive:
-                    self._keepalive(sockets, began)
-                stats.record(clock() - began)
-                if tail is None and not unsynced and not out.pending and engine.idle():
-                    await self._sleep()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the framework's own failure: close this room only
-            engine.crashed = exc
-            log.exception("room %s (%s) crashed; closing it", self.room_id, self.room.game,
-                          extra={"room_id": self.room_id})
-            self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+        unsynced = [c for c in sockets if not c.synced and not c.detached]
+        force = any(c.behind_since is None
+                    or c.transport.get_write_buffer_size() <= low for c in unsynced)
+        tail = engine.collect_changed(force)
+        if tail is not None:
+            self.broadcaster.send(sockets, tail, engine.snapshot_tail, time.monotonic(),
+                                  self.room.world.views)
+            if self.recorder is not None:
+                self.recorder.update(tail)
+            self._last_sent = began
+        elif began - self._last_sent >= self.room.keepalive:
+            self._keepalive(sockets, began)
+        return tail is None and not unsynced and not engine.out.pending and engine.idle()
 
     async def _sleep(self) -> None:
         """Dormant: no ticks until :meth:`wake` (a message, a seat change), the room's own
@@ -496,8 +477,7 @@ class RoomHost:
                 if limit is not None and now >= ticker.start + limit / ticker.rate - 0.002:
                     break  # the timer's tick (the loop waits out the last ms, if early)
                 if now >= self._last_sent + keepalive - 0.002:
-                    sockets = [*self.connections.values(), *self.spectators]
-                    self._keepalive(sockets, now)
+                    self._keepalive(self._sockets(), now)
         finally:
             self.dormant = False
         slept = ticker.skip_to(clock(), limit)
