@@ -318,11 +318,19 @@ class RoomEngine:
 
     def collect(self) -> bytes:
         """This update's shared delta tail (encoded once for everyone); marks it sent."""
+        return self._encode_update(*self._collect_world())
+
+    def _collect_world(self) -> tuple[list[Any], list[Any], list[int]]:
         room = self.room
         # Views are worked out for the players (the seats) and, with 0, for spectators.
         viewers = self.seats if room.spectator_view == "public" else [*self.seats, 0]
-        created, changed, removed = room.world.collect(viewers)
-        out = self.out
+        return room.world.collect(viewers)
+
+    def _encode_update(self, created: list[Any], changed: list[Any],
+                       removed: list[int]) -> bytes:
+        """The delta tail from the last update to now, with the events since; it becomes
+        the base of the next one."""
+        room, out = self.room, self.out
         events, out.events = out.events, []
         self._last_events = events
         base, self._base_tick = self._base_tick, room.tick
@@ -336,21 +344,15 @@ class RoomEngine:
         no view part, no event, no player's ack moved) and nothing ``force``s one (a
         socket awaiting its snapshot). None sends nothing and keeps the base: the next
         update's ``base_tick`` is the last update's tick, so the chain stays exact."""
-        room = self.room
-        viewers = self.seats if room.spectator_view == "public" else [*self.seats, 0]
-        world = room.world
-        created, changed, removed = world.collect(viewers)
-        out = self.out
+        created, changed, removed = self._collect_world()
+        views = self.room.world.views
         acks = {pid: seat.player.ack for pid, seat in self.seats.items()}
-        if not (force or created or changed or removed or out.events
+        if not (force or created or changed or removed or self.out.events
                 or acks != self._sent_acks
-                or (world.views is not None and world.views.all_delta_parts())):
+                or (views is not None and views.all_delta_parts())):
             return None
         self._sent_acks = acks
-        events, out.events = out.events, []
-        self._last_events = events
-        base, self._base_tick = self._base_tick, room.tick
-        return codec.encode_delta_tail(room.tick, base, created, changed, removed, events)
+        return self._encode_update(created, changed, removed)
 
     @property
     def last_update_tick(self) -> int:

@@ -93,6 +93,7 @@ class Views:
         self._encoded: dict[Any, bytes] = {}  # this update's encoded enter/leave parts
         self._delta_bytes: dict[Unit, bytes] = {}  # this update's encoded unit changes
         self._composed: dict[Any, tuple[bytes, int, bytes]] = {}
+        self._all_parts: dict[int, bytes] | None = None  # all_delta_parts, once per update
         self._own: set[int] = set()  # viewers with a part of their own this update
         self._new_viewers: list[int] = []
         self._interned: dict[frozenset[Any], frozenset[Any]] = {}
@@ -126,6 +127,7 @@ class Views:
         self._encoded = {}
         self._delta_bytes = {}
         self._composed = {}
+        self._all_parts = None
         self.encodes = 0
         public = parts[None] = _Part()
         sent, unit_of, members, kinds = world._sent, self.unit_of, self.members, self.kind
@@ -311,9 +313,13 @@ class Views:
 
     def all_delta_parts(self) -> dict[int, bytes]:
         """:meth:`delta_parts` of every viewer who gets any (the host's send loop reads
-        them all at once)."""
-        suffix = self._suffix
-        return {pid: data for pid, now in self.subs.items() if (data := suffix(pid, now))}
+        them all at once; a quiet room also asks first whether there are any). Worked out
+        once per update."""
+        if self._all_parts is None:
+            suffix = self._suffix
+            self._all_parts = {pid: data for pid, now in self.subs.items()
+                               if (data := suffix(pid, now))}
+        return self._all_parts
 
     def _suffix(self, pid: int, now: frozenset[Any]) -> bytes:
         before = self.prev_subs.get(pid)
