@@ -7,8 +7,9 @@ doing the same work, serve this game in the arena's place::
     gameserver --games loadtest.movement:Movement
 
 It is named ``arena`` (a ``--games`` class replaces a built-in game of the same name),
-so arena's bots and pages play it unchanged: the same inputs, the same movement rule
-(``arena.move``), the same ``max_players`` option, and no orbs, scores or events.
+so arena's bots and pages play it unchanged: the same inputs, the same input check
+(``arena.parse_input``) and movement rule (``arena.move``), the same ``max_players``
+option, and no orbs, scores or events.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gameserver import Entity, InvalidInput, Player, Room
-from gameserver.games.arena import RULES, move
+from gameserver import Entity, Player, Room
+from gameserver.games.arena import RULES, move, parse_input
 
 
 class Mover(Entity):
@@ -51,11 +52,7 @@ class Movement(Room):
         self.world.remove(player.data.pop("mover"))
 
     def validate_input(self, raw: Any) -> tuple[int, int]:
-        limit = RULES["input_max"]
-        if (type(raw) is not list or len(raw) != 2
-                or type(raw[0]) is not int or type(raw[1]) is not int):
-            raise InvalidInput("input is [dx, dy], two integers")
-        return (min(max(raw[0], -limit), limit), min(max(raw[1], -limit), limit))
+        return parse_input(raw, RULES["input_max"])
 
     def on_input(self, player: Player, data: tuple[int, int]) -> None:
         mover: Mover = player.data["mover"]

@@ -48,6 +48,15 @@ class Orb(Entity, frozen=True):  # never changes: updates skip it once sent
     y: int = 0
 
 
+def parse_input(raw: Any, limit: int) -> tuple[int, int]:
+    """An arena input, ``[dx, dy]``, checked and clamped to ``limit``."""
+    if (type(raw) is not list or len(raw) != 2
+            or type(raw[0]) is not int or type(raw[1]) is not int):
+        raise InvalidInput("arena input is [dx, dy], two integers")
+    # Clamp, don't refuse: a too-long vector is a stick pushed past its rim.
+    return (min(max(raw[0], -limit), limit), min(max(raw[1], -limit), limit))
+
+
 def move(x: int, y: int, dx: int, dy: int, step: int, rules: dict[str, int]) -> tuple[int, int]:
     """Apply one input to a position. Integer in, integer out; identical in JS.
 
@@ -126,12 +135,7 @@ class Arena(Room):
         self.broadcast("left", [player.id, player.name])
 
     def validate_input(self, raw: Any) -> tuple[int, int]:
-        limit = self.rules["input_max"]
-        if (type(raw) is not list or len(raw) != 2
-                or type(raw[0]) is not int or type(raw[1]) is not int):
-            raise InvalidInput("arena input is [dx, dy], two integers")
-        # Clamp, don't refuse: a too-long vector is a stick pushed past its rim.
-        return (min(max(raw[0], -limit), limit), min(max(raw[1], -limit), limit))
+        return parse_input(raw, self.rules["input_max"])
 
     def on_input(self, player: Player, data: tuple[int, int]) -> None:
         avatar: Avatar = player.data["avatar"]
