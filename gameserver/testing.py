@@ -503,7 +503,7 @@ class RoomHarness:
         self._connections.clear()
         self._watching.clear()
         for conn in connections:
-            conn.detached = True
+            conn.detach()
             conn.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
         self.engine.dispose()
 

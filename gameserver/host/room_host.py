@@ -4,16 +4,24 @@ callback, fed by the web layer.
 
 This is the host side of the data path (README, "How it works")::
 
-    receive: Inbound.frame (the socket's budgets) -> RoomHost.receive -> engine.receive
-    tick:    RoomHost._run (Ticker deadlines) -> engine.tick, engine.collect
-             -> Broadcaster.send: one frame per socket, never awaited
+    receive: Connection.reader.pull (a real-time room, at each tick) or the event loop
+             -> Inbound.frame (the socket's budgets) -> engine.receive
+    tick:    RoomHost._run (Ticker deadlines) -> pull every socket, engine.tick,
+             engine.collect -> Broadcaster.send: one frame per socket, never awaited
     after every call into the engine: RoomHost.drain (frames, closes, listing, crash)
 
-**Receiving.** aiohttp's parser hands each whole message to :meth:`Inbound.frame`
-from inside its ``data_received`` (``web/aiohttp_seam.py``), so an input costs no
-task wake-up. Each socket has a message and byte budget (over it: an error,
-then 4005), and a small budget of its own for pings, pongs and fragments that
-the seam's metered parser charges.
+**Receiving.** A real-time room reads its own sockets, once per tick, just before
+the tick that applies what was read (``Connection.reader``, put there by the web
+layer: the way Quake's and Source's servers read theirs). An input is applied
+at the same tick as if it had been read on arrival, and costs neither a wake-up
+of the process nor a pass through the event loop and aiohttp's protocol: per
+player-update that was about a fifth of the server's CPU (docs/BENCHMARKS.md).
+Everything else is read on arrival by the event loop: a quiet room's sockets (it
+sleeps), and a socket from the moment it is detached (the end of its close
+handshake). Either way the seam's parser hands each whole message to
+:meth:`Inbound.frame` (``web/aiohttp_seam.py``). Each socket has a message and
+byte budget (over it: an error, then 4005), and a small budget of its own for
+pings, pongs and fragments that the seam's metered parser charges.
 
 **Sending.** Each tick the room's update tail is encoded once; each player's
 frame is a cached WebSocket header, the update's kind, that player's input ack
@@ -83,6 +91,17 @@ class Transport(Protocol):
     def abort(self) -> None: ...
 
 
+class TickReader(Protocol):
+    """A socket its room reads at each tick (the web layer's; see the module doc)."""
+
+    def pull(self) -> None:
+        """Read and handle what the socket holds now; the first pull stops the event
+        loop's reads of it."""
+
+    def release(self) -> None:
+        """Give the socket back to the event loop's reads."""
+
+
 class Watcher:
     """A spectator's place on a socket: no seat, no inputs; its updates carry ack 0."""
 
@@ -103,7 +122,7 @@ class Connection:
     """One player's (or spectator's) socket as the send path sees it."""
 
     __slots__ = ("behind_since", "close", "detached", "last_seen", "leaving", "pinged_at",
-                 "player", "seat", "synced", "transport")
+                 "player", "reader", "seat", "synced", "transport")
 
     def __init__(self, transport: Transport, seat: Seat | Watcher,
                  close: Callable[[int, str], None]) -> None:
@@ -117,6 +136,16 @@ class Connection:
         self.detached = False  # no longer the player's socket: ignore what it still sends
         self.last_seen = time.monotonic()  # when the client last sent anything (heartbeat.py)
         self.pinged_at: float | None = None
+        self.reader: TickReader | None = None  # set by the web layer: read at the tick
+
+    def detach(self) -> None:
+        """No longer the player's socket: what it still sends is ignored, and the event
+        loop reads it again (to the end of its close handshake)."""
+        self.detached = True
+        reader = self.reader
+        if reader is not None:
+            self.reader = None
+            reader.release()
 
     def send_now(self, payload: bytes) -> None:
         """Send one message outside the tick (errors, pongs, direct room messages).
@@ -251,7 +280,7 @@ class Inbound:
             conn.send_now(codec.encode_error(
                 "rate_limited", "too many messages: slow down or be disconnected"))
         elif verdict is Verdict.CLOSE:
-            conn.detached = True
+            conn.detach()
             self.flooded = True
             self._close(codec.CLOSE_RATE_LIMITED, "rate limit exceeded")
 
@@ -262,7 +291,7 @@ class Inbound:
             return
         control = self.control
         if verdict is Verdict.CLOSE:
-            conn.detached = True
+            conn.detach()
             self.flooded = True
             self._close(codec.CLOSE_RATE_LIMITED, "rate limit exceeded")
         elif control.over_since == control.refused_at:  # just went over: tell, once
@@ -393,6 +422,13 @@ class RoomHost:
                 if not steps:
                     continue
                 began = clock()
+                if not quiet:  # what the sockets hold, for this tick (module doc)
+                    for conn in self._sockets():
+                        reader = conn.reader
+                        if reader is not None:
+                            reader.pull()
+                            if self.closed:  # crashed on what it read
+                                return
                 for _ in range(steps):
                     engine.tick()
                 if out.pending:
@@ -515,7 +551,7 @@ class RoomHost:
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for conn in [*self.connections.values(), *self.spectators]:
-            conn.detached = True  # frames still in flight go nowhere
+            conn.detach()  # frames still in flight go nowhere
             conn.close(code, reason)
         self.connections.clear()
         self.spectators.clear()
@@ -547,7 +583,7 @@ class RoomHost:
             conn = connections.get(pid)
             if conn is not None and not conn.leaving:
                 conn.leaving = True
-                conn.detached = True  # the close frame is the last thing it gets
+                conn.detach()  # the close frame is the last thing it gets
                 conn.close(code, reason)
         if listing_changed and self._on_listing is not None and not self.closed:
             self._on_listing(self)
@@ -582,7 +618,7 @@ class RoomHost:
         seat = self.engine.seats[player.id]
         old = self.connections.pop(player.id, None)
         if old is not None:  # the client saw the drop before the server did
-            old.detached = True  # its frames still in flight go nowhere
+            old.detach()  # its frames still in flight go nowhere
             old.close(codec.CLOSE_REPLACED, "replaced by a newer connection")
         token = self._tokens.issue(self.room_id, player.id)
         try:
@@ -620,7 +656,7 @@ class RoomHost:
         if self.connections.get(player.id) is not conn:
             return False  # replaced by a reconnection, or the room closed
         del self.connections[player.id]
-        conn.detached = True
+        conn.detach()
         if not self.connections:
             self.empty_since = time.monotonic()
         engine = self.engine
@@ -677,7 +713,7 @@ class RoomHost:
         """A spectator's socket ended."""
         if conn in self.spectators:
             self.spectators.discard(conn)
-            conn.detached = True
+            conn.detach()
             if self._on_listing is not None and not self.closed:
                 self._on_listing(self)
 
@@ -694,7 +730,8 @@ class RoomHost:
         if type(msg) is codec.Ping:
             conn.send_now(codec.encode(codec.S_PONG, msg.client_time, self.room.tick))
         elif type(msg) is codec.Leave:
-            conn.leaving = conn.detached = True
+            conn.leaving = True
+            conn.detach()
             conn.close(codec.CLOSE_NORMAL, "left")
         else:
             self.counters.reject("spectator")

@@ -7,7 +7,11 @@ module's small one:
   receive path can be used, and why not when it cannot;
 - :func:`install_direct`: put it on one prepared game socket (False: it is
   not there, and the handler reads every message through ``ws.receive()``,
-  see ``game_socket.control_loop``: slower, the same behaviour);
+  see ``game_socket.control_loop``: slower, the same behaviour). On a plain
+  TCP socket it also gives the connection a tick reader (the parser's
+  ``pull``/``release``): a real-time room reads the socket itself once per
+  tick, with ``os.read`` on its descriptor, while the event loop's reads of it
+  are paused (``transport.pause_reading``, public asyncio API);
 - :func:`direct_path_installed`: whether a socket has it (for tests);
 - :class:`OwnServerRunner` and :func:`rebuild_server`: serve an app through a
   ``web.Server`` subclass of ours (``connections.CappedServer``).
@@ -49,6 +53,7 @@ Serving through our own ``web.Server`` subclass:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -124,6 +129,8 @@ _PONG = WSMsgType.PONG
 _CLOSE = WSMsgType.CLOSE
 THROTTLE_S = 0.25  # how long a socket over a budget goes unread
 SLICE = 4096  # bytes of a read parsed between two looks at the budgets
+READ_SIZE = 65536  # bytes a tick reads from one socket at most (the rest waits a tick)
+_read = os.read
 _NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
 
 
@@ -155,7 +162,7 @@ if WebSocketDataQueue is not None:
                         self.transport.write(bytes((0x8A, len(payload))) + payload)
             else:
                 if kind is _CLOSE:  # the peer is closing: no more data frames to it, from
-                    self.inbound.conn.detached = True  # now, not once the handler wakes
+                    self.inbound.conn.detach()  # now, not once the handler wakes
                 WebSocketDataQueue.feed_data(self, msg, size)
 
     _feed_data = WebSocketReader.feed_data
@@ -183,7 +190,8 @@ if WebSocketDataQueue is not None:
         of frames per pause, and the flooder's own kernel buffers hold the rest.
         """
 
-        __slots__ = ("control", "inbound", "loop", "stash", "stopped", "throttled", "transport")
+        __slots__ = ("control", "fd", "inbound", "loop", "protocol", "stash", "stopped",
+                     "throttled", "ticked", "transport")
         control: FrameAllowance  # the inbound's control budget, one lookup closer
         inbound: Inbound
         transport: Any
@@ -191,6 +199,46 @@ if WebSocketDataQueue is not None:
         throttled: bool
         stopped: bool  # closed for flooding: nothing more is read
         stash: bytes  # read while throttled, or left unparsed by it
+        ticked: bool  # read by the room's tick (pull), not by the event loop
+        fd: int
+        protocol: Any
+
+        def pull(self) -> None:
+            """Read what the socket holds now and parse it, from the room's tick.
+
+            The first pull takes the socket off the event loop's read watch: from then
+            on the room reads it once per tick, just before the tick that applies what
+            was read (Quake's and Source's servers read their sockets this way), so an
+            input waits no longer than before and costs no wake-up of its own.
+            :meth:`release` gives it back to the event loop."""
+            transport = self.transport
+            if transport.is_closing():  # its descriptor may be closed, even reused
+                return
+            if not self.ticked:
+                self.ticked = True
+                if not (self.throttled or self.stopped):
+                    transport.pause_reading()
+            if self.throttled or self.stopped:
+                return
+            try:
+                data = _read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:  # reset by the peer: what the event loop would have seen
+                transport.abort()
+                return
+            if not data:  # the peer closed its side
+                transport.close()
+                return
+            if self.feed_data(data)[0]:  # a protocol error: aiohttp's handling of it
+                self.protocol.close()
+
+        def release(self) -> None:
+            """Back to the event loop's reads (the socket is leaving its room)."""
+            if self.ticked:
+                self.ticked = False
+                if not (self.throttled or self.stopped or self.transport.is_closing()):
+                    self.transport.resume_reading()
 
         def feed_data(self, data: Any) -> tuple[bool, bytes]:
             if self.throttled or self.stopped:
@@ -248,7 +296,7 @@ if WebSocketDataQueue is not None:
                 self._throttle()
 
         def _throttle(self) -> None:
-            if not self.transport.is_closing():
+            if not (self.ticked or self.transport.is_closing()):
                 self.transport.pause_reading()
             self.throttled = True
             self.loop.call_later(THROTTLE_S, self._resume)
@@ -257,7 +305,7 @@ if WebSocketDataQueue is not None:
             """Closed for flooding: read nothing more (the close frame goes out anyway)."""
             self.stopped = True
             self.stash = b""
-            if not self.transport.is_closing():
+            if not (self.ticked or self.transport.is_closing()):
                 self.transport.pause_reading()
 
         def _resume(self) -> None:
@@ -268,12 +316,21 @@ if WebSocketDataQueue is not None:
             stash, self.stash = self.stash, b""
             if stash:
                 self.feed_data(stash)
-            if not (self.throttled or self.stopped or self._queue_paused()):
+            if not (self.ticked or self.throttled or self.stopped or self._queue_paused()):
                 transport.resume_reading()
 
         def _queue_paused(self) -> bool:
             """aiohttp's own flow control has paused reading (its queue is full)."""
             return bool(getattr(self.transport.get_protocol(), "_reading_paused", False))
+
+
+def _plain_fd(transport: Any) -> int:
+    """The descriptor of a plain TCP socket, which a room can read at its tick; -1 when
+    there is none to read directly (TLS, or a transport without a socket)."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    return sock.fileno() if sock is not None else -1
 
 
 def install_direct(ws: web.WebSocketResponse, request: web.Request, inbound: Inbound) -> bool:
@@ -305,6 +362,9 @@ def install_direct(ws: web.WebSocketResponse, request: web.Request, inbound: Inb
         parser.loop = ws._loop
         parser.throttled = parser.stopped = False
         parser.stash = b""
+        parser.ticked = False
+        parser.protocol = request.protocol
+        parser.fd = _plain_fd(request.transport)
         if request.protocol._payload_parser is not old_parser:
             # Not the parser this socket was built with (an upgrade still in flight?):
             # this socket only reads through the handler, the next may not.
@@ -312,6 +372,8 @@ def install_direct(ws: web.WebSocketResponse, request: web.Request, inbound: Inb
         request.protocol._payload_parser = parser
         ws._parser = parser
         ws._reader = queue
+        if parser.fd >= 0:
+            inbound.conn.reader = parser  # its room may read it at each tick
         # Anything that arrived while the handshake was being written.
         while old._buffer:
             msg, size = old._buffer.popleft()
