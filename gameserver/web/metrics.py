@@ -102,8 +102,9 @@ class GameserverCollector(Collector):
                   {**dict.fromkeys(KNOWN_OUTCOMES, 0), **counters.matchmake})
 
         hist = HistogramMetricFamily("gameserver_tick_duration_seconds",
-                                     "Time a room's tick took: inputs, update, encoding and "
-                                     "sending.", labels=["game"])
+                                     "Time a room's tick took: reading its sockets (a "
+                                     "real-time room), inputs, update, encoding and sending.",
+                                     labels=["game"])
         for g in games:
             t = totals[g]
             running, buckets = 0, []
