@@ -135,12 +135,15 @@ async def test_a_quiet_room_records_only_its_updates_and_replays_across_the_gaps
             await ann.send(codec.C_MESSAGE, "add", n)
         await ann.until(lambda: next(iter(ann.replica.entities.values())).values["value"] == 6)
         live = [m for _, m in ann.updates]
-        await ann.send(codec.C_LEAVE)
         manager = server.app[MANAGER]
+        host = manager.room_hosts[ann.room_id]
+        await ann.send(codec.C_LEAVE)
         deadline = time.monotonic() + 5
         while ann.room_id in manager.room_hosts and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        # The recording is complete once the room's recorder has flushed and closed
+        # it: on a loaded machine that can take longer than any fixed wait.
+        await asyncio.wait_for(host.wait_closed(), 5)
     [path] = files(tmp_path)
     _, frames = recording.read(path.read_bytes())
     recorded = [m for _, m in recording.updates(frames)]

@@ -123,3 +123,24 @@ async def test_a_burst_on_a_tick_read_socket_is_refused_and_hurts_nobody(
     await bob.send_input(100, 0)
     await bob.until(lambda: bob.replica.ack == 1 and bob.replica.tick > tick + 2)
     assert bob.errors == [] and bob.gapless()
+
+
+def test_only_a_plain_tcp_socket_is_read_at_the_tick() -> None:
+    """A TLS transport's descriptor carries ciphertext, and a transport may have no
+    socket at all: neither gets a tick reader (they are read on arrival)."""
+    from gameserver.web.aiohttp_seam import _plain_fd
+
+    class Sock:
+        def fileno(self) -> int:
+            return 17
+
+    class FakeTransport:
+        def __init__(self, **extra: Any) -> None:
+            self.extra = extra
+
+        def get_extra_info(self, name: str) -> Any:
+            return self.extra.get(name)
+
+    assert _plain_fd(FakeTransport(socket=Sock())) == 17
+    assert _plain_fd(FakeTransport(socket=Sock(), sslcontext=object())) == -1
+    assert _plain_fd(FakeTransport()) == -1
