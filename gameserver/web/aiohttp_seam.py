@@ -214,10 +214,9 @@ if WebSocketDataQueue is not None:
             transport = self.transport
             if transport.is_closing():  # its descriptor may be closed, even reused
                 return
-            if not self.ticked:
+            if not self.ticked:  # (a throttled or stopped socket is paused already)
                 self.ticked = True
-                if not (self.throttled or self.stopped):
-                    transport.pause_reading()
+                transport.pause_reading()
             if self.throttled or self.stopped:
                 return
             try:
