@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from gameserver import Entity, Room
 from gameserver.client import open_recording
-from gameserver.core import recording
+from gameserver.core import codec, recording
 from gameserver.core.replica import Replica
 from gameserver.games.arena import Arena
 from gameserver.host.recorder import Recorder, RecordOptions
@@ -196,6 +197,37 @@ async def test_parts_rotate_by_size_and_each_plays_alone(tmp_path: Path) -> None
         replay_views([m for _, m in recording.updates(frames)], head["schema"])
     assert {recording.read(gzip.decompress(p.read_bytes()))[0]["part"] for p in parts} == \
         set(range(1, len(parts) + 1))
+
+
+async def test_closing_during_a_write_loses_nothing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The room closes while the flush loop's write is still on the disk: close() waits
+    for that write instead of cancelling it, so its updates are in the file."""
+    harness = RoomHarness(Arena, options={"seed": 1})
+    harness.join("ann")
+    recorder = Recorder(harness.engine, RecordOptions(tmp_path, flush_every=0.01))
+    write = recorder._write
+    writing = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_write(path: Path, data: bytes) -> None:  # in the executor's thread
+        loop.call_soon_threadsafe(writing.set)
+        time.sleep(0.2)
+        write(path, data)
+
+    monkeypatch.setattr(recorder, "_write", slow_write)
+    recorder.start()
+    ticks = []
+    for _ in range(5):
+        harness.engine.tick()
+        recorder.update(harness.engine.collect())
+        ticks.append(harness.room.tick)
+    await asyncio.wait_for(writing.wait(), 2)  # the loop has taken them and is writing
+    await recorder.close()
+    [path] = files(tmp_path)
+    _, frames = recording.read(path.read_bytes())
+    recorded = [m[2] for _, m in recording.updates(frames) if m[0] == codec.S_DELTA]
+    assert recorded == ticks
 
 
 def test_a_cut_file_reads_up_to_the_cut_and_garbage_is_refused() -> None:

@@ -61,7 +61,7 @@ class Recorder:
         self._buffered = 0
         self._next_keyframe = 0.0
         self._file: IO[bytes] | None = None
-        self._flushing: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None  # the flush loop's last write
         self._task: asyncio.Task[None] | None = None
         self._closed_parts: list[Path] = []
 
@@ -107,9 +107,13 @@ class Recorder:
         self._keyframe(int((time.monotonic() - self._t0) * 1000))
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.options.flush_every)
-            await self.flush()
+            # Shielded: closing stops this loop, never a write it has begun (the bytes
+            # it took from the buffer would be lost); close() waits for that write.
+            self._flushing = loop.create_task(self.flush())
+            await asyncio.shield(self._flushing)
 
     async def flush(self) -> None:
         """Write what is buffered (in a worker thread); rotate a full part."""
@@ -162,6 +166,8 @@ class Recorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._flushing is not None:
+            await self._flushing  # a write the loop had begun comes first
         await self.flush()
         await self._finish_part()
 
