@@ -335,7 +335,7 @@ class RoomHarness:
             self._cut_stalled()
 
     def _quiet_tick(self) -> None:
-        """One tick of a quiet room, as RoomHost._run (its _quiet_update) and _sleep run it."""
+        """One tick of a quiet room, as RoomHost._run_quiet (_quiet_update, _sleep) runs it."""
         engine, room = self.engine, self.room
         self._check_open()
         self.now += room.dt

@@ -1,4 +1,4 @@
-"""One live room on the event loop: its tick task, its sockets both ways, and the
+"""One live room on the event loop: its ticks, its sockets both ways, and the
 engine's outbox. Nothing here knows aiohttp: a socket is a transport and a close
 callback, fed by the web layer.
 
@@ -6,8 +6,9 @@ This is the host side of the data path (README, "How it works")::
 
     receive: Connection.reader.pull (a real-time room, at each tick) or the event loop
              -> Inbound.frame (the socket's budgets) -> engine.receive
-    tick:    RoomHost._run (Ticker deadlines) -> pull every socket, engine.tick,
-             engine.collect -> Broadcaster.send: one frame per socket, never awaited
+    tick:    the rate's TickScheduler task (Ticker deadlines) -> RoomHost.step: pull every
+             socket, engine.tick, engine.collect -> Broadcaster.send: one frame per socket,
+             never awaited (a quiet room: a task of its own, RoomHost._run_quiet)
     after every call into the engine: RoomHost.drain (frames, closes, listing, crash)
 
 **Receiving.** A real-time room reads its own sockets, once per tick, just before
@@ -59,6 +60,7 @@ from gameserver.core.ticker import Ticker, TickStats
 from gameserver.core.views import Views
 from gameserver.host.counters import Counters, SendStats
 from gameserver.host.recorder import Recorder, RecordOptions
+from gameserver.host.scheduler import TickScheduler, scheduler_for
 from gameserver.host.tokens import ReconnectTokens
 
 log = logging.getLogger("gameserver.room")
@@ -358,7 +360,8 @@ class RoomHost:
         self._tokens = tokens if tokens is not None else ReconnectTokens(0.0)
         self._on_listing = on_listing
         self._on_closed = on_closed
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # a quiet room's own task
+        self._scheduler: TickScheduler | None = None  # a real-time room's
         # Written off the tick path (recorder.py); None: this room is not recorded.
         self.recorder = Recorder(self.engine, record) if record is not None else None
         self._recorder_closed: asyncio.Task[None] | None = None
@@ -396,8 +399,12 @@ class RoomHost:
         if self.recorder is not None:
             self.recorder.start()
         self._last_sent = self.started_at
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"room:{self.room.room_id}")
+        if self.room.quiet:  # it sleeps while nothing happens: a task of its own
+            self._task = asyncio.get_running_loop().create_task(
+                self._run_quiet(), name=f"room:{self.room.room_id}")
+        else:  # one task runs every real-time room of its rate (scheduler.py)
+            self._scheduler = scheduler_for(self.room.rate, self.clock)
+            self._scheduler.add(self)
 
     def _sockets(self) -> Iterable[Connection]:
         """The room's sockets: its players', and its spectators' when it has any."""
@@ -405,13 +412,55 @@ class RoomHost:
             return [*self.connections.values(), *self.spectators]
         return self.connections.values()
 
-    async def _run(self) -> None:
+    @property
+    def next_deadline(self) -> float:
+        """When this room's next tick is due (its scheduler's clock)."""
+        assert self.ticker is not None
+        return self.ticker.next_deadline
+
+    def step(self) -> None:
+        """A real-time room's ticks that are due, run by its scheduler (scheduler.py):
+        read the sockets, tick, send the update."""
+        assert self.ticker is not None
+        clock = self.clock
+        steps = self.ticker.due(clock())
+        if not steps or self.closed:
+            return
+        began = clock()
+        engine = self.engine
+        for conn in self._sockets():  # what the sockets hold, for this tick (module doc)
+            reader = conn.reader
+            if reader is not None:
+                reader.pull()
+                if self.closed:  # crashed on what it read
+                    return
+        for _ in range(steps):
+            engine.tick()
+        if engine.out.pending:
+            self.drain()
+            if self.closed:
+                return
+        tail = engine.collect()
+        self.broadcaster.send(self._sockets(), tail, engine.snapshot_tail, time.monotonic(),
+                              self.room.world.views)
+        if self.recorder is not None:
+            self.recorder.update(tail)  # appended to a buffer: the disk is not waited on
+        self.stats.record(clock() - began)
+
+    def crashed_in_step(self, exc: Exception) -> None:
+        """The framework's own failure in :meth:`step`: close this room only."""
+        self._crashed(exc)
+
+    def _crashed(self, exc: Exception) -> None:
+        self.engine.crashed = exc
+        log.error("room %s (%s) crashed; closing it", self.room_id, self.room.game,
+                  exc_info=exc, extra={"room_id": self.room_id})
+        self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+
+    async def _run_quiet(self) -> None:
+        """A quiet room's own task: its ticks while something happens, then dormant."""
         assert self.ticker is not None
         ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
-        out, send = engine.out, self.broadcaster.send
-        recorder = self.recorder
-        world = self.room.world
-        quiet = self.room.quiet
         sleep = asyncio.sleep
         try:
             while True:
@@ -422,37 +471,20 @@ class RoomHost:
                 if not steps:
                     continue
                 began = clock()
-                if not quiet:  # what the sockets hold, for this tick (module doc)
-                    for conn in self._sockets():
-                        reader = conn.reader
-                        if reader is not None:
-                            reader.pull()
-                            if self.closed:  # crashed on what it read
-                                return
                 for _ in range(steps):
                     engine.tick()
-                if out.pending:
+                if engine.out.pending:
                     self.drain()
                     if self.closed:
                         return
-                if quiet:
-                    dormant = self._quiet_update(began)
-                    stats.record(clock() - began)
-                    if dormant:
-                        await self._sleep()
-                    continue
-                tail = engine.collect()
-                send(self._sockets(), tail, engine.snapshot_tail, time.monotonic(), world.views)
-                if recorder is not None:
-                    recorder.update(tail)  # appended to a buffer: the disk is not waited on
+                dormant = self._quiet_update(began)
                 stats.record(clock() - began)
+                if dormant:
+                    await self._sleep()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the framework's own failure: close this room only
-            engine.crashed = exc
-            log.exception("room %s (%s) crashed; closing it", self.room_id, self.room.game,
-                          extra={"room_id": self.room_id})
-            self.close(codec.CLOSE_ROOM_CRASHED, "room crashed")
+            self._crashed(exc)
 
     # -- a quiet room (Room.quiet) ------------------------------------------------------
 
@@ -548,6 +580,8 @@ class RoomHost:
         if self.closed:
             return
         self.closed = True
+        if self._scheduler is not None:
+            self._scheduler.remove(self)
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for conn in [*self.connections.values(), *self.spectators]:
@@ -563,7 +597,7 @@ class RoomHost:
             self._on_closed(self)
 
     async def wait_closed(self) -> None:
-        """The tick task has ended and the recording (if any) is on disk."""
+        """A quiet room's task has ended and the recording (if any) is on disk."""
         waits = [t for t in (self._task, self._recorder_closed) if t is not None]
         if waits:
             await asyncio.gather(*waits, return_exceptions=True)
