@@ -340,7 +340,13 @@ async def test_lobby_two_players_play_together(start_server: StartServer, browse
     sa = await settle(a)
     moved = (sa["own"]["x"] - start_x) * sign
     assert moved >= 80, f"A moved {moved} units"
-    assert sa["maxCorrection"] == 0, "the prediction never needed a correction"
+    # The prediction needs no correction, but for one: an input of A's that came after
+    # its tick (this machine is loaded) was stood in for by the last one (PROTOCOL §2),
+    # and the server's position is then a step ahead of A's, rightly.
+    seat = server.app[MANAGER].room_hosts[room].engine.seats[pid_a]
+    allowed = seat.inputs.stood_in * sa["config"]["step"]
+    assert sa["maxCorrection"] <= allowed, \
+        f"a correction of {sa['maxCorrection']} ({seat.inputs.stood_in} inputs stood in for)"
     final_x = sa["own"]["x"]
     await until(b, f"s.others.some(o => o.pid === {pid_a} && o.x === {final_x})")
     distinct = sorted(set(seen), reverse=sign < 0)

@@ -407,7 +407,13 @@ async def test_outage_reconnects_fast(start_server: StartServer, browser: Any) -
             with contextlib.suppress(AssertionError):
                 await until(b, f"s.avatars.some(v => v.pid === {g.pid_a} && v.away === false)",
                             timeout=2)
+        # The sampler's last frame may predate what `until` just saw: let it take one more.
+        await b.evaluate("() => new Promise(r => requestAnimationFrame(() => "
+                         "requestAnimationFrame(r)))")
         frames = await b.evaluate("() => window.__frames")
+        now_b = await state(b)
+        away_now = next((v.get("away") for v in now_b["avatars"] if v.get("pid") == g.pid_a),
+                        "gone")
         g.logs()
 
         in_outage = [f[4] for f in frames if down_wall * 1000 <= f[1] <= up_wall * 1000]
@@ -427,7 +433,8 @@ async def test_outage_reconnects_fast(start_server: StartServer, browser: Any) -
         print(f"B: A's away field in {len(in_outage)} frames during the outage: {dict(seen)}; "
               f"first true "
               + (f"{away_from * 1000:.0f} ms after the cut" if away_from is not None else "never")
-              + f"; latest {latest!r}")
+              + f"; latest {latest!r} (frame at {frames[-1][1] / 1000 - up_wall:.2f} s after "
+              f"the restore, {len(frames)} frames); B's state now: away={away_now!r}")
 
         assert back_in is not None and back_in <= 0.5, \
             f"A was back {back_in} s after the network returned (at most 0.5 s)"

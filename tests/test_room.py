@@ -59,8 +59,10 @@ def test_a_late_input_is_stood_in_for_by_the_last_one_then_dropped() -> None:
     room.tick(2)
     assert ann.ack == 3
     x = avatar(ann)["x"]
+    assert room.engine.seats[ann.id].inputs.stood_in == 0
     room.tick()  # seq 4 is late: the held direction is repeated, as seq 4
     assert ann.ack == 4 and avatar(ann)["x"] == x + ann.config["step"]
+    assert room.engine.seats[ann.id].inputs.stood_in == room.engine.inputs_stood_in == 1
     ann.input([0, 100], seq=4)  # seq 4 arrives after all: dropped, no error
     ann.input([100, 0], seq=5)
     room.tick()
@@ -73,6 +75,7 @@ def test_a_late_input_is_stood_in_for_by_the_last_one_then_dropped() -> None:
     # Standing in stops after Room.input_repeat ticks; then the ticks are owed.
     room.tick(Arena.input_repeat + 3)
     assert ann.ack == 5 + Arena.input_repeat
+    assert room.engine.inputs_stood_in == 1 + Arena.input_repeat  # then owed, not stood in
     assert avatar(ann)["x"] == x + (2 + Arena.input_repeat) * ann.config["step"]
 
 

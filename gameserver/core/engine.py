@@ -78,6 +78,7 @@ class RoomEngine:
         self.reconnect_grace = reconnect_grace
         self.rejected: dict[str, int] = {} if rejected is None else rejected
         self.crashed: BaseException | None = None
+        self.inputs_stood_in = 0  # late inputs the game stood in for (GET /stats)
         self._next_player_id = 1
         self._base_tick = 0  # the tick the last collected update brought clients to
         self._last_events: list[Any] = []  # a snapshot taken now carries them too
@@ -304,6 +305,8 @@ class RoomEngine:
                         buffer.stood()
                     else:  # it stands in for the next seq: that input is dropped if it comes
                         player.ack += 1
+                        buffer.stood_in += 1
+                        self.inputs_stood_in += 1
                         buffer.last = data
                         on_input(player, data)
             except Exception as exc:

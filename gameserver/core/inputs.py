@@ -57,6 +57,7 @@ class InputBuffer:
         "missed",
         "over",
         "queue",
+        "stood_in",
         "stream_timeout",
         "streaming",
         "streams",
@@ -78,6 +79,7 @@ class InputBuffer:
         self.over = 0  # consecutive ticks the buffer was deeper than its target
         self.calm = 0  # ticks applied on time since the last late input
         self.deepened = False  # the target grew in this dry spell already
+        self.stood_in = 0  # inputs the game stood in for (Room.on_input_missing): late ones
         self.calm_ticks = max(1, round(CALM_SECONDS * tick_rate))
         self.stream_timeout = max(1, round(STREAM_TIMEOUT_SECONDS * tick_rate))
         self.max_debt = max(1, round(MAX_DEBT_SECONDS * tick_rate))

@@ -790,4 +790,5 @@ class RoomHost:
             "quiet": self.room.quiet,
             "dormant": self.dormant,
             "slept_ticks": self.ticker.slept if self.ticker else 0,
+            "stood_in_inputs": self.engine.inputs_stood_in,
         }
