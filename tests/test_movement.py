@@ -1,9 +1,17 @@
-"""loadtest.movement, the equal-work benchmark game, and --games replacing a built-in."""
+"""loadtest.movement, the equal-work benchmark game, and --games replacing a built-in;
+arena's movement rule, which both play."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gameserver import InvalidInput
 from gameserver.config import Settings
-from gameserver.games.arena import RULES, Arena, move
+from gameserver.games.arena import LARGE, RULES, Arena, move, parse_input
 from gameserver.host.matchmaker import RoomManager
 from gameserver.testing import RoomHarness
 from gameserver.web.app import MANAGER, create_app
@@ -38,3 +46,29 @@ def test_games_replaces_a_built_in_game_of_the_same_name() -> None:
     assert games["arena"] is Movement and "connect_four" in games
     manager: RoomManager = create_app(Settings())[MANAGER]
     assert manager.games["arena"] is Arena
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(-100, 9000), st.integers(-100, 9000), st.integers(-500, 500),
+       st.integers(-500, 500), st.integers(1, 40), st.sampled_from(["small", "large"]))
+def test_arenas_rule_is_the_min_max_formula(x: int, y: int, dx: int, dy: int, step: int,
+                                           world: str) -> None:
+    """move() and parse_input() are written out for speed; they are still exactly the
+    plain formulas (which static/js/arena-rules.js mirrors, test_browser.py checks)."""
+    rules = {**RULES, **(LARGE if world == "large" else {})}
+    limit, r = rules["input_max"], rules["player_radius"]
+    assert parse_input([dx, dy], limit) == (min(max(dx, -limit), limit),
+                                            min(max(dy, -limit), limit))
+    length = math.sqrt(dx * dx + dy * dy)
+    expected = (x, y)
+    if length:
+        scale = step / max(length, limit)
+        expected = (min(max(x + math.floor(dx * scale + 0.5), r), rules["width"] - r),
+                    min(max(y + math.floor(dy * scale + 0.5), r), rules["height"] - r))
+    assert move(x, y, dx, dy, step, rules) == expected
+
+
+@pytest.mark.parametrize("raw", [[1], [1, 2, 3], (1, 2), [1.0, 2], [True, 2], [1, "2"], None])
+def test_arena_inputs_of_another_shape_are_refused(raw: object) -> None:
+    with pytest.raises(InvalidInput):
+        parse_input(raw, 100)

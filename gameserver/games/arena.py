@@ -48,13 +48,21 @@ class Orb(Entity, frozen=True):  # never changes: updates skip it once sent
     y: int = 0
 
 
+_sqrt, _floor = math.sqrt, math.floor  # looked up once: move() runs for every input
+
+
 def parse_input(raw: Any, limit: int) -> tuple[int, int]:
     """An arena input, ``[dx, dy]``, checked and clamped to ``limit``."""
-    if (type(raw) is not list or len(raw) != 2
-            or type(raw[0]) is not int or type(raw[1]) is not int):
+    if type(raw) is not list or len(raw) != 2:
         raise InvalidInput("arena input is [dx, dy], two integers")
-    # Clamp, don't refuse: a too-long vector is a stick pushed past its rim.
-    return (min(max(raw[0], -limit), limit), min(max(raw[1], -limit), limit))
+    dx, dy = raw
+    if type(dx) is not int or type(dy) is not int:
+        raise InvalidInput("arena input is [dx, dy], two integers")
+    # Clamp, don't refuse: a too-long vector is a stick pushed past its rim. (Written
+    # out rather than with min and max: every input of every player comes here.)
+    dx = dx if dx > -limit else -limit
+    dy = dy if dy > -limit else -limit
+    return (dx if dx < limit else limit, dy if dy < limit else limit)
 
 
 def move(x: int, y: int, dx: int, dy: int, step: int, rules: dict[str, int]) -> tuple[int, int]:
@@ -64,14 +72,19 @@ def move(x: int, y: int, dx: int, dy: int, step: int, rules: dict[str, int]) -> 
     diagonals are normalised. Rounding is floor(v + 0.5) on both sides
     (Python's round() and JS's Math.round() disagree on halves).
     """
-    length = math.sqrt(dx * dx + dy * dy)
+    length = _sqrt(dx * dx + dy * dy)
     if length == 0:
         return x, y
-    scale = step / max(length, rules["input_max"])
+    limit = rules["input_max"]
+    scale = step / (length if length > limit else limit)
     r = rules["player_radius"]
-    nx = x + math.floor(dx * scale + 0.5)
-    ny = y + math.floor(dy * scale + 0.5)
-    return (min(max(nx, r), rules["width"] - r), min(max(ny, r), rules["height"] - r))
+    nx = x + _floor(dx * scale + 0.5)
+    ny = y + _floor(dy * scale + 0.5)
+    # Kept inside the field: min(max(v, r), side - r), written out (half the time).
+    nx = nx if nx > r else r
+    ny = ny if ny > r else r
+    right, bottom = rules["width"] - r, rules["height"] - r
+    return (nx if nx < right else right, ny if ny < bottom else bottom)
 
 
 class Arena(Room):
