@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from gameserver.core.room import Player
 from gameserver.games.arena import Arena
-from loadtest import bench, wsclient
+from loadtest import bench, roomticks, wsclient
 from loadtest.cli import build_parser, options_from, write_reports
 from loadtest.cli import main as cli_main
 from loadtest.options import Options, bot_kind, plan_groups, sampled_indices, split_groups
@@ -305,3 +306,17 @@ def test_spectator_cost_derivation() -> None:
     assert (opts.players, opts.idle_players, opts.spectators, opts.one_room) == (208, 200, 0, True)
     opts = sp.case_options("spec", "http://x", 200, 5.0, 1, ())
     assert (opts.players, opts.idle_players, opts.spectators) == (8, 0, 200)
+
+
+async def test_roomticks_measures_empty_rooms_ticking_on_one_task() -> None:
+    result = await roomticks.measure(rooms=4, seconds=0.5, warmup=0.2)
+    assert result["rooms"] == 4 and 7 <= result["room_ticks"] <= 44  # 4 rooms x ~10 ticks
+    assert 15 <= result["rate_hz"] <= 25 and result["cpu_us_per_room_tick"] > 0
+    await asyncio.sleep(0.1)  # the rooms' task ends at its next deadline (50 ms) after them
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "rooms" and not t.done()]
+
+
+def test_roomticks_refuses_silly_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        roomticks.main(["--rooms", "0"])
+    assert "--rooms is 1..10000" in capsys.readouterr().err

@@ -37,7 +37,8 @@ class Scheduled(Protocol):
 class TickScheduler:
     """The rooms of one tick rate on one loop, ticked from one task.
 
-    The task starts with the first room and ends when the last one leaves.
+    The task starts with the first room and ends at its next wake after the last one
+    left (within one interval).
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
