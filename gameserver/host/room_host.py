@@ -427,19 +427,15 @@ class RoomHost:
         if not steps or self.closed:
             return
         began = clock()
-        engine = self.engine
         for conn in self._sockets():  # what the sockets hold, for this tick (module doc)
             reader = conn.reader
             if reader is not None:
                 reader.pull()
                 if self.closed:  # crashed on what it read
                     return
-        for _ in range(steps):
-            engine.tick()
-        if engine.out.pending:
-            self.drain()
-            if self.closed:
-                return
+        if not self._tick(steps):
+            return
+        engine = self.engine
         tail = engine.collect()
         self.broadcaster.send(self._sockets(), tail, engine.snapshot_tail, time.monotonic(),
                               self.room.world.views)
@@ -447,11 +443,19 @@ class RoomHost:
             self.recorder.update(tail)  # appended to a buffer: the disk is not waited on
         self.stats.record(clock() - began)
 
-    def crashed_in_step(self, exc: Exception) -> None:
-        """The framework's own failure in :meth:`step`: close this room only."""
-        self._crashed(exc)
+    def _tick(self, steps: int) -> bool:
+        """The engine's ``steps`` ticks, then what they decided; False if that closed
+        the room (the game crashed)."""
+        engine = self.engine
+        for _ in range(steps):
+            engine.tick()
+        if engine.out.pending:
+            self.drain()
+        return not self.closed
 
-    def _crashed(self, exc: Exception) -> None:
+    def crashed_in_tick(self, exc: Exception) -> None:
+        """The framework's own failure while ticking (its scheduler's or its own task):
+        close this room only."""
         self.engine.crashed = exc
         log.error("room %s (%s) crashed; closing it", self.room_id, self.room.game,
                   exc_info=exc, extra={"room_id": self.room_id})
@@ -460,7 +464,7 @@ class RoomHost:
     async def _run_quiet(self) -> None:
         """A quiet room's own task: its ticks while something happens, then dormant."""
         assert self.ticker is not None
-        ticker, stats, engine, clock = self.ticker, self.stats, self.engine, self.clock
+        ticker, stats, clock = self.ticker, self.stats, self.clock
         sleep = asyncio.sleep
         try:
             while True:
@@ -471,12 +475,8 @@ class RoomHost:
                 if not steps:
                     continue
                 began = clock()
-                for _ in range(steps):
-                    engine.tick()
-                if engine.out.pending:
-                    self.drain()
-                    if self.closed:
-                        return
+                if not self._tick(steps):
+                    return
                 dormant = self._quiet_update(began)
                 stats.record(clock() - began)
                 if dormant:
@@ -484,7 +484,7 @@ class RoomHost:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the framework's own failure: close this room only
-            self._crashed(exc)
+            self.crashed_in_tick(exc)
 
     # -- a quiet room (Room.quiet) ------------------------------------------------------
 

@@ -30,7 +30,7 @@ class Scheduled(Protocol):
     def step(self) -> None:
         """Run the ticks that are due (none if its deadline is still ahead)."""
 
-    def crashed_in_step(self, exc: Exception) -> None:
+    def crashed_in_tick(self, exc: Exception) -> None:
         """:meth:`step` raised: close the room (the others go on)."""
 
 
@@ -68,7 +68,7 @@ class TickScheduler:
                         room.step()
                     except Exception as exc:  # the framework's own failure: this room only
                         rooms.pop(room, None)
-                        room.crashed_in_step(exc)
+                        room.crashed_in_tick(exc)
 
 
 _schedulers: dict[tuple[asyncio.AbstractEventLoop, float, Callable[[], float]],
