@@ -55,22 +55,29 @@ class ReceivePath:
     """The receive path a test runs on, and what each game socket actually got."""
 
     direct: bool  # the seam's direct path; False: forced off, the handler loop reads
-    # Per game socket, as it was set up: install_direct's answer, and whether the socket's
-    # parser is then the seam's metered one (aiohttp drops the parser at close).
-    sockets: list[tuple[bool, bool]]
+    split_in_c: bool  # on the direct path: frames split by the C extension first
+    # Per game socket, as it was set up: install_direct's answer, whether the socket's
+    # parser is then the seam's metered one (aiohttp drops the parser at close), and
+    # whether it splits frames in C.
+    sockets: list[tuple[bool, bool, bool]]
 
     def check(self) -> None:
         """Every game socket so far is on the path under test."""
         assert self.sockets
-        assert self.sockets == [(self.direct, self.direct)] * len(self.sockets)
+        expected = (self.direct, self.direct, self.direct and self.split_in_c)
+        assert self.sockets == [expected] * len(self.sockets)
 
 
-@pytest.fixture(params=["direct", "fallback"])
+@pytest.fixture(params=["direct", "direct-without-c", "fallback"])
 def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
                  ) -> ReceivePath:
-    """Run a test on both receive paths: the direct one, and the fallback a server uses
-    when the seam finds aiohttp's internals unavailable (forced here)."""
-    path = ReceivePath(direct=request.param == "direct", sockets=[])
+    """Run a test on each receive path: the direct one (with the C frame splitter where
+    it is built, and without it), and the fallback a server uses when the seam finds
+    aiohttp's internals unavailable (forced here)."""
+    direct = request.param != "fallback"
+    if request.param == "direct-without-c":
+        monkeypatch.setattr(aiohttp_seam, "split_in_c", False)
+    path = ReceivePath(direct=direct, split_in_c=aiohttp_seam.split_in_c, sockets=[])
     if not path.direct:
         monkeypatch.setattr(aiohttp_seam, "fast_path_reason", lambda: "forced off by a test")
         monkeypatch.setattr(aiohttp_seam, "_logged", False)  # so that this test sees the log
@@ -78,7 +85,8 @@ def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
     def recording(ws: web.WebSocketResponse, *args: Any) -> bool:
         installed = install(ws, *args)
-        path.sockets.append((installed, aiohttp_seam.direct_path_installed(ws)))
+        native = bool(getattr(getattr(ws, "_parser", None), "native", False))
+        path.sockets.append((installed, aiohttp_seam.direct_path_installed(ws), native))
         return installed
 
     monkeypatch.setattr(aiohttp_seam, "install_direct", recording)

@@ -36,7 +36,7 @@ def test_every_hook_and_input_attribute_is_in_the_tables() -> None:
 def test_it_starts_with_the_two_commands() -> None:
     commands = re.search(r"```sh\n(.*?)```", README, re.S).group(1)  # type: ignore[union-attr]
     assert commands.splitlines()[0].startswith("pip install . && gameserver")
-    assert commands.splitlines()[1].startswith("pip install '.[test]' && python -m pytest")
+    assert commands.splitlines()[1].startswith("pip install -e '.[test]' && python -m pytest")
 
 
 async def test_the_example_game_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

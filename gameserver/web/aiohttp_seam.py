@@ -10,9 +10,13 @@ module's small one:
   see ``game_socket.control_loop``: slower, the same behaviour). On a plain
   TCP socket it also gives the connection a tick reader (the parser's
   ``pull``/``release``): a real-time room reads the socket itself once per
-  tick, with ``os.read`` on its descriptor, while the event loop's reads of it
-  are paused (``transport.pause_reading``, public asyncio API);
+  tick, with one read of its descriptor (in C, or ``os.read``), while the
+  event loop's reads of it are paused (``transport.pause_reading``, public
+  asyncio API);
 - :func:`direct_path_installed`: whether a socket has it (for tests);
+- :data:`split_in_c`: whether the direct path splits frames with the optional C
+  extension (``frames.c``) before aiohttp's parser sees any (see
+  :class:`_MeteredReader`);
 - :class:`OwnServerRunner` and :func:`rebuild_server`: serve an app through a
   ``web.Server`` subclass of ours (``connections.CappedServer``).
 
@@ -82,6 +86,15 @@ def _version(text: str) -> tuple[int, int]:
 
 AIOHTTP_VERSION = _version(aiohttp.__version__)
 
+try:  # the C frame splitter (frames.c), built when the wheel was built with a C compiler
+    from gameserver.web import _frames
+except ImportError:  # pragma: no cover - depends on how the package was built
+    _frames = None  # type: ignore[assignment]
+
+# Whether a new socket splits its frames in C. Off without the extension, or with
+# GAMESERVER_PURE_PYTHON=1 (for comparing, or to rule the extension out).
+split_in_c = _frames is not None and os.environ.get("GAMESERVER_PURE_PYTHON", "") in ("", "0")
+
 try:  # aiohttp >= 3.11 keeps these here; older versions fall back to the slow path
     from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 except ImportError:  # pragma: no cover - depends on the installed aiohttp
@@ -132,6 +145,9 @@ SLICE = 4096  # bytes of a read parsed between two looks at the budgets
 READ_SIZE = 65536  # bytes a tick reads from one socket at most (the rest waits a tick)
 _read = os.read
 _NOTHING = (False, b"")  # what the parser's feed_data returns when all is well
+_OP_PING = 0x9
+if _frames is not None:
+    _split, _read_split = _frames.split, _frames.read_split
 
 
 if WebSocketDataQueue is not None:
@@ -151,21 +167,24 @@ if WebSocketDataQueue is not None:
                 data = msg[1]
                 self.on_frame(data.encode() if isinstance(data, str) else data, False)
             elif kind is _PING or kind is _PONG:
-                inbound = self.inbound
-                inbound.delivered += 1
-                control = inbound.control
-                _spend(control)
-                if control.allowance >= 0:  # else dropped: no pong, no wake-up
-                    self.inbound.conn.last_seen = time.monotonic()
-                    if kind is _PING and not self.transport.is_closing():
-                        payload = msg[1]  # a control frame's payload is at most 125 bytes
-                        self.transport.write(bytes((0x8A, len(payload))) + payload)
+                _ping_or_pong(self.inbound, self.transport, kind is _PING, msg[1])
             else:
                 if kind is _CLOSE:  # the peer is closing: no more data frames to it, from
                     self.inbound.conn.detach()  # now, not once the handler wakes
                 WebSocketDataQueue.feed_data(self, msg, size)
 
     _feed_data = WebSocketReader.feed_data
+
+    def _ping_or_pong(inbound: Inbound, transport: Any, ping: bool, payload: bytes) -> None:
+        """A ping or pong: charged to the control budget; a ping within it is answered."""
+        inbound.delivered += 1
+        control = inbound.control
+        _spend(control)
+        if control.allowance >= 0:  # else dropped: no pong, no wake-up
+            inbound.conn.last_seen = time.monotonic()
+            if ping and not transport.is_closing():
+                # A control frame's payload is at most 125 bytes.
+                transport.write(bytes((0x8A, len(payload))) + payload)
 
     def _spend(control: FrameAllowance) -> None:
         """One unit of the control budget. Refills are skipped while it is full, so the
@@ -188,10 +207,17 @@ if WebSocketDataQueue is not None:
         slice has gone over either budget, the rest of the read is kept unparsed and
         the socket goes unread for :data:`THROTTLE_S`: a flood costs a slice's worth
         of frames per pause, and the flooder's own kernel buffers hold the rest.
+
+        When :data:`split_in_c` (the ``_frames`` extension is built), the plain frames
+        an honest client sends (final, masked binary frames under the size limit,
+        pings and pongs) are split in C instead (:meth:`_take`), and a tick's read is
+        made there too. At the first frame of any other kind the socket's bytes go to
+        aiohttp's parser from then on, so it parses everything unusual, errors
+        included, as it would alone; its parser has seen no byte before that frame.
         """
 
-        __slots__ = ("control", "fd", "inbound", "loop", "protocol", "stash", "stopped",
-                     "throttled", "ticked", "transport")
+        __slots__ = ("control", "fd", "inbound", "loop", "max_size", "native", "protocol",
+                     "stash", "stopped", "tail", "throttled", "ticked", "transport")
         control: FrameAllowance  # the inbound's control budget, one lookup closer
         inbound: Inbound
         transport: Any
@@ -202,6 +228,9 @@ if WebSocketDataQueue is not None:
         ticked: bool  # read by the room's tick (pull), not by the event loop
         fd: int
         protocol: Any
+        native: bool  # frames split in C (until the first frame for aiohttp's parser)
+        tail: bytes  # the start of a frame the C splitter waits to see whole
+        max_size: int  # aiohttp's limit: a message of this many bytes or more is refused
 
         def pull(self) -> None:
             """Read what the socket holds now and parse it, from the room's tick.
@@ -219,18 +248,44 @@ if WebSocketDataQueue is not None:
                 transport.pause_reading()
             if self.throttled or self.stopped:
                 return
+            native = self.native
             try:
-                data = _read(self.fd, READ_SIZE)
+                if native:  # read and split in C (READ_SIZE bytes at most)
+                    got = _read_split(self.fd, self.tail, self.max_size, SLICE)
+                else:
+                    data = _read(self.fd, READ_SIZE)
             except BlockingIOError:
                 return
             except OSError:  # reset by the peer: what the event loop would have seen
                 transport.abort()
                 return
-            if not data:  # the peer closed its side
+            if not native:
+                if not data:  # the peer closed its side
+                    transport.close()
+                elif self.feed_data(data)[0]:  # a protocol error: aiohttp's handling of it
+                    self.protocol.close()
+                return
+            if got is None:  # the peer closed its side
                 transport.close()
                 return
-            if self.feed_data(data)[0]:  # a protocol error: aiohttp's handling of it
-                self.protocol.close()
+            frames, rest, general = got
+            self.tail = b""
+            control = self.control
+            if control.allowance < control.burst:  # as in feed_data
+                control.refill(time.monotonic())
+            if rest or general or not frames:
+                if self._take(rest, 0, frames, general)[0]:  # aiohttp's protocol error
+                    self.protocol.close()
+                return
+            inbound = self.inbound  # the common case: whole frames, each delivers one
+            on_frame = inbound.frame
+            for item in frames:
+                if type(item) is bytes:
+                    on_frame(item, True)
+                else:
+                    _ping_or_pong(inbound, transport, item[0] == _OP_PING, item[1])
+            if control.allowance < 0 or control.over_since is not None or inbound.refused:
+                self._settle(rest, 0)
 
         def release(self) -> None:
             """Back to the event loop's reads (the socket is leaving its room)."""
@@ -244,13 +299,69 @@ if WebSocketDataQueue is not None:
                 if not self.stopped:
                     self.stash += data
                 return _NOTHING
+            self._earn()
+            if self.native:
+                if self.tail:
+                    data, self.tail = self.tail + data, b""
+                elif type(data) is not bytes:
+                    data = bytes(data)
+                frames, end, general = _split(data, 0, self.max_size, SLICE)
+                return self._take(data, end, frames, general)
+            return self._feed_parser(data)
+
+        def _earn(self) -> None:
             control = self.control
             if control.allowance < control.burst:  # spent lately: earn back what time allows
                 control.refill(time.monotonic())
+
+        def _take(self, data: bytes, end: int, frames: list[Any], general: bool
+                  ) -> tuple[bool, bytes]:
+            """Deliver ``frames``, the first slice the C splitter split of ``data`` (it
+            stopped at ``end``), then split and deliver the rest a slice at a time, as
+            :meth:`_feed_parser` does: a slice that delivers nothing is charged one
+            control unit, and a slice over a budget stops the read."""
+            control, inbound, transport = self.control, self.inbound, self.transport
+            on_frame = inbound.frame
+            size = len(data)
+            read_before = inbound.delivered
+            while True:
+                before = inbound.delivered
+                for item in frames:
+                    if type(item) is bytes:
+                        on_frame(item, True)
+                    else:
+                        _ping_or_pong(inbound, transport, item[0] == _OP_PING, item[1])
+                if inbound.delivered == before and not general:  # only part of a frame
+                    _spend(control)
+                if control.allowance < 0 or inbound.refused:
+                    break
+                if general:  # aiohttp's parser takes over from this frame on, for good
+                    self.native = False  # (a read that delivers nothing is charged)
+                    return self._feed_parser(data[end:], read_before)
+                if end == size:
+                    break
+                frames, end_of_slice, general = _split(data, end, self.max_size, SLICE)
+                if end_of_slice == end and not general:  # a frame not yet whole
+                    break
+                end = end_of_slice
+            if control.allowance < 0 or control.over_since is not None or inbound.refused:
+                self._settle(data, end)
+                if self.throttled or self.stopped:  # the rest is stashed, or dropped
+                    return _NOTHING
+            if end < size:
+                self.tail = data[end:]
+            return _NOTHING
+
+        def _feed_parser(self, data: Any, before: int | None = None) -> tuple[bool, bytes]:
+            """``data`` through aiohttp's parser, a slice at a time when it is long.
+            ``before``: the count of messages delivered when the read began, if it began
+            before ``data`` (the C splitter's part of it)."""
+            control = self.control
             if len(data) > SLICE:
                 return self._feed_slices(data)
             inbound = self.inbound  # the common case: one short read, often one input
-            before = inbound.delivered
+            if before is None:
+                before = inbound.delivered
             result = _feed_data(self, data)
             if result[0]:  # a protocol error: the parser is done
                 return result  # type: ignore[no-any-return]
@@ -364,6 +475,9 @@ def install_direct(ws: web.WebSocketResponse, request: web.Request, inbound: Inb
         parser.ticked = False
         parser.protocol = request.protocol
         parser.fd = _plain_fd(request.transport)
+        parser.max_size = ws._max_msg_size
+        parser.native = split_in_c and parser.max_size > 0
+        parser.tail = b""
         if request.protocol._payload_parser is not old_parser:
             # Not the parser this socket was built with (an upgrade still in flight?):
             # this socket only reads through the handler, the next may not.
