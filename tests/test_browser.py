@@ -657,6 +657,7 @@ async def test_private_link_and_lobby_errors(start_server: StartServer, browser:
     # moves half a step per input).
     phone = await browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
                                       is_mobile=True, device_scale_factor=2)
+    await phone.add_init_script(RECORD_SENT)
     b = await new_page(phone, console, link, "B")
     await until(b, "s.screen === 'game' && s.others.length === 1")
     assert (await state(b))["roomId"] == sa["roomId"]
@@ -674,11 +675,21 @@ async def test_private_link_and_lobby_errors(start_server: StartServer, browser:
     await shot(b, artifacts, "game-phone")
     await b.mouse.up()
     s1 = await settle(b)
-    inputs = s1["seq"] - s0["seq"] - 1  # moves: the last input is the let-go null
-    assert inputs >= 5
-    step = RULES["speed"] // 20 // 2  # half a push at 20 Hz
-    assert (s1["own"]["x"] - s0["own"]["x"]) * sign == step * inputs
-    assert s1["own"]["y"] == s0["own"]["y"]
+    sent = await b.evaluate("() => window.__sent.map((b) => window.MessagePack.decode(b))")
+    pushes = [m[2] for m in sent if m[0] == 1 and s0["seq"] < m[1] <= s1["seq"]]
+    assert len(pushes) >= 6 and pushes[-1] is None  # moves, then the let-go null
+    half = s0["config"]["input_max"] // 2
+    assert all(abs(dx - sign * half) <= 2 and dy == 0 for dx, dy in pushes[:-1]), pushes
+    x, y = s0["own"]["x"], s0["own"]["y"]
+    for dx, dy in pushes[:-1]:  # the rules on what the stick sent: each a step of about half
+        x, y = move(x, y, dx, dy, s0["config"]["step"], RULES)
+    assert abs(x - s0["own"]["x"]) >= 5 * (s0["config"]["step"] // 2 - 1)
+    # A push that reached the loaded server after its tick was stood in for by the last
+    # one (PROTOCOL §2): the server is then that many steps ahead, rightly.
+    seat = server.app[MANAGER].room_hosts[sa["roomId"]].engine.seats[(await state(b))["playerId"]]
+    assert abs(s1["own"]["x"] - x) <= seat.inputs.stood_in * s0["config"]["step"], \
+        f"at {s1['own']['x']}, not {x} ({seat.inputs.stood_in} inputs stood in for)"
+    assert s1["own"]["y"] == y == s0["own"]["y"]
 
     # A full room: its link shows why it can't be joined.
     async with aiohttp.ClientSession() as http:
