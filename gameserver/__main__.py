@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gameserver import logs
 from gameserver.config import ConfigError, Settings, build_parser, load
-from gameserver.web import health
+from gameserver.web import aiohttp_seam, health
 from gameserver.web.app import create_app
 from gameserver.web.connections import Runner
 
@@ -70,6 +70,7 @@ async def serve(app: web.Application, settings: Settings) -> None:
         from gameserver.cluster.node import announce
         await announce(app, shown, port)
     print(f"gameserver: serving on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    log.info("game sockets are read %s", aiohttp_seam.receive_path())
     # Everything built so far lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise pause ticks for tens of ms.
     gc.freeze()

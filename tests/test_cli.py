@@ -78,3 +78,23 @@ def test_bad_settings_are_reported_all_at_once() -> None:
     assert result.returncode == 2
     assert "--tick-rate='0': must be between 1 and 240 Hz" in result.stderr
     assert "GAMESERVER_MAX_ROOMS='-3': must be greater than 0" in result.stderr
+
+
+@pytest.mark.parametrize("pure", [False, True])
+async def test_the_startup_log_says_how_game_sockets_are_read(pure: bool) -> None:
+    """An operator can tell from the log whether the C frame splitter is in use."""
+    from gameserver.web import aiohttp_seam
+
+    proc, _ = await start(env={"GAMESERVER_PURE_PYTHON": "1" if pure else "0"})
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert "game sockets are read direct, frames " in line, line
+    if pure:
+        assert "parsed by aiohttp (GAMESERVER_PURE_PYTHON is set)" in line
+    else:
+        built = aiohttp_seam._frames is not None
+        assert ("split in C" in line) is built, line

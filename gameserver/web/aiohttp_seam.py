@@ -4,7 +4,8 @@ The rest of ``gameserver.web`` uses aiohttp's public API only, plus this
 module's small one:
 
 - :func:`fast_path_available` / :func:`fast_path_reason`: whether the direct
-  receive path can be used, and why not when it cannot;
+  receive path can be used, and why not when it cannot; :func:`receive_path`
+  says which path game sockets take, for the startup log;
 - :func:`install_direct`: put it on one prepared game socket (False: it is
   not there, and the handler reads every message through ``ws.receive()``,
   see ``game_socket.control_loop``: slower, the same behaviour). On a plain
@@ -126,6 +127,19 @@ def fast_path_reason() -> str:
 def fast_path_available() -> bool:
     """True if :func:`install_direct` can put the direct receive path on a socket."""
     return not fast_path_reason()
+
+
+def receive_path() -> str:
+    """How game sockets will be read, in one line for the startup log."""
+    reason = fast_path_reason()
+    if reason:
+        return f"through the handler loop ({reason})"
+    if split_in_c:
+        return "direct, frames split in C"
+    why = ("GAMESERVER_PURE_PYTHON is set" if _frames is not None else
+           "the C frame splitter was not built: install a C compiler and Python's headers,"
+           " e.g. gcc and python3-dev, and reinstall")
+    return f"direct, frames parsed by aiohttp ({why})"
 
 
 def _fall_back(reason: str) -> None:
