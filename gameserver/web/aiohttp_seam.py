@@ -200,6 +200,16 @@ if WebSocketDataQueue is not None:
                 # A control frame's payload is at most 125 bytes.
                 transport.write(bytes((0x8A, len(payload))) + payload)
 
+    def _deliver(inbound: Inbound, transport: Any, frames: list[Any]) -> None:
+        """What the C splitter split: a binary frame's payload (bytes) to the inbound, a
+        ping or pong (a tuple) to :func:`_ping_or_pong`."""
+        on_frame = inbound.frame
+        for item in frames:
+            if type(item) is bytes:
+                on_frame(item, True)
+            else:
+                _ping_or_pong(inbound, transport, item[0] == _OP_PING, item[1])
+
     def _spend(control: FrameAllowance) -> None:
         """One unit of the control budget. Refills are skipped while it is full, so the
         first unit spent from full restarts its clock."""
@@ -292,12 +302,7 @@ if WebSocketDataQueue is not None:
                     self.protocol.close()
                 return
             inbound = self.inbound  # the common case: whole frames, each delivers one
-            on_frame = inbound.frame
-            for item in frames:
-                if type(item) is bytes:
-                    on_frame(item, True)
-                else:
-                    _ping_or_pong(inbound, transport, item[0] == _OP_PING, item[1])
+            _deliver(inbound, transport, frames)
             if control.allowance < 0 or control.over_since is not None or inbound.refused:
                 self._settle(rest, 0)
 
@@ -335,16 +340,11 @@ if WebSocketDataQueue is not None:
             :meth:`_feed_parser` does: a slice that delivers nothing is charged one
             control unit, and a slice over a budget stops the read."""
             control, inbound, transport = self.control, self.inbound, self.transport
-            on_frame = inbound.frame
             size = len(data)
             read_before = inbound.delivered
             while True:
                 before = inbound.delivered
-                for item in frames:
-                    if type(item) is bytes:
-                        on_frame(item, True)
-                    else:
-                        _ping_or_pong(inbound, transport, item[0] == _OP_PING, item[1])
+                _deliver(inbound, transport, frames)
                 if inbound.delivered == before and not general:  # only part of a frame
                     _spend(control)
                 if control.allowance < 0 or inbound.refused:
