@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gameserver import InvalidInput
 from gameserver.config import Settings
-from gameserver.games.arena import LARGE, RULES, Arena, move, parse_input
+from gameserver.games.arena import LARGE, RULES, Arena, Avatar, move, parse_input
 from gameserver.host.matchmaker import RoomManager
 from gameserver.testing import RoomHarness
 from gameserver.web.app import MANAGER, create_app
@@ -72,3 +72,36 @@ def test_arenas_rule_is_the_min_max_formula(x: int, y: int, dx: int, dy: int, st
 def test_arena_inputs_of_another_shape_are_refused(raw: object) -> None:
     with pytest.raises(InvalidInput):
         parse_input(raw, 100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from(["small", "large"]),
+       st.lists(st.tuples(st.integers(-100, 8100), st.integers(-100, 8100)), max_size=60))
+def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
+                                                      places: list[tuple[int, int]]) -> None:
+    """_collect_orbs skips a player whose cells hold no orb by a count per cell; it still
+    takes exactly the orbs within reach, as a check of every orb would, wherever the
+    player is (off the map included)."""
+    room = Arena("r1", 20.0, {"seed": seed, "world": world})
+    room.on_create(room.options)
+    for tick in range(0, 400, room.spawn_every):
+        room.tick = tick
+        room.update(room.dt)
+    reach = room.rules["player_radius"] + room.rules["orb_radius"]
+    avatar = room.world.spawn(Avatar(pid=1, x=0, y=0, score=0, name="a", away=False))
+    for a, b in places:
+        left = {o.id: o for cell in room.orbs.values() for o in cell}
+        # Anywhere given, or (every other time) near an orb: at up to reach + 2 from it.
+        x, y = a, b
+        if a % 2 and left:
+            orb = left[sorted(left)[b % len(left)]]
+            x, y = orb.x + b % (2 * reach + 5) - reach - 2, orb.y + a % (2 * reach + 5) - reach - 2
+        near = {i for i, o in left.items() if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach}
+        avatar.x, avatar.y, score = x, y, avatar.score
+        room._collect_orbs(avatar)
+        kept = {o.id for cell in room.orbs.values() for o in cell}
+        assert kept == left.keys() - near
+        assert avatar.score == score + len(near) and room.orb_count == len(kept)
+    counts = {(gx - 1, gy - 1): n for gx, column in enumerate(room._occupied)
+              for gy, n in enumerate(column) if n}
+    assert counts == {key: len(cell) for key, cell in room.orbs.items() if cell}
