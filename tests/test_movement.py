@@ -4,6 +4,7 @@ arena's movement rule, which both play."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from gameserver import InvalidInput
 from gameserver.config import Settings
-from gameserver.games.arena import LARGE, RULES, Arena, Avatar, move, parse_input
+from gameserver.games.arena import CELL, LARGE, RULES, Arena, Avatar, move, parse_input
 from gameserver.host.matchmaker import RoomManager
 from gameserver.testing import RoomHarness
 from gameserver.web.app import MANAGER, create_app
@@ -79,9 +80,9 @@ def test_arena_inputs_of_another_shape_are_refused(raw: object) -> None:
        st.lists(st.tuples(st.integers(-100, 8100), st.integers(-100, 8100)), max_size=60))
 def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
                                                       places: list[tuple[int, int]]) -> None:
-    """_collect_orbs skips a player whose cells hold no orb by a count per cell; it still
-    takes exactly the orbs within reach, as a check of every orb would, wherever the
-    player is (off the map included)."""
+    """_collect_orbs looks only at the grid cells around a player, and stops at once when
+    they hold no orb; it still takes exactly the orbs within reach, as a check of every
+    orb would, wherever the player is (off the map included)."""
     room = Arena("r1", 20.0, {"seed": seed, "world": world})
     room.on_create(room.options)
     for tick in range(0, 400, room.spawn_every):
@@ -90,7 +91,7 @@ def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
     reach = room.rules["player_radius"] + room.rules["orb_radius"]
     avatar = room.world.spawn(Avatar(pid=1, x=0, y=0, score=0, name="a", away=False))
     for a, b in places:
-        left = {o.id: o for cell in room.orbs.values() for o in cell}
+        left = {o.id: o for _, _, o in orbs_of(room)}
         # Anywhere given, or (every other time) near an orb: at up to reach + 2 from it.
         x, y = a, b
         if a % 2 and left:
@@ -99,9 +100,14 @@ def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
         near = {i for i, o in left.items() if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach}
         avatar.x, avatar.y, score = x, y, avatar.score
         room._collect_orbs(avatar)
-        kept = {o.id for cell in room.orbs.values() for o in cell}
+        kept = {o.id for _, _, o in orbs_of(room)}
         assert kept == left.keys() - near
         assert avatar.score == score + len(near) and room.orb_count == len(kept)
-    counts = {(gx - 1, gy - 1): n for gx, column in enumerate(room._occupied)
-              for gy, n in enumerate(column) if n}
-    assert counts == {key: len(cell) for key, cell in room.orbs.items() if cell}
+    # Every orb left is in the cell its position gives (the grid has a cell of margin).
+    assert all((gx, gy) == (o.x // CELL + 1, o.y // CELL + 1) for gx, gy, o in orbs_of(room))
+
+
+def orbs_of(room: Arena) -> list[tuple[int, int, Any]]:
+    """Every orb on arena's grid, with the column and row it is kept in."""
+    return [(gx, gy, orb) for gx, column in enumerate(room.orbs)
+            for gy, cell in enumerate(column) for orb in cell or ()]

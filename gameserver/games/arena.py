@@ -111,14 +111,15 @@ class Arena(Room):
         if self.large:
             self.rules.update(LARGE)
             self.world.interest(cell=INTEREST_CELL, reach=INTEREST_REACH)
-        self.orbs: dict[tuple[int, int], list[Orb]] = {}
-        self.orb_count = 0
-        # Orbs per grid cell, by column then row, with a cell of margin all round: a
-        # player's one to four cells are looked up by index, and most hold none.
-        self._reach = self.rules["player_radius"] + self.rules["orb_radius"]
+        # The orbs of each grid cell (None: none yet), by column then row, with a cell of
+        # margin all round: a player's one to four cells are looked up by index, and most
+        # hold none.
         self._columns = self.rules["width"] // CELL + 2  # (the margin's last index)
         self._rows = self.rules["height"] // CELL + 2
-        self._occupied = [[0] * (self._rows + 1) for _ in range(self._columns + 1)]
+        self.orbs: list[list[list[Orb] | None]] = [
+            [None] * (self._rows + 1) for _ in range(self._columns + 1)]
+        self.orb_count = 0
+        self._reach = self.rules["player_radius"] + self.rules["orb_radius"]
         self.spawn_every = max(1, round(0.25 / self.dt))  # orbs every 250 ms ...
         self.spawn_batch = max(1, self.rules["max_orbs"] // 40)  # ... as many as the area needs
         self.set_metadata(mode="ffa", world=world)
@@ -179,8 +180,11 @@ class Arena(Room):
                                        y=self.random.randint(m, self.rules["height"] - m)))
             if self.large:
                 self.world.show_nearby(orb)
-            self.orbs.setdefault((orb.x // CELL, orb.y // CELL), []).append(orb)
-            self._occupied[orb.x // CELL + 1][orb.y // CELL + 1] += 1
+            column, row = self.orbs[orb.x // CELL + 1], orb.y // CELL + 1
+            cell = column[row]
+            if cell is None:
+                cell = column[row] = []
+            cell.append(orb)
             self.orb_count += 1
 
     def _collect_orbs(self, avatar: Avatar) -> None:
@@ -189,23 +193,24 @@ class Arena(Room):
         reach = self._reach
         x, y = avatar.x, avatar.y
         # Only the grid cells the player's reach overlaps: one to four of them.
-        gx0, gx1 = (x - reach) // CELL, (x + reach) // CELL
-        gy0, gy1 = (y - reach) // CELL, (y + reach) // CELL
-        occupied = self._occupied  # (every input comes here: most find no orb near)
-        if -1 <= gx0 and gx1 < self._columns and -1 <= gy0 and gy1 < self._rows:
-            first, last = occupied[gx0 + 1], occupied[gx1 + 1]
-            if not (first[gy0 + 1] or first[gy1 + 1] or last[gy0 + 1] or last[gy1 + 1]):
-                return
-        orbs = self.orbs
-        for gx in (gx0, gx1) if gx1 != gx0 else (gx0,):
+        gx0, gx1 = (x - reach) // CELL + 1, (x + reach) // CELL + 1
+        gy0, gy1 = (y - reach) // CELL + 1, (y + reach) // CELL + 1
+        columns, rows = self._columns, self._rows
+        if gx0 < 0 or gy0 < 0 or gx1 > columns or gy1 > rows:  # off the map: its edge cells
+            gx0, gx1 = min(max(gx0, 0), columns), min(max(gx1, 0), columns)
+            gy0, gy1 = min(max(gy0, 0), rows), min(max(gy1, 0), rows)
+        grid = self.orbs
+        first, last = grid[gx0], grid[gx1]
+        if not (first[gy0] or first[gy1] or last[gy0] or last[gy1]):
+            return  # (every input comes here: most find no orb near)
+        for column in (first, last) if gx1 != gx0 else (first,):
             for gy in (gy0, gy1) if gy1 != gy0 else (gy0,):
-                cell = orbs.get((gx, gy))
+                cell = column[gy]
                 if not cell:
                     continue
                 hits = [o for o in cell if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach]
                 for orb in hits:
                     cell.remove(orb)
-                    self._occupied[gx + 1][gy + 1] -= 1
                     self.world.remove(orb)
                     self.orb_count -= 1
                     avatar.score += 1
