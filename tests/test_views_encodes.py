@@ -353,3 +353,79 @@ def test_a_game_without_views_sends_8_element_deltas_and_5_element_snapshots() -
             assert len(m) == (5 if m[0] == codec.S_SNAPSHOT else 8), m
     assert [m[0] for m in players[1].received if m[0] == codec.S_SNAPSHOT] == [11, 11]
     assert harness.room.world.views is None
+
+
+class Wall(Entity, frozen=True):
+    x: int = 0
+    y: int = 0
+    kind: str = ""
+
+
+class Walled(Room):
+    """A cell of 300 frozen walls, (0, 0), and players whose area is their own cell
+    (reach 0), each following an avatar that starts two cells to the right."""
+
+    game = "walled"
+    max_players = 4
+    entity_types = (Avatar, Wall)
+
+    def on_create(self, options: dict[str, Any]) -> None:
+        self.world.interest(cell=100, reach=0)
+        self.walls = [self.world.spawn(Wall(x=i % 100, y=i // 100, kind="brick"))
+                      for i in range(300)]
+        for wall in self.walls:
+            self.world.show_nearby(wall)
+        self.avatars: dict[int, Avatar] = {}
+
+    def on_join(self, player: Any) -> None:
+        avatar = self.avatars[player.id] = self.world.spawn(Avatar(owner=player.id, x=250))
+        self.world.show_nearby(avatar)
+        self.world.follow(player.id, avatar)
+
+
+def test_frozen_entities_are_encoded_once_per_cell_not_once_per_crossing(
+        monkeypatch: Any) -> None:
+    """Crossing into a cell of frozen entities copies their kept bytes; they are packed
+    again only after one of them came or went, and every crosser sees them all."""
+    from gameserver.core import views as views_module
+
+    packed: list[int] = []  # bytes packed by the views in the current tick
+    real = views_module._packb
+
+    def counting(value: Any) -> bytes:
+        data = real(value)
+        packed.append(len(data))
+        return data
+
+    monkeypatch.setattr(views_module, "_packb", counting)
+    harness = RoomHarness(Walled)
+    room = harness.room
+    assert isinstance(room, Walled)
+    ann, bob = harness.join("ann"), harness.join("bob")
+    harness.tick(2)
+    walls = len(real([v for w in room.walls for v in (w.id, 1, w.x, w.y, w.kind)]))  # records
+
+    def cross(player: HarnessPlayer, x: int) -> tuple[int, int]:
+        """Move the player's avatar to ``x``; (bytes packed, bytes the player got)."""
+        room.avatars[player.id].x = x
+        packed.clear()
+        harness.tick()
+        return sum(packed), len(msgpack.packb(player.received[-1]))
+
+    first, got = cross(ann, 50)  # into the walls' cell: packed once, here
+    assert first >= walls and got >= walls
+    assert len(ann.entities("Wall")) == 300 and bob.entities("Wall") == []
+    cross(ann, 250)
+    assert ann.entities("Wall") == []
+    again, got = cross(bob, 50)  # the same cell later: the walls' bytes are copied
+    assert again < walls // 4 <= walls <= got, (again, walls, got)
+    assert len(bob.entities("Wall")) == 300
+    cross(bob, 250)
+    room.world.remove(room.walls.pop())  # one goes, one comes: packed again, once
+    room.walls.append(room.world.spawn(Wall(x=99, y=99, kind="gate")))
+    room.world.show_nearby(room.walls[-1])
+    harness.tick()
+    after, got = cross(ann, 50)
+    assert after >= walls and got >= walls
+    assert sorted(w.values["kind"] for w in ann.entities("Wall")).count("gate") == 1
+    assert {w.id for w in ann.entities("Wall")} == {w.id for w in room.walls}

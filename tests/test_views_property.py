@@ -52,6 +52,15 @@ class Orb(Entity):
     value: int = 0
 
 
+class Wall(Entity, frozen=True):
+    """Frozen: its fields never change once spawned, only who sees it (its records in
+    a unit are encoded once and kept, gameserver.core.views)."""
+
+    x: int = 0
+    y: int = 0
+    kind: str = ""
+
+
 class Pawn(Entity):
     """An owner and a position, no private field: only its fields decide its view."""
 
@@ -64,7 +73,7 @@ class Pawn(Entity):
 class Views(Room):
     game = "views"
     max_players = MAX_PLAYERS
-    entity_types = (Unit, Orb, Pawn)
+    entity_types = (Unit, Orb, Pawn, Wall)
 
     def on_create(self, options: dict[str, Any]) -> None:
         if not options.get("late"):
@@ -90,7 +99,7 @@ class LateViews(Views):
     world starts without views (``world.views is None``) and gets them mid-game."""
 
     game = "late-views"
-    entity_types = (Orb, Pawn)
+    entity_types = (Orb, Pawn, Wall)
 
 
 View = dict[int, tuple[str, dict[str, Any]]]
@@ -164,6 +173,7 @@ spawn = st.one_of(
               short_text, hows, group_name),
     st.tuples(st.just("spawn_orb"), coord, coord, value, hows, group_name),
     st.tuples(st.just("spawn_pawn"), owner_id, coord, coord, hows, group_name),
+    st.tuples(st.just("spawn_wall"), coord, coord, short_text, hows, group_name),
 )
 change = st.one_of(
     st.tuples(st.just("set"), pick, st.integers(0, 3), value, short_text),
@@ -231,8 +241,8 @@ class Game:
 
     def show(self, entity: Entity, how: str, group: str) -> None:
         world = self.viewing()
-        if how == "owner" and isinstance(entity, Orb):
-            how = "nearby"  # an Orb has no owner field
+        if how == "owner" and isinstance(entity, Orb | Wall):
+            how = "nearby"  # no owner field
         if how == "everyone":
             world.show_to_everyone(entity)
         elif how == "owner":
@@ -273,6 +283,12 @@ class Game:
             model.shown[pawn.id] = ("everyone", None)
             if how != "everyone":
                 self.show(pawn, how, group)
+        elif kind == "spawn_wall":
+            _, x, y, text, how, group = op
+            wall = world.spawn(Wall(x=x, y=y, kind=text))
+            model.shown[wall.id] = ("everyone", None)
+            if how != "everyone":
+                self.show(wall, how, group)
         elif kind == "join":
             if len(self.harness.room.players) < MAX_PLAYERS and not self.harness.room.locked:
                 self.harness.join(f"p{len(self.harness.players)}")
@@ -340,7 +356,7 @@ class Game:
                 setattr(entity, name, text if name in ("tag", "note") else number)
             elif isinstance(entity, Orb):
                 entity.value = number
-        elif kind == "move":
+        elif kind == "move" and not isinstance(entity, Wall):
             entity.x, entity.y = op[2], op[3]  # type: ignore[attr-defined]
         elif kind == "show":
             self.show(entity, op[2], op[3])

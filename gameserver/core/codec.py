@@ -186,7 +186,9 @@ def array_header(n: int) -> bytes:
     """The msgpack header of an array of ``n`` elements (its elements follow, packed)."""
     if n < 16:
         return bytes((0x90 | n,))
-    return bytes((0xDC, n >> 8, n & 0xFF))  # array 16: far more parts than any view has
+    if n < 0x10000:
+        return bytes((0xDC, n >> 8, n & 0xFF))
+    return b"\xdd" + n.to_bytes(4, "big")  # a big cell's records (msgpack's array 32)
 
 
 # A tail is the message's elements after the ack: packed as one short array in a

@@ -11,7 +11,10 @@ public unit, and every cell when the game allows it (``Room.spectator_view``). E
   last update, encoded once and sent to everyone subscribed to it before and now;
 - per unit a player starts to see, its *enter* part (every member, as created), and
   per unit a player stops seeing, its *leave* part (the ids it held), each also
-  encoded once and shared by everyone crossing the same boundary;
+  encoded once and shared by everyone crossing the same boundary. The records of a
+  unit's frozen members (walls, pickups: ``Entity(frozen=True)``) are encoded once
+  and kept until one of them comes or goes, so crossing into a cell of many static
+  entities costs a copy of their bytes, not their encoding;
 - per player, a *personal* part: their own unit's changes plus the Private fields
   of the entities they own, as change records (absolute values; ``None`` clears).
 
@@ -78,7 +81,11 @@ class Views:
         self.reach = 0
         # As of the last update:
         self.unit_of: dict[int, Unit] = {}  # entity id -> its unit (absent: public)
-        self.members: dict[Unit, dict[int, None]] = {}  # unit -> ids (ordered), not public
+        # unit -> ids (ordered) of its entities, not public: the live ones, and the frozen
+        # ones apart (their records are encoded once, in _still, until one comes or goes)
+        self.members: dict[Unit, dict[int, None]] = {}
+        self.still: dict[Unit, dict[int, None]] = {}
+        self._still: dict[Unit, tuple[int, bytes]] = {}  # unit -> (values, packed values)
         # player id -> units seen besides the public one and their own: equal views are
         # equal sets, so players who see alike share their encoded parts
         self.subs: dict[int, frozenset[Any]] = {}
@@ -140,7 +147,7 @@ class Views:
             part = parts[unit]
             part.removed.append(eid)
             if unit is not None:
-                members[unit].pop(eid, None)
+                self._drop(unit, eid)
             overlay.pop(eid, None)
 
         entities = world.entities
@@ -178,7 +185,7 @@ class Views:
                     part = parts[old_unit]
                     part.removed.append(eid)
                     if old_unit is not None:
-                        members[old_unit].pop(eid, None)
+                        self._drop(old_unit, eid)
                 part = parts[unit]
                 part.created.append(eid)
                 part.created.append(type_index[cls])
@@ -188,7 +195,11 @@ class Views:
                     unit_of.pop(eid, None)
                 else:
                     unit_of[eid] = unit
-                    members.setdefault(unit, {})[eid] = None
+                    if cls._frozen:
+                        self.still.setdefault(unit, {})[eid] = None
+                        self._still.pop(unit, None)
+                    else:
+                        members.setdefault(unit, {})[eid] = None
                 touched = True
                 sent[eid] = current
             elif current != previous:
@@ -205,7 +216,7 @@ class Views:
         for eid in world._removed:
             sent.pop(eid, None)
         if 0 in self.subs:  # map spectators: every cell holding an entity now
-            cells = frozenset(u for u, held in members.items()
+            cells = frozenset(u for u, held in chain(members.items(), self.still.items())
                               if held and u is not None and u[0] == "c")
             if cells != self.subs[0]:
                 self.subs[0] = cells
@@ -220,6 +231,22 @@ class Views:
         world._removed = []
         del parts[None]
         return public.created, public.changed, removed
+
+    def _drop(self, unit: Unit, eid: int) -> None:
+        """Entity ``eid`` is no longer in ``unit``."""
+        for held in (self.members, self.still):
+            ids = held.get(unit)
+            if ids is not None and eid in ids:
+                del ids[eid]
+                if not ids:  # (units come and go: players' own, cells)
+                    del held[unit]
+                if held is self.still:
+                    self._still.pop(unit, None)
+                return
+
+    def _held(self, unit: Unit) -> Iterable[int]:
+        """The ids of the unit's entities, live and frozen."""
+        return chain(self.members.get(unit, ()), self.still.get(unit, ()))
 
     def _private(self, eid: int, entity: Entity, full: tuple[Any, ...], unit: Unit,
                  touched: bool, personal: dict[int, list[Any]]) -> None:
@@ -360,7 +387,7 @@ class Views:
         pieces = [p for p in (self._enter(u) for u in now) if p]
         if not pid:  # spectators own nothing (("p", 0) is what nobody sees)
             return _listed(pieces)
-        records = self._records(self.members.get(("p", pid), {}))
+        records = self._records(self._held(("p", pid)))
         secrets: list[Any] = []
         for eid, (holder, values) in self.overlay.items():
             if holder == pid:
@@ -386,18 +413,40 @@ class Views:
         return data
 
     def _enter(self, unit: Unit) -> bytes:
+        """Every entity of the unit, as created: ``[records, [], []]``."""
         key = ("e", unit)
         data = self._encoded.get(key)
         if data is None:
-            records = self._records(self.members.get(unit, {}))
-            data = self._encoded[key] = self._encode([records, [], []]) if records else b""
+            records = self._records(self.members.get(unit, ()))
+            kept = self._still.get(unit)
+            if kept is None and self.still.get(unit):
+                kept = self._pack_still(unit)
+            if kept is None or not kept[0]:
+                data = self._encode([records, [], []]) if records else b""
+            else:  # the live records, then the frozen ones' bytes as kept
+                self.encodes += 1
+                count, packed = kept
+                data = b"".join((b"\x93", array_header(len(records) + count),
+                                 _packb(records)[len(array_header(len(records))):], packed,
+                                 b"\x90\x90"))
+            self._encoded[key] = data
         return data
+
+    def _pack_still(self, unit: Unit) -> tuple[int, bytes]:
+        """The records of the unit's frozen entities (it has some), packed without
+        their array's header: kept until one of them comes or goes (``_drop``, and
+        ``collect`` for one that comes)."""
+        self.encodes += 1
+        records = self._records(self.still[unit])
+        kept = self._still[unit] = (
+            len(records), _packb(records)[len(array_header(len(records))):])
+        return kept
 
     def _leave(self, unit: Unit) -> bytes:
         key = ("l", unit)
         data = self._encoded.get(key)
         if data is None:
-            held = dict(self.members.get(unit, {}))  # members now ...
+            held = dict.fromkeys(self._held(unit))  # members now ...
             part = self._parts.get(unit)
             if part is not None:  # ... back to what they were at the last update
                 for eid in part.entered:
@@ -417,7 +466,7 @@ class Views:
             created, changed, removed = ((part.created, part.changed, part.removed)
                                          if part is not None else ([], [], []))
         else:  # their own unit is new to them (just joined): all of it
-            created, changed, removed = self._records(self.members.get(mine, {})), [], []
+            created, changed, removed = self._records(self._held(mine)), [], []
             if not created and not secrets:
                 return b""
         if secrets:
