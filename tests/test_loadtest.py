@@ -13,7 +13,7 @@ import pytest
 
 from gameserver.core.room import Player
 from gameserver.games.arena import Arena
-from loadtest import bench, roomticks, wsclient
+from loadtest import bench, roombench, roomticks, wsclient
 from loadtest.cli import build_parser, options_from, write_reports
 from loadtest.cli import main as cli_main
 from loadtest.options import Options, bot_kind, plan_groups, sampled_indices, split_groups
@@ -320,3 +320,44 @@ def test_roomticks_refuses_silly_arguments(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         roomticks.main(["--rooms", "0"])
     assert "--rooms is 1..10000" in capsys.readouterr().err
+
+
+def test_roombench_drives_the_servers_own_path_and_times_each_stage(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Inputs go through the receive chain and are applied (acks, positions); every
+    stage is timed; a large world's views show up as parts and as fewer bytes."""
+    room = roombench.Bench(Arena, 20, {})
+    before = {pid: (s.player.data["avatar"].x, s.player.data["avatar"].y)
+              for pid, s in room.host.engine.seats.items()}
+    spent = room.run(12)
+    seats = room.host.engine.seats
+    assert {s.player.ack for s in seats.values()} == {12}
+    assert all((s.player.data["avatar"].x, s.player.data["avatar"].y) != before[pid]
+               for pid, s in seats.items())
+    assert spent["bytes"] > 0 and all(t.writes >= 12 for t in room.transports)
+    small = roombench.main(["--players", "40", "--ticks", "30", "--warmup", "5",
+                            "--repeats", "1", "--json"])
+    large = roombench.main(["--players", "40", "--ticks", "30", "--warmup", "5",
+                            "--repeats", "1", "--json", "--options", '{"world": "large"}'])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [small, large]
+    for row in rows:
+        assert all(row[stage] > 0 for stage in ("receive", "tick", "collect", "send"))
+        assert row["total"] >= row["receive"] + row["tick"]
+    assert small["parts"] == 0 < large["parts"]
+    assert 0 < large["bytes_per_update"] < small["bytes_per_update"]
+    roombench.main(["--game", "loadtest.movement:Movement", "--players", "3", "--ticks", "2",
+                    "--warmup", "0", "--repeats", "1"])
+    assert "loadtest.movement:Movement {}, 3 players: receive" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--players", "0"], "--players is 1..5000"),
+    (["--options", "[1]"], "--options is a JSON object"),
+    (["--options", "{"], "--options is not JSON"),
+])
+def test_roombench_refuses_silly_arguments(args: list[str], error: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        roombench.main(args)
+    assert error in capsys.readouterr().err
