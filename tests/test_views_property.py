@@ -253,6 +253,12 @@ class Game:
             world.show_nearby(entity)
         self.model.shown[entity.id] = (how, group if how == "group" else None)
 
+    def spawn(self, entity: Entity, how: str, group: str) -> None:
+        self.world.spawn(entity)
+        self.model.shown[entity.id] = ("everyone", None)  # the default
+        if how != "everyone":
+            self.show(entity, how, group)
+
     def step(self, op: tuple[Any, ...], in_hook: bool) -> None:
         """One step: a player's, at once; the game's, at once or in the next update."""
         if in_hook and op[0] not in PLAYER_STEPS:
@@ -266,29 +272,17 @@ class Game:
             self.apply(("spawn_orb", op[2], op[3], op[4], op[8], op[9]))
         elif kind == "spawn_unit":
             _, owner, x, y, hp, tag, secret, note, how, group = op
-            unit = world.spawn(Unit(owner=owner, x=x, y=y, hp=hp, tag=tag, secret=secret,
-                                    note=note))
-            model.shown[unit.id] = ("everyone", None)  # the default
-            if how != "everyone":
-                self.show(unit, how, group)
+            self.spawn(Unit(owner=owner, x=x, y=y, hp=hp, tag=tag, secret=secret, note=note),
+                       how, group)
         elif kind == "spawn_orb":
             _, x, y, v, how, group = op
-            orb = world.spawn(Orb(x=x, y=y, value=v))
-            model.shown[orb.id] = ("everyone", None)
-            if how != "everyone":
-                self.show(orb, how, group)
+            self.spawn(Orb(x=x, y=y, value=v), how, group)
         elif kind == "spawn_pawn":
             _, owner, x, y, how, group = op
-            pawn = world.spawn(Pawn(owner=owner, x=x, y=y))
-            model.shown[pawn.id] = ("everyone", None)
-            if how != "everyone":
-                self.show(pawn, how, group)
+            self.spawn(Pawn(owner=owner, x=x, y=y), how, group)
         elif kind == "spawn_wall":
             _, x, y, text, how, group = op
-            wall = world.spawn(Wall(x=x, y=y, kind=text))
-            model.shown[wall.id] = ("everyone", None)
-            if how != "everyone":
-                self.show(wall, how, group)
+            self.spawn(Wall(x=x, y=y, kind=text), how, group)
         elif kind == "join":
             if len(self.harness.room.players) < MAX_PLAYERS and not self.harness.room.locked:
                 self.harness.join(f"p{len(self.harness.players)}")
