@@ -57,6 +57,16 @@ def test_update_frames_concatenate_into_valid_msgpack() -> None:
         [codec.S_SNAPSHOT, 0, 9, [1, 0, 5], []]
 
 
+@pytest.mark.parametrize("n", [0, 15, 16, 65535, 65536, 70000])
+def test_array_headers_of_every_size_are_msgpacks_own(n: int) -> None:
+    """Parts are joined under a header of their count, and a big cell's records under
+    one of theirs (views.py): fixarray, array 16 and array 32 alike."""
+    items = [i % 300 for i in range(n)]
+    packed = msgpack.packb(items)
+    assert codec.array_header(n) == packed[:len(codec.array_header(n))]
+    assert msgpack.unpackb(codec.array_header(n) + packed[len(codec.array_header(n)):]) == items
+
+
 def _decoded_with_every_limit(data: bytes) -> Any:
     """What msgpack makes of ``data`` under the eight explicit limits (or the error)."""
     try:

@@ -446,7 +446,10 @@ class Views:
         key = ("l", unit)
         data = self._encoded.get(key)
         if data is None:
-            held = dict.fromkeys(self._held(unit))  # members now ...
+            held = dict(self.members.get(unit, ()))  # members now ...
+            still = self.still.get(unit)
+            if still:
+                held.update(still)
             part = self._parts.get(unit)
             if part is not None:  # ... back to what they were at the last update
                 for eid in part.entered:
