@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gameserver import InvalidInput
 from gameserver.config import Settings
-from gameserver.games.arena import CELL, LARGE, RULES, Arena, Avatar, move, parse_input
+from gameserver.games.arena import CELL, LARGE, RULES, Arena, Avatar, Orb, move, parse_input
 from gameserver.host.matchmaker import RoomManager
 from gameserver.testing import RoomHarness
 from gameserver.web.app import MANAGER, create_app
@@ -80,8 +80,8 @@ def test_arena_inputs_of_another_shape_are_refused(raw: object) -> None:
        st.lists(st.tuples(st.integers(-100, 8100), st.integers(-100, 8100)), max_size=60))
 def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
                                                       places: list[tuple[int, int]]) -> None:
-    """_collect_orbs looks only at the grid cells around a player, and stops at once when
-    they hold no orb; it still takes exactly the orbs within reach, as a check of every
+    """_collect_orbs looks only at the grid cell the player is in, and stops at once when
+    it holds no orb; it still takes exactly the orbs within reach, as a check of every
     orb would, wherever the player is (off the map included)."""
     room = Arena("r1", 20.0, {"seed": seed, "world": world})
     room.on_create(room.options)
@@ -91,7 +91,8 @@ def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
     reach = room.rules["player_radius"] + room.rules["orb_radius"]
     avatar = room.world.spawn(Avatar(pid=1, x=0, y=0, score=0, name="a", away=False))
     for a, b in places:
-        left = {o.id: o for _, _, o in orbs_of(room)}
+        left = {o.id: o for o in room.world.of_type(Orb)}
+        assert {o.id for _, _, o in orbs_of(room)} == left.keys()
         # Anywhere given, or (every other time) near an orb: at up to reach + 2 from it.
         x, y = a, b
         if a % 2 and left:
@@ -100,14 +101,19 @@ def test_arena_collects_exactly_the_orbs_within_reach(seed: int, world: str,
         near = {i for i, o in left.items() if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach}
         avatar.x, avatar.y, score = x, y, avatar.score
         room._collect_orbs(avatar)
-        kept = {o.id for _, _, o in orbs_of(room)}
+        kept = {o.id for o in room.world.of_type(Orb)}
         assert kept == left.keys() - near
         assert avatar.score == score + len(near) and room.orb_count == len(kept)
-    # Every orb left is in the cell its position gives (the grid has a cell of margin).
-    assert all((gx, gy) == (o.x // CELL + 1, o.y // CELL + 1) for gx, gy, o in orbs_of(room))
+    # Every orb left is kept in exactly the cells its reach overlaps (the grid has a cell
+    # of margin), and a taken one in none.
+    held = sorted((gx, gy, o.id) for gx, gy, o in orbs_of(room))
+    assert held == sorted(
+        (gx, gy, o.id) for o in room.world.of_type(Orb)
+        for gx in range((o.x - reach) // CELL + 1, (o.x + reach) // CELL + 2)
+        for gy in range((o.y - reach) // CELL + 1, (o.y + reach) // CELL + 2))
 
 
 def orbs_of(room: Arena) -> list[tuple[int, int, Any]]:
-    """Every orb on arena's grid, with the column and row it is kept in."""
+    """Every orb on arena's grid, with each column and row it is kept in."""
     return [(gx, gy, orb) for gx, column in enumerate(room.orbs)
             for gy, cell in enumerate(column) for orb in cell or ()]

@@ -25,7 +25,7 @@ RULES: dict[str, int] = {
     "max_orbs": 40,
     "chat_max_len": 200,
 }
-CELL = 64  # orb grid cell, in units
+CELL = 64  # orb grid cell, in units: at least a player's reach across (2 x (20 + 8))
 # options {"world": "large"}: the same rules on a field many screens wide, where each
 # player sees only what is near them (an interest grid: cells of INTEREST_CELL units,
 # a player sees the 3 x 3 cells around their own), and orbs as dense as in the small one.
@@ -111,15 +111,17 @@ class Arena(Room):
         if self.large:
             self.rules.update(LARGE)
             self.world.interest(cell=INTEREST_CELL, reach=INTEREST_REACH)
-        # The orbs of each grid cell (None: none yet), by column then row, with a cell of
-        # margin all round: a player's one to four cells are looked up by index, and most
-        # hold none.
+        # The orb grid, by column then row (None: no orb yet), with a cell of margin all
+        # round. An orb is kept in every cell its reach (a square of 2 x reach, within one
+        # cell's width) overlaps, one to four: so the orbs a player can take are all in
+        # the one cell the player is in, and most cells hold none.
         self._columns = self.rules["width"] // CELL + 2  # (the margin's last index)
         self._rows = self.rules["height"] // CELL + 2
         self.orbs: list[list[list[Orb] | None]] = [
             [None] * (self._rows + 1) for _ in range(self._columns + 1)]
         self.orb_count = 0
         self._reach = self.rules["player_radius"] + self.rules["orb_radius"]
+        assert 2 * self._reach <= CELL
         self.spawn_every = max(1, round(0.25 / self.dt))  # orbs every 250 ms ...
         self.spawn_batch = max(1, self.rules["max_orbs"] // 40)  # ... as many as the area needs
         self.set_metadata(mode="ffa", world=world)
@@ -180,37 +182,33 @@ class Arena(Room):
                                        y=self.random.randint(m, self.rules["height"] - m)))
             if self.large:
                 self.world.show_nearby(orb)
-            column, row = self.orbs[orb.x // CELL + 1], orb.y // CELL + 1
-            cell = column[row]
-            if cell is None:
-                cell = column[row] = []
-            cell.append(orb)
+            for column, row in self.orb_cells(orb):
+                cell = self.orbs[column][row]
+                if cell is None:
+                    cell = self.orbs[column][row] = []
+                cell.append(orb)
             self.orb_count += 1
 
-    def _collect_orbs(self, avatar: Avatar) -> None:
-        if not self.orb_count:
-            return
+    def orb_cells(self, orb: Orb) -> list[tuple[int, int]]:
+        """The grid cells (column, row) an orb is kept in: those its reach overlaps."""
         reach = self._reach
+        columns = range((orb.x - reach) // CELL + 1, (orb.x + reach) // CELL + 2)
+        rows = range((orb.y - reach) // CELL + 1, (orb.y + reach) // CELL + 2)
+        return [(column, row) for column in columns for row in rows]
+
+    def _collect_orbs(self, avatar: Avatar) -> None:
         x, y = avatar.x, avatar.y
-        # Only the grid cells the player's reach overlaps: one to four of them.
-        gx0, gx1 = (x - reach) // CELL + 1, (x + reach) // CELL + 1
-        gy0, gy1 = (y - reach) // CELL + 1, (y + reach) // CELL + 1
-        columns, rows = self._columns, self._rows
-        if gx0 < 0 or gy0 < 0 or gx1 > columns or gy1 > rows:  # off the map: its edge cells
-            gx0, gx1 = min(max(gx0, 0), columns), min(max(gx1, 0), columns)
-            gy0, gy1 = min(max(gy0, 0), rows), min(max(gy1, 0), rows)
-        grid = self.orbs
-        first, last = grid[gx0], grid[gx1]
-        if not (first[gy0] or first[gy1] or last[gy0] or last[gy1]):
+        column, row = x // CELL + 1, y // CELL + 1
+        if not (0 <= column <= self._columns and 0 <= row <= self._rows):
+            return  # off the map: beyond every orb's reach (the margin holds the rims)
+        cell = self.orbs[column][row]
+        if not cell:
             return  # (every input comes here: most find no orb near)
-        for column in (first, last) if gx1 != gx0 else (first,):
-            for gy in (gy0, gy1) if gy1 != gy0 else (gy0,):
-                cell = column[gy]
-                if not cell:
-                    continue
-                hits = [o for o in cell if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach]
-                for orb in hits:
-                    cell.remove(orb)
-                    self.world.remove(orb)
-                    self.orb_count -= 1
-                    avatar.score += 1
+        reach = self._reach
+        hits = [o for o in cell if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach]
+        for orb in hits:
+            for c, r in self.orb_cells(orb):
+                self.orbs[c][r].remove(orb)  # type: ignore[union-attr]
+            self.world.remove(orb)
+            self.orb_count -= 1
+            avatar.score += 1
