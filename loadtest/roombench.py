@@ -30,13 +30,14 @@ import statistics
 import time
 from typing import Any
 
-from gameserver.config import Settings
+from gameserver.config import ConfigError, Settings
 from gameserver.core import codec
 from gameserver.core.limits import Limits
 from gameserver.core.room import Room
 from gameserver.games.arena import Arena
 from gameserver.host.room_host import Inbound, RoomHost
 from gameserver.web.app import load_game
+from loadtest.cli import json_object
 from loadtest.movement import Movement
 
 GAMES: dict[str, type[Room]] = {"arena": Arena, "movement": Movement}
@@ -67,7 +68,7 @@ class NullTransport:
         pass
 
 
-def _ignore_close(code: int, reason: str) -> None:
+def _no_close(code: int, reason: str) -> None:
     raise RuntimeError(f"the room closed a player's socket ({code} {reason})")
 
 
@@ -81,10 +82,9 @@ class Bench:
         self.host = host = RoomHost(room, limits)
         self.transports = [NullTransport() for _ in range(players)]
         # Budgets no benchmark reaches: the rate check does its arithmetic, never refuses.
-        self.inbound = [Inbound(host, host.connect(t, f"p{i}", {}, _ignore_close),
-                                1e9, 1e12, _ignore_close, 1e6).frame
+        self.inbound = [Inbound(host, host.connect(t, f"p{i}", {}, _no_close),
+                                1e9, 1e12, _no_close, 1e6).frame
                         for i, t in enumerate(self.transports)]
-        host.engine.drain()
         self.seq = 0
         # 16 headings, as [dx, dy] at full stick: player i turns to heading (i + k) % 16.
         self.headings = [[round(100 * math.cos(a)), round(100 * math.sin(a))]
@@ -108,9 +108,7 @@ class Bench:
             for frame, data in zip(inbound, frames, strict=True):
                 frame(data)
             t1 = clock()
-            engine.tick()
-            if engine.out.pending:
-                host.drain()
+            host._tick(1)  # the engine's tick, then what it decided
             t2 = clock()
             tail = engine.collect()
             t3 = clock()
@@ -155,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="arena, movement, or module:Class taking arena's inputs "
                              "(default arena)")
     parser.add_argument("--players", type=int, default=200, help="in the room (default 200)")
-    parser.add_argument("--options", default="{}",
+    parser.add_argument("--options", type=json_object, default={},
                         help='the room\'s creation options, JSON (e.g. \'{"world": "large"}\')')
     parser.add_argument("--ticks", type=int, default=1000, help="measured, per repeat")
     parser.add_argument("--warmup", type=int, default=300, help="ticks before measuring")
@@ -166,13 +164,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             and 0 <= args.warmup <= 100_000 and 1 <= args.repeats <= 50):
         parser.error("--players is 1..5000, --ticks 1..100000, --warmup 0..100000 and "
                      "--repeats 1..50")
+    options = args.options
     try:
-        options = json.loads(args.options)
-    except ValueError as exc:
-        parser.error(f"--options is not JSON: {exc}")
-    if not isinstance(options, dict):
-        parser.error("--options is a JSON object")
-    game = GAMES.get(args.game) or load_game(args.game)
+        game = GAMES.get(args.game) or load_game(args.game)
+    except ConfigError as exc:
+        parser.error(f"--game is arena, movement or module:Class ({exc})")
     result = measure(game, args.players, options, args.ticks, args.warmup, args.repeats)
     if args.json:
         print(json.dumps(result))

@@ -353,8 +353,9 @@ def test_roombench_drives_the_servers_own_path_and_times_each_stage(
 
 @pytest.mark.parametrize("args, error", [
     (["--players", "0"], "--players is 1..5000"),
-    (["--options", "[1]"], "--options is a JSON object"),
-    (["--options", "{"], "--options is not JSON"),
+    (["--options", "[1]"], "must be a JSON object"),
+    (["--options", "{"], "not JSON"),
+    (["--game", "arena.py"], "expected module:Class"),
 ])
 def test_roombench_refuses_silly_arguments(args: list[str], error: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:

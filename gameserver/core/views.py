@@ -427,8 +427,7 @@ class Views:
                 self.encodes += 1
                 count, packed = kept
                 data = b"".join((b"\x93", array_header(len(records) + count),
-                                 _packb(records)[len(array_header(len(records))):], packed,
-                                 b"\x90\x90"))
+                                 _elements(records), packed, b"\x90\x90"))
             self._encoded[key] = data
         return data
 
@@ -438,8 +437,7 @@ class Views:
         ``collect`` for one that comes)."""
         self.encodes += 1
         records = self._records(self.still[unit])
-        kept = self._still[unit] = (
-            len(records), _packb(records)[len(array_header(len(records))):])
+        kept = self._still[unit] = len(records), _elements(records)
         return kept
 
     def _leave(self, unit: Unit) -> bytes:
@@ -494,6 +492,11 @@ class Views:
             out.append(type_index[type(entities[eid])])
             out.extend(values)
         return out
+
+
+def _elements(values: list[Any]) -> bytes:
+    """``values`` packed as msgpack, without their array's header (to join under another)."""
+    return _packb(values)[len(array_header(len(values))):]
 
 
 def _listed(pieces: list[bytes]) -> bytes:

@@ -182,14 +182,14 @@ class Arena(Room):
                                        y=self.random.randint(m, self.rules["height"] - m)))
             if self.large:
                 self.world.show_nearby(orb)
-            for column, row in self.orb_cells(orb):
+            for column, row in self._orb_cells(orb):
                 cell = self.orbs[column][row]
                 if cell is None:
                     cell = self.orbs[column][row] = []
                 cell.append(orb)
             self.orb_count += 1
 
-    def orb_cells(self, orb: Orb) -> list[tuple[int, int]]:
+    def _orb_cells(self, orb: Orb) -> list[tuple[int, int]]:
         """The grid cells (column, row) an orb is kept in: those its reach overlaps."""
         reach = self._reach
         columns = range((orb.x - reach) // CELL + 1, (orb.x + reach) // CELL + 2)
@@ -207,7 +207,7 @@ class Arena(Room):
         reach = self._reach
         hits = [o for o in cell if (o.x - x) ** 2 + (o.y - y) ** 2 <= reach * reach]
         for orb in hits:
-            for c, r in self.orb_cells(orb):
+            for c, r in self._orb_cells(orb):
                 self.orbs[c][r].remove(orb)  # type: ignore[union-attr]
             self.world.remove(orb)
             self.orb_count -= 1
